@@ -1,0 +1,89 @@
+//! Code shared by the two ARM implementations ([`super::vivt`] and [`super::v6`]), after
+//! arch/arm/mm/flush.c and fault-armv.c: `flush_dcache_page` with the lazy `PG_arch_1` scheme,
+//! the deferred flush done when a page is mapped, and `make_coherent` for shared aliases in one
+//! address space on VIVT.
+
+use super::generic::{colour_alias_op, kernel_alias_op, page_op};
+use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch};
+use crate::addr::{MmId, Pfn, Vpn};
+use crate::machine::{CacheOp, Pte, Scope};
+use crate::world::Cx;
+
+/// Whether `mm` is live on this CPU (so its user lines may be in this CPU's VIVT cache).
+pub fn live_here<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
+    cx.current_mm() == Some(mm)
+}
+
+/// `__flush_dcache_page`: the kernel alias; on aliasing VIPT also the user colour a shared
+/// mapping of this file page uses (`flush_pfn_alias` at the page index's colour); on VIVT the
+/// shared user mappings of the current address space (`__flush_dcache_aliases`).
+pub async fn flush_dcache_page_now<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    kernel_alias_op(cx, pfn, CacheOp::Flush).await;
+    let Some(index) = page_index(cx, pfn) else { return };
+    let page = cx.page_size();
+    if cx.dcache_vivt() {
+        for (mm, vpn, shared) in cx.user_mappings(pfn, cx.current_mm()) {
+            if shared && live_here(cx, mm) {
+                page_op(cx, CacheOp::Flush, vpn * page, Scope::Local);
+            }
+        }
+    } else {
+        if cx.dcache_aliases() {
+            colour_alias_op(cx, pfn, index * page, CacheOp::Flush);
+        }
+        cx.icache_all(Scope::AllCpus);
+    }
+}
+
+/// The file index of a page-cache page.
+pub fn page_index<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Option<u64> {
+    let kind = cx.st().k.pages[pfn as usize].kind;
+    match kind {
+        crate::kernel::PageKind::PageCache { index, .. } => Some(index as u64),
+        _ => None,
+    }
+}
+
+/// ARM `flush_dcache_page`: a page-cache page with no user mapping is only marked (when
+/// maintenance is broadcast, or on UP); anything else is flushed now and marked clean.
+pub async fn flush_dcache_page<A: Arch>(arch: &A, cx: &Cx<A>, pfn: Pfn) {
+    let file = cx.page_is_file(pfn);
+    let mapped = !cx.user_mappings(pfn, None).is_empty();
+    if cx.cache_ops_broadcast() && file && !mapped {
+        set_kernel_alias_clean(arch, cx, pfn, false);
+        return;
+    }
+    flush_dcache_page_now(cx, pfn).await;
+    set_kernel_alias_clean(arch, cx, pfn, true);
+}
+
+/// The deferred part, run when a page gets a user mapping (`__sync_icache_dcache` in
+/// `set_pte_at`, or `update_mmu_cache` in older kernels).
+pub async fn deferred_flush<A: Arch>(arch: &A, cx: &Cx<A>, pfn: Pfn) {
+    if kernel_alias_maybe_dirty(arch, cx, pfn) {
+        flush_dcache_page_now(cx, pfn).await;
+        set_kernel_alias_clean(arch, cx, pfn, true);
+    }
+}
+
+/// VIVT `make_coherent`: if this shared file page is mapped shared at another address of the
+/// same address space, every such mapping is flushed and made uncacheable.
+pub async fn make_coherent<A: Arch>(arch: &A, cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
+    if !cx.st().k.is_shared_mapping(mm, vpn) {
+        return;
+    }
+    let aliases: Vec<Vpn> = cx.user_mappings(pte.pfn, Some(mm)).into_iter().filter(|&(_, v, shared)| shared && v != vpn).map(|(_, v, _)| v).collect();
+    if aliases.is_empty() {
+        return;
+    }
+    let page = cx.page_size();
+    for v in aliases.into_iter().chain(std::iter::once(vpn)) {
+        let p = cx.st().m.pte(Some(mm), v);
+        if p.present && p.cacheable {
+            page_op(cx, CacheOp::Flush, v * page, Scope::Local);
+            cx.write_pte(Some(mm), v, Pte { cacheable: false, ..p });
+            arch.flush_tlb_page(cx, mm, v).await;
+        }
+    }
+    cx.note(|| format!("make_coherent: shared aliases of page {} made uncacheable", pte.pfn));
+}

@@ -1,0 +1,141 @@
+//! Building blocks shared by arch implementations: the generic `copy_user_highpage` and
+//! `clear_user_highpage` (colour-blind, through `kmap_atomic`), the generic
+//! `copy_to_user_page`, maintenance of a page's kernel alias, of a user alias through a colour
+//! window, and streaming-DMA maintenance through the kernel alias.
+
+use super::Arch;
+use crate::addr::{Pfn, Va, Vpn};
+use crate::kernel::kmap;
+use crate::machine::{CacheOp, Scope};
+use crate::op::DmaDir;
+use crate::world::Cx;
+
+/// The generic `copy_user_highpage`: maps both pages with `kmap_atomic` at whatever address
+/// that gives, copies through those aliases, and lets the arch's `copy_user_page_done` flush the
+/// destination's kernel alias.
+pub async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn) {
+    let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
+    let (kto, ht) = kmap::kmap_atomic(cx, to).await;
+    copy_page(cx, kto, kfrom);
+    cx.arch().copy_user_page_done(cx, kto, to, vpn).await;
+    kmap::kunmap_atomic(cx, kto, ht).await;
+    kmap::kunmap_atomic(cx, kfrom, hf).await;
+}
+
+/// Copies one page from kernel address `kfrom` to kernel address `kto`: every source byte is a
+/// checked kernel read, every destination byte a logical write of the value read.
+pub fn copy_page<A: Arch>(cx: &Cx<A>, kto: Va, kfrom: Va) {
+    let page = cx.page_size();
+    for off in 0..page {
+        let v = cx.kload(kfrom + off);
+        let user_code = {
+            let cpu = cx.cpu();
+            let st = cx.st();
+            st.m.probe(cpu, kfrom + off).is_some_and(|t| st.o.user_code(t.pa))
+        };
+        cx.kstore_as(kto + off, v, false, if user_code { crate::world::StoreKind::UserData } else { crate::world::StoreKind::Kernel });
+    }
+}
+
+/// The generic `clear_user_highpage`: `kmap_atomic`, fresh zeros, `copy_user_page_done`.
+pub async fn clear_user_highpage<A: Arch>(cx: &Cx<A>, pfn: Pfn, vpn: Vpn) {
+    let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+    clear_page(cx, k);
+    cx.arch().copy_user_page_done(cx, k, pfn, vpn).await;
+    kmap::kunmap_atomic(cx, k, how).await;
+}
+
+/// Fills the page at kernel address `k` with fresh values (zeros, as far as anyone can tell).
+pub fn clear_page<A: Arch>(cx: &Cx<A>, k: Va) {
+    for off in 0..cx.page_size() {
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+    }
+}
+
+/// The generic `copy_to_user_page` for coherent hardware: writes through a kmap.
+pub async fn copy_to_user_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, _vpn: Vpn, off: u64) {
+    let k = kmap::kmap(cx, pfn).await;
+    let v = cx.fresh();
+    cx.kstore(k + off, v, false);
+    kmap::kunmap(cx, pfn).await;
+}
+
+/// Maintenance of every line of page-sized range `[va, va + page)`, in one step.
+pub fn page_op<A: Arch>(cx: &Cx<A>, op: CacheOp, va: Va, scope: Scope) {
+    let page = cx.page_size();
+    cx.dcache_range(op, va, va + page, scope);
+}
+
+/// The scope whole-CPU maintenance needs on this machine: every CPU when maintenance is not
+/// broadcast by hardware (the kernel uses IPIs then), else local-and-broadcast.
+pub fn smp_scope<A: Arch>(cx: &Cx<A>) -> Scope {
+    if cx.ncpus() > 1 {
+        Scope::AllCpus
+    } else {
+        Scope::Local
+    }
+}
+
+/// Maintenance of a page's kernel alias: the linear map for lowmem, the pkmap address (pinned
+/// with `kmap_high_get`) for kmapped highmem; an unmapped highmem page is assumed to have no
+/// lines there.
+pub async fn kernel_alias_op<A: Arch>(cx: &Cx<A>, pfn: Pfn, op: CacheOp) {
+    let scope = smp_scope(cx);
+    if let Some(va) = cx.linear_va(pfn) {
+        page_op(cx, op, va, scope);
+        return;
+    }
+    if let Some(va) = kmap::kmap_high_get(cx, pfn).await {
+        page_op(cx, op, va, scope);
+        kmap::kunmap_high(cx, pfn).await;
+    }
+}
+
+/// Maintenance of the lines a user mapping at `like_va`'s colour would use for `pfn`, through a
+/// colour window (ARM `flush_pfn_alias`, MIPS `kmap_coherent`, PA-RISC tmpalias).
+pub fn colour_alias_op<A: Arch>(cx: &Cx<A>, pfn: Pfn, like_va: Va, op: CacheOp) {
+    cx.preempt_disable();
+    let w = cx.map_colour_window(0, like_va, pfn);
+    page_op(cx, op, w, smp_scope(cx));
+    cx.unmap_colour_window(w);
+    cx.preempt_enable();
+}
+
+/// Streaming-DMA maintenance through the page's kernel alias, one line per step (the loop is
+/// preemptible). Highmem pages are reached through `kmap_high_get`, or through `page_address`
+/// without a pin when the historical switch says so; an unmapped highmem page is skipped.
+pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, map: bool) {
+    let op = match (map, dir) {
+        (true, DmaDir::ToDevice) => CacheOp::Clean,
+        (true, DmaDir::FromDevice) => CacheOp::Invalidate,
+        (true, DmaDir::Bidirectional) => CacheOp::Flush,
+        (false, DmaDir::ToDevice) => return,
+        (false, _) => CacheOp::Invalidate,
+    };
+    let (va, pinned) = match cx.linear_va(pfn) {
+        Some(va) => (Some(va), false),
+        None => {
+            if cx.switches().dma_page_address_unpinned {
+                (cx.page_address(pfn), false)
+            } else {
+                (kmap::kmap_high_get(cx, pfn).await, true)
+            }
+        }
+    };
+    let Some(va) = va else { return };
+    let scope = if cx.cache_ops_broadcast() { Scope::Local } else { Scope::AllCpus };
+    let line = cx.st().m.config().dcache.line as u64;
+    let page = cx.page_size();
+    let mut a = va;
+    while a < va + page {
+        cx.dcache_line(op, a, scope);
+        a += line;
+        if a < va + page {
+            cx.step().await;
+        }
+    }
+    if pinned {
+        kmap::kunmap_high(cx, pfn).await;
+    }
+}

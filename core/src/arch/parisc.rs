@@ -1,0 +1,164 @@
+//! PA-RISC with equivalent aliasing, after arch/parisc/kernel/cache.c.
+//!
+//! Every user mapping of a file is congruent (file mappings are coloured whether private or
+//! shared); user aliases are flushed through tmpalias colour windows; `flush_dcache_page` flushes
+//! the kernel alias and every user alias it finds in the reverse map, or defers with
+//! `PG_dcache_dirty` when the page is unmapped; `invalidate_kernel_vmap_range` first flushes the
+//! kernel alias of pages with a deferred flush (the fix that followed the NFS readdir reports).
+//! The deferred flush runs in `update_mmu_cache`, after publication, as on PA-RISC.
+
+use super::generic::{self, colour_alias_op, kernel_alias_op, page_op, smp_scope};
+use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
+use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::kernel::kmap;
+use crate::machine::{CacheOp, Scope};
+use crate::op::DmaDir;
+use crate::world::Cx;
+
+/// PA-RISC.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Parisc;
+
+fn flush_user_aliases<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    let page = cx.page_size();
+    for (_, vpn, _) in cx.user_mappings(pfn, None) {
+        colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
+    }
+}
+
+impl Arch for Parisc {
+    fn name(&self) -> &'static str {
+        "parisc"
+    }
+
+    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
+        cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _start: Vpn, _end: Vpn, _exec: bool) {
+        cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn flush_cache_page(&self, cx: &Cx<Self>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+        colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+        if exec {
+            cx.icache_all(Scope::AllCpus);
+        }
+    }
+
+    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+        if cx.page_is_file(pfn) && cx.user_mappings(pfn, None).is_empty() {
+            set_kernel_alias_clean(self, cx, pfn, false);
+            return;
+        }
+        kernel_alias_op(cx, pfn, CacheOp::Flush).await;
+        flush_user_aliases(cx, pfn);
+        set_kernel_alias_clean(self, cx, pfn, true);
+    }
+
+    async fn flush_anon_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn) {
+        if cx.page_is_anon(pfn) {
+            self.flush_tlb_page(cx, mm, vpn).await;
+            colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+        }
+    }
+
+    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+    }
+
+    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        let page = cx.page_size();
+        let mut a = va;
+        while a < va + len {
+            let cpu = cx.cpu();
+            let pfn = cx.st().m.probe(cpu, a).map(|t| (t.pa / page) as Pfn);
+            if let Some(pfn) = pfn {
+                if kernel_alias_maybe_dirty(self, cx, pfn) {
+                    kernel_alias_op(cx, pfn, CacheOp::Flush).await;
+                    set_kernel_alias_clean(self, cx, pfn, true);
+                }
+            }
+            a += page;
+        }
+        cx.dcache_range(CacheOp::Invalidate, va, va + len, smp_scope(cx));
+    }
+
+    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+    }
+
+    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Flush, start, end, smp_scope(cx));
+    }
+
+    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn flush_icache_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn) {
+        kernel_alias_op(cx, pfn, CacheOp::Flush).await;
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
+        let pte = cx.st().m.pte(Some(mm), vpn);
+        if pte.present && cx.page_is_file(pte.pfn) && kernel_alias_maybe_dirty(self, cx, pte.pfn) {
+            kernel_alias_op(cx, pte.pfn, CacheOp::Flush).await;
+            set_kernel_alias_clean(self, cx, pte.pfn, true);
+        }
+    }
+
+    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+        let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
+        let (kto, ht) = kmap::kmap_atomic(cx, to).await;
+        colour_alias_op(cx, from, vpn * cx.page_size(), CacheOp::Flush);
+        generic::copy_page(cx, kto, kfrom);
+        page_op(cx, CacheOp::Flush, kto, smp_scope(cx));
+        kmap::kunmap_atomic(cx, kto, ht).await;
+        kmap::kunmap_atomic(cx, kfrom, hf).await;
+    }
+
+    async fn copy_user_page_done(&self, cx: &Cx<Self>, kto: Va, _to: Pfn, _vpn: Vpn) {
+        page_op(cx, CacheOp::Flush, kto, smp_scope(cx));
+    }
+
+    async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+        self.flush_cache_page(cx, mm, vpn, pfn, false).await;
+        let k = kmap::kmap(cx, pfn).await;
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+        page_op(cx, CacheOp::Flush, k, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+        kmap::kunmap(cx, pfn).await;
+    }
+
+    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, true).await;
+    }
+
+    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, false).await;
+    }
+
+    fn arch_1_polarity(&self) -> Arch1Polarity {
+        Arch1Polarity::DcacheDirty
+    }
+
+    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
+        let st = cx.st();
+        st.m.config().dcache.colours(st.m.page_size())
+    }
+
+    fn rejects_incongruent_fixed(&self) -> bool {
+        true
+    }
+}

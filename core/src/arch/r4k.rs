@@ -1,0 +1,231 @@
+//! MIPS R4K-style VIPT primaries, after arch/mips (`c-r4k.c`, `cache.c`, `init.c`'s
+//! `copy_user_highpage` and `kmap_coherent`, `dma-noncoherent.c`).
+//!
+//! Deferred flushes use the "dcache dirty" polarity; `flush_cache_dup_mm` does nothing because
+//! copy-on-write copies read the source through `kmap_coherent` at the user's colour (unless the
+//! historical switch selects the generic colour-blind copy, as before 2.6.19). The deferred
+//! flush runs in `set_pte_at`, or in `update_mmu_cache` under the historical switch.
+
+use super::generic::{self, colour_alias_op, page_op, smp_scope};
+use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
+use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::kernel::kmap;
+use crate::machine::{CacheOp, Pte, Scope};
+use crate::op::DmaDir;
+use crate::world::Cx;
+
+/// MIPS R4K.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MipsR4k;
+
+/// `pages_do_alias`: whether two addresses have different colours.
+fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
+    cx.dcache_aliases() && !cx.congruent(a, b)
+}
+
+/// `flush_data_cache_page` on a kernel address.
+fn flush_data_cache_page<A: Arch>(cx: &Cx<A>, k: Va) {
+    page_op(cx, CacheOp::Flush, k, smp_scope(cx));
+}
+
+/// `__update_cache`: the deferred kernel-alias flush when a page gets a user mapping.
+async fn update_cache(arch: &MipsR4k, cx: &Cx<MipsR4k>, vpn: Vpn, pte: Pte) {
+    let page = cx.page_size();
+    if !cx.dcache_aliases() && !pte.exec {
+        return;
+    }
+    if kernel_alias_maybe_dirty(arch, cx, pte.pfn) {
+        let (k, how) = kmap::kmap_atomic(cx, pte.pfn).await;
+        if pte.exec || pages_do_alias(cx, k, vpn * page) {
+            flush_data_cache_page(cx, k);
+        }
+        kmap::kunmap_atomic(cx, k, how).await;
+        set_kernel_alias_clean(arch, cx, pte.pfn, true);
+    }
+    if pte.exec {
+        cx.icache_all(Scope::AllCpus);
+    }
+}
+
+impl Arch for MipsR4k {
+    fn name(&self) -> &'static str {
+        "mips-r4k"
+    }
+
+    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
+        if cx.dcache_aliases() {
+            cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        }
+    }
+
+    async fn flush_cache_dup_mm(&self, _cx: &Cx<Self>, _mm: MmId) {}
+
+    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _start: Vpn, _end: Vpn, exec: bool) {
+        if cx.dcache_aliases() || exec {
+            cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        }
+        if exec {
+            cx.icache_all(Scope::AllCpus);
+        }
+    }
+
+    async fn flush_cache_page(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+        let present = cx.st().m.pte(Some(mm), vpn).present;
+        if present && (cx.dcache_aliases() || exec) {
+            colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+        }
+        if exec {
+            cx.icache_all(Scope::AllCpus);
+        }
+    }
+
+    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+        if !cx.dcache_aliases() {
+            return;
+        }
+        let file = cx.page_is_file(pfn);
+        if file && cx.user_mappings(pfn, None).is_empty() {
+            set_kernel_alias_clean(self, cx, pfn, false);
+            return;
+        }
+        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+        flush_data_cache_page(cx, k);
+        kmap::kunmap_atomic(cx, k, how).await;
+    }
+
+    async fn flush_anon_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
+        let page = cx.page_size();
+        let Some(k) = cx.linear_va(pfn) else { return };
+        if pages_do_alias(cx, k, vpn * page) {
+            if !cx.user_mappings(pfn, None).is_empty() && !kernel_alias_maybe_dirty(self, cx, pfn) {
+                colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
+            } else {
+                flush_data_cache_page(cx, k);
+            }
+        }
+    }
+
+    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        if cx.dcache_aliases() {
+            cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+        }
+    }
+
+    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        if cx.dcache_aliases() {
+            cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+        }
+    }
+
+    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        if cx.dcache_aliases() {
+            cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        }
+    }
+
+    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        if cx.dcache_aliases() {
+            cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        }
+    }
+
+    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn set_pte_at(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pte: Pte) {
+        if !cx.switches().icache_sync_after_set_pte {
+            update_cache(self, cx, vpn, pte).await;
+        }
+        cx.write_pte(Some(mm), vpn, pte);
+    }
+
+    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
+        if cx.switches().icache_sync_after_set_pte {
+            let pte = cx.st().m.pte(Some(mm), vpn);
+            if pte.present {
+                update_cache(self, cx, vpn, pte).await;
+            }
+        }
+    }
+
+    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+        if cx.switches().generic_copy_user_highpage {
+            return generic::copy_user_highpage(cx, to, from, vpn).await;
+        }
+        let page = cx.page_size();
+        let (kto, ht) = kmap::kmap_atomic(cx, to).await;
+        if cx.dcache_aliases() && !cx.user_mappings(from, None).is_empty() && !kernel_alias_maybe_dirty(self, cx, from) {
+            // kmap_coherent: the source at the user's colour, so a dirty user line is read.
+            let kfrom = cx.map_colour_window(0, vpn * page, from);
+            generic::copy_page(cx, kto, kfrom);
+            cx.unmap_colour_window(kfrom);
+        } else {
+            let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
+            generic::copy_page(cx, kto, kfrom);
+            kmap::kunmap_atomic(cx, kfrom, hf).await;
+        }
+        if pages_do_alias(cx, kto, vpn * page) {
+            flush_data_cache_page(cx, kto);
+        }
+        kmap::kunmap_atomic(cx, kto, ht).await;
+    }
+
+    async fn copy_user_page_done(&self, cx: &Cx<Self>, kto: Va, _to: Pfn, vpn: Vpn) {
+        // clear_user_page / copy_user_page: flush the kernel alias if it does not match the
+        // user's colour.
+        if pages_do_alias(cx, kto, vpn * cx.page_size()) {
+            flush_data_cache_page(cx, kto);
+        }
+    }
+
+    async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+        let page = cx.page_size();
+        let v = cx.fresh();
+        if cx.dcache_aliases() && !cx.user_mappings(pfn, None).is_empty() && !kernel_alias_maybe_dirty(self, cx, pfn) {
+            cx.preempt_disable();
+            let w = cx.map_colour_window(0, vpn * page, pfn);
+            cx.kstore(w + off, v, false);
+            cx.unmap_colour_window(w);
+            cx.preempt_enable();
+        } else {
+            let k = kmap::kmap(cx, pfn).await;
+            cx.kstore(k + off, v, false);
+            kmap::kunmap(cx, pfn).await;
+            if cx.dcache_aliases() {
+                set_kernel_alias_clean(self, cx, pfn, false);
+            }
+        }
+        let exec = cx.st().k.mms[mm as usize].vma(vpn).is_some_and(|v| v.exec);
+        if exec {
+            self.flush_cache_page(cx, mm, vpn, pfn, true).await;
+        }
+    }
+
+    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, true).await;
+    }
+
+    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, false).await;
+    }
+
+    fn arch_1_polarity(&self) -> Arch1Polarity {
+        Arch1Polarity::DcacheDirty
+    }
+
+    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
+        let st = cx.st();
+        st.m.config().dcache.colours(st.m.page_size())
+    }
+
+    fn rejects_incongruent_fixed(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,220 @@
+//! ARMv6 (and v7) VIPT D-caches, aliasing or not, after arch/arm (`flush.c`, `fault-armv.c`,
+//! `copypage-v6.c`, `dma-mapping.c`).
+//!
+//! On an aliasing cache, user mappings of file and shared pages are coloured (SHMLBA = 4
+//! pages), user aliases of a frame are reached through colour windows (`flush_pfn_alias`), and
+//! the copy and clear of user pages go through colour windows at the user's colour after
+//! discarding the destination's kernel alias. `set_pte_at` performs the deferred D-cache flush
+//! and the I-cache invalidation before publishing an executable mapping
+//! (`__sync_icache_dcache`); the historical switch moves that work to `update_mmu_cache`, after
+//! publication, as kernels before 2.6.37 did.
+
+use super::arm;
+use super::generic::{self, colour_alias_op, page_op, smp_scope};
+use super::{Arch, Arch1Polarity};
+use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::kernel::kmap;
+use crate::machine::{CacheOp, Pte, Scope};
+use crate::op::DmaDir;
+use crate::world::Cx;
+
+/// ARMv6/v7 VIPT.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArmV6;
+
+/// SHMLBA on ARM: 4 pages.
+const SHMLBA_PAGES: u64 = 4;
+
+fn flush_all<A: Arch>(cx: &Cx<A>) {
+    cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+    cx.icache_all(Scope::AllCpus);
+}
+
+/// `__sync_icache_dcache`: the deferred D-cache flush, and for executable mappings the I-cache
+/// invalidation on every CPU.
+async fn sync_icache_dcache(arch: &ArmV6, cx: &Cx<ArmV6>, pte: Pte) {
+    if !cx.dcache_aliases() && !pte.exec {
+        return;
+    }
+    arm::deferred_flush(arch, cx, pte.pfn).await;
+    if pte.exec {
+        cx.icache_all(Scope::AllCpus);
+    }
+}
+
+impl Arch for ArmV6 {
+    fn name(&self) -> &'static str {
+        "arm-v6"
+    }
+
+    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
+        if cx.dcache_aliases() {
+            flush_all(cx);
+        }
+    }
+
+    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _start: Vpn, _end: Vpn, exec: bool) {
+        if cx.dcache_aliases() {
+            cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+        }
+        if exec {
+            cx.icache_all(Scope::AllCpus);
+        }
+    }
+
+    async fn flush_cache_page(&self, cx: &Cx<Self>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+        if cx.dcache_aliases() {
+            colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+        }
+        if exec {
+            cx.icache_all(Scope::AllCpus);
+        }
+    }
+
+    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+        arm::flush_dcache_page(self, cx, pfn).await;
+    }
+
+    async fn flush_anon_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
+        if !cx.page_is_anon(pfn) || !cx.dcache_aliases() {
+            return;
+        }
+        colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+        if let Some(va) = cx.linear_va(pfn) {
+            page_op(cx, CacheOp::Flush, va, smp_scope(cx));
+        }
+    }
+
+    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        if cx.dcache_aliases() {
+            cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+        }
+    }
+
+    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        if cx.dcache_aliases() {
+            cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+        }
+    }
+
+    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        if cx.dcache_aliases() {
+            flush_all(cx);
+        }
+    }
+
+    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        if cx.dcache_aliases() {
+            flush_all(cx);
+        }
+    }
+
+    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+    }
+
+    async fn set_pte_at(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pte: Pte) {
+        if !cx.switches().icache_sync_after_set_pte {
+            sync_icache_dcache(self, cx, pte).await;
+        }
+        cx.write_pte(Some(mm), vpn, pte);
+    }
+
+    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
+        let pte = cx.st().m.pte(Some(mm), vpn);
+        if !pte.present {
+            return;
+        }
+        if cx.switches().icache_sync_after_set_pte {
+            sync_icache_dcache(self, cx, pte).await;
+        } else {
+            arm::deferred_flush(self, cx, pte.pfn).await;
+            if pte.exec && cx.page_is_file(pte.pfn) {
+                cx.icache_all(Scope::AllCpus);
+            }
+        }
+    }
+
+    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+        if !cx.dcache_aliases() {
+            return generic::copy_user_highpage(cx, to, from, vpn).await;
+        }
+        // v6_copy_user_highpage_aliasing: settle the source's deferred kernel flush, discard the
+        // destination's kernel alias, copy between colour windows at the user's colour.
+        arm::deferred_flush(self, cx, from).await;
+        if let Some(k) = cx.linear_va(to) {
+            page_op(cx, CacheOp::Invalidate, k, smp_scope(cx));
+        }
+        let page = cx.page_size();
+        cx.preempt_disable();
+        let kfrom = cx.map_colour_window(0, vpn * page, from);
+        let kto = cx.map_colour_window(1, vpn * page, to);
+        generic::copy_page(cx, kto, kfrom);
+        cx.unmap_colour_window(kfrom);
+        cx.unmap_colour_window(kto);
+        cx.preempt_enable();
+    }
+
+    async fn clear_user_highpage(&self, cx: &Cx<Self>, pfn: Pfn, vpn: Vpn) {
+        if !cx.dcache_aliases() {
+            return generic::clear_user_highpage(cx, pfn, vpn).await;
+        }
+        if let Some(k) = cx.linear_va(pfn) {
+            page_op(cx, CacheOp::Invalidate, k, smp_scope(cx));
+        }
+        cx.preempt_disable();
+        let w = cx.map_colour_window(1, vpn * cx.page_size(), pfn);
+        generic::clear_page(cx, w);
+        cx.unmap_colour_window(w);
+        cx.preempt_enable();
+    }
+
+    async fn copy_to_user_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+        cx.preempt_disable();
+        let k = kmap::kmap(cx, pfn).await;
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+        // flush_ptrace_access: the user colour, then the kernel alias and the I-side.
+        if cx.dcache_aliases() {
+            colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+        }
+        page_op(cx, CacheOp::Flush, k, smp_scope(cx));
+        cx.icache_all(Scope::AllCpus);
+        kmap::kunmap(cx, pfn).await;
+        cx.preempt_enable();
+    }
+
+    fn kmap_atomic_reuses_pkmap(&self) -> bool {
+        true
+    }
+
+    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, true).await;
+    }
+
+    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, false).await;
+    }
+
+    fn arch_1_polarity(&self) -> Arch1Polarity {
+        Arch1Polarity::DcacheClean
+    }
+
+    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
+        if cx.dcache_aliases() {
+            SHMLBA_PAGES
+        } else {
+            1
+        }
+    }
+
+    fn rejects_incongruent_fixed(&self) -> bool {
+        true
+    }
+}

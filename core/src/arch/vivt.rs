@@ -1,0 +1,181 @@
+//! ARMv4/v5 and XScale VIVT caches, after arch/arm (`cache-v4wb`, `flush.c`, `fault-armv.c`,
+//! `copypage-v4wb.c`, `dma-mapping.c`, `highmem.c`).
+//!
+//! Every alias is a separate line and user lines of different address spaces collide, so the
+//! context switch flushes the whole cache, user-range operations act only when the address space
+//! is live on this CPU, and shared writable aliases inside one address space are made uncached
+//! (`make_coherent`). Kernel aliases are flushed by address: the linear map, pkmap slots
+//! (`kmap_high_get`), fixmap slots on `kunmap_atomic`.
+
+use super::arm::{self, live_here};
+use super::generic::{self, page_op, smp_scope};
+use super::{Arch, Arch1Polarity};
+use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::kernel::kmap;
+use crate::machine::{CacheOp, Scope};
+use crate::op::DmaDir;
+use crate::world::Cx;
+
+/// ARM VIVT (v4/v5, XScale).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArmVivt;
+
+fn flush_all<A: Arch>(cx: &Cx<A>) {
+    cx.dcache_all(CacheOp::Flush, smp_scope(cx));
+    cx.icache_all(smp_scope(cx));
+}
+
+impl Arch for ArmVivt {
+    fn name(&self) -> &'static str {
+        "arm-vivt"
+    }
+
+    async fn switch_mm(&self, cx: &Cx<Self>, prev: Option<MmId>, next: MmId) {
+        if prev != Some(next) {
+            // cpu_switch_mm on v4/v5: clean and invalidate the caches, flush the TLB.
+            cx.dcache_all(CacheOp::Flush, Scope::Local);
+            cx.icache_all(Scope::Local);
+            if let Some(p) = prev {
+                cx.tlb_user(p, None, Scope::Local);
+            }
+        }
+    }
+
+    async fn flush_cache_mm(&self, cx: &Cx<Self>, mm: MmId) {
+        if live_here(cx, mm) {
+            flush_all(cx);
+        }
+    }
+
+    async fn flush_cache_range(&self, cx: &Cx<Self>, mm: MmId, start: Vpn, end: Vpn, exec: bool) {
+        if live_here(cx, mm) {
+            let page = cx.page_size();
+            cx.dcache_range(CacheOp::Flush, start * page, end * page, Scope::Local);
+            if exec {
+                cx.icache_all(Scope::Local);
+            }
+        }
+    }
+
+    async fn flush_cache_page(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, _pfn: Pfn, exec: bool) {
+        if live_here(cx, mm) {
+            let page = cx.page_size();
+            page_op(cx, CacheOp::Flush, vpn * page, Scope::Local);
+            if exec {
+                cx.icache_all(Scope::Local);
+            }
+        }
+    }
+
+    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+        arm::flush_dcache_page(self, cx, pfn).await;
+    }
+
+    async fn flush_anon_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn) {
+        if !cx.page_is_anon(pfn) {
+            return;
+        }
+        if live_here(cx, mm) {
+            page_op(cx, CacheOp::Flush, vpn * cx.page_size(), Scope::Local);
+        }
+        if let Some(va) = cx.linear_va(pfn) {
+            page_op(cx, CacheOp::Flush, va, Scope::Local);
+        }
+    }
+
+    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+    }
+
+    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+        cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
+    }
+
+    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        flush_all(cx);
+    }
+
+    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+        flush_all(cx);
+    }
+
+    async fn flush_cache_kmaps(&self, cx: &Cx<Self>) {
+        flush_all(cx);
+    }
+
+    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_all(smp_scope(cx));
+    }
+
+    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+        cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
+        cx.icache_range(start, end, smp_scope(cx));
+    }
+
+    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
+        let pte = cx.st().m.pte(Some(mm), vpn);
+        if !pte.present {
+            return;
+        }
+        arm::deferred_flush(self, cx, pte.pfn).await;
+        if cx.page_is_file(pte.pfn) {
+            arm::make_coherent(self, cx, mm, vpn, pte).await;
+        }
+    }
+
+    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
+        // v4wb/xscale copypage: write back the source's user alias, copy through kernel
+        // aliases, leave nothing dirty in the destination's kernel alias.
+        self.flush_cache_page(cx, mm, vpn, from, false).await;
+        arm::deferred_flush(self, cx, from).await;
+        let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
+        let (kto, ht) = kmap::kmap_atomic(cx, to).await;
+        generic::copy_page(cx, kto, kfrom);
+        page_op(cx, CacheOp::Flush, kto, Scope::Local);
+        kmap::kunmap_atomic(cx, kto, ht).await;
+        kmap::kunmap_atomic(cx, kfrom, hf).await;
+    }
+
+    async fn clear_user_highpage(&self, cx: &Cx<Self>, pfn: Pfn, _vpn: Vpn) {
+        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+        generic::clear_page(cx, k);
+        page_op(cx, CacheOp::Flush, k, Scope::Local);
+        kmap::kunmap_atomic(cx, k, how).await;
+    }
+
+    async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+        cx.preempt_disable();
+        if live_here(cx, mm) {
+            page_op(cx, CacheOp::Flush, vpn * cx.page_size(), Scope::Local);
+        }
+        let k = kmap::kmap(cx, pfn).await;
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+        // flush_ptrace_access: write back the kernel alias, make the I-side see it.
+        page_op(cx, CacheOp::Flush, k, Scope::Local);
+        cx.icache_all(smp_scope(cx));
+        kmap::kunmap(cx, pfn).await;
+        cx.preempt_enable();
+    }
+
+    async fn kunmap_atomic_flush(&self, cx: &Cx<Self>, va: Va) {
+        page_op(cx, CacheOp::Flush, va, Scope::Local);
+    }
+
+    fn kmap_atomic_reuses_pkmap(&self) -> bool {
+        true
+    }
+
+    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, true).await;
+    }
+
+    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
+        generic::dma_maint(cx, pfn, dir, false).await;
+    }
+
+    fn arch_1_polarity(&self) -> Arch1Polarity {
+        Arch1Polarity::DcacheClean
+    }
+}

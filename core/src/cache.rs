@@ -1,0 +1,199 @@
+//! One cache: sets of ways of lines, each line holding its bytes, its tag, and whether it is dirty.
+//!
+//! The cache stores and finds lines; it decides nothing. Which way a fill replaces, whether a
+//! store allocates, and which other caches must be snooped are the machine's decisions. A line
+//! remembers the physical line it holds (so a write-back knows where to go, as the hardware's
+//! physical tag RAM does) and the virtual line it was filled through (for reports). The cache
+//! knows nothing of processes, page tables or the kernel.
+
+use crate::addr::{Pa, Stamp, Va};
+use crate::geometry::{CacheGeometry, Key};
+
+/// The bookkeeping of one line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineMeta {
+    /// Whether the line holds data.
+    pub valid: bool,
+    /// Whether the line holds data newer than memory.
+    pub dirty: bool,
+    /// The tag the line carries.
+    pub tag: u64,
+    /// Physical address of the first byte of the line.
+    pub pa: Pa,
+    /// Virtual address of the first byte of the line, as it was filled.
+    pub va: Va,
+}
+
+/// Where a line sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot {
+    /// The set.
+    pub set: u32,
+    /// The way within the set.
+    pub way: u32,
+}
+
+/// A line pushed out of the cache, with its data if it was dirty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Victim {
+    /// Where it was.
+    pub slot: Slot,
+    /// Its bookkeeping before removal.
+    pub meta: LineMeta,
+}
+
+/// One cache's state.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    geo: CacheGeometry,
+    meta: Vec<LineMeta>,
+    data: Vec<Stamp>,
+    /// Next way to replace in each set when no way is free (round robin). Any other line can be
+    /// evicted at any moment by an injected eviction, so this choice hides no behaviour.
+    next: Vec<u32>,
+}
+
+impl Cache {
+    /// An empty cache of the given shape.
+    pub fn new(geo: CacheGeometry) -> Cache {
+        let lines = (geo.sets * geo.ways) as usize;
+        Cache {
+            geo,
+            meta: vec![LineMeta::default(); lines],
+            data: vec![0; lines * geo.line as usize],
+            next: vec![0; geo.sets as usize],
+        }
+    }
+
+    /// The shape of this cache.
+    pub fn geometry(&self) -> &CacheGeometry {
+        &self.geo
+    }
+
+    fn idx(&self, s: Slot) -> usize {
+        (s.set * self.geo.ways + s.way) as usize
+    }
+
+    /// The way of `key`'s set holding `key`'s tag, if any.
+    pub fn lookup(&self, key: Key) -> Option<Slot> {
+        let base = (key.set * self.geo.ways) as usize;
+        self.meta[base..base + self.geo.ways as usize]
+            .iter()
+            .position(|m| m.valid && m.tag == key.tag)
+            .map(|w| Slot { set: key.set, way: w as u32 })
+    }
+
+    /// The bookkeeping of a slot.
+    pub fn meta(&self, s: Slot) -> &LineMeta {
+        &self.meta[self.idx(s)]
+    }
+
+    /// The bytes of a slot.
+    pub fn data(&self, s: Slot) -> &[Stamp] {
+        let l = self.geo.line as usize;
+        let i = self.idx(s) * l;
+        &self.data[i..i + l]
+    }
+
+    /// Reads one byte of a valid line.
+    pub fn read(&self, s: Slot, offset: u32) -> Stamp {
+        self.data(s)[offset as usize]
+    }
+
+    /// Writes one byte of a valid line, marking it dirty if `dirty`.
+    pub fn write(&mut self, s: Slot, offset: u32, v: Stamp, dirty: bool) {
+        let l = self.geo.line as usize;
+        let i = self.idx(s);
+        self.data[i * l + offset as usize] = v;
+        if dirty {
+            self.meta[i].dirty = true;
+        }
+    }
+
+    /// The slot a fill of `key` would use: a free way if there is one, else the round-robin way.
+    pub fn victim_slot(&self, key: Key) -> Slot {
+        let base = (key.set * self.geo.ways) as usize;
+        let free = self.meta[base..base + self.geo.ways as usize].iter().position(|m| !m.valid);
+        Slot { set: key.set, way: free.map_or(self.next[key.set as usize], |w| w as u32) }
+    }
+
+    /// Installs a line for `key` with `bytes`, replacing whatever `victim_slot` names. Returns
+    /// the replaced line if it was valid; the caller writes it back if it was dirty.
+    pub fn install(&mut self, key: Key, pa: Pa, va: Va, bytes: &[Stamp]) -> (Slot, Option<Victim>) {
+        let slot = self.victim_slot(key);
+        let old = self.take(slot);
+        if old.is_some() {
+            self.next[key.set as usize] = (slot.way + 1) % self.geo.ways;
+        }
+        let i = self.idx(slot);
+        self.meta[i] = LineMeta { valid: true, dirty: false, tag: key.tag, pa, va };
+        let l = self.geo.line as usize;
+        self.data[i * l..(i + 1) * l].copy_from_slice(bytes);
+        (slot, old)
+    }
+
+    /// Removes a line, returning it if it was valid.
+    pub fn take(&mut self, s: Slot) -> Option<Victim> {
+        let i = self.idx(s);
+        let m = self.meta[i];
+        if !m.valid {
+            return None;
+        }
+        self.meta[i] = LineMeta::default();
+        Some(Victim { slot: s, meta: m })
+    }
+
+    /// Marks a line clean (after its data was written back).
+    pub fn mark_clean(&mut self, s: Slot) {
+        let i = self.idx(s);
+        self.meta[i].dirty = false;
+    }
+
+    /// Every valid line, in set-then-way order.
+    pub fn valid_slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        let ways = self.geo.ways;
+        self.meta.iter().enumerate().filter(|(_, m)| m.valid).map(move |(i, _)| Slot {
+            set: i as u32 / ways,
+            way: i as u32 % ways,
+        })
+    }
+
+    /// Number of valid lines.
+    pub fn valid_count(&self) -> usize {
+        self.meta.iter().filter(|m| m.valid).count()
+    }
+
+    /// Every valid line holding physical line `pa_line`, whatever its set.
+    pub fn slots_holding(&self, pa_line: Pa) -> impl Iterator<Item = Slot> + '_ {
+        self.valid_slots().filter(move |s| self.meta(*s).pa == pa_line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::presets::SMALL_V6_2COLOUR;
+
+    #[test]
+    fn install_lookup_and_replace_round_robin() {
+        let g = SMALL_V6_2COLOUR;
+        let mut c = Cache::new(g);
+        let line = vec![7; g.line as usize];
+        let key = |pa: u64| g.key(0, pa, None);
+        for w in 0..g.ways as u64 {
+            // Same set (VA 0), different physical lines.
+            let (slot, old) = c.install(key(w * 1024), w * 1024, 0, &line);
+            assert_eq!(slot.way as u64, w);
+            assert!(old.is_none());
+        }
+        assert_eq!(c.lookup(key(1024)), Some(Slot { set: 0, way: 1 }));
+        let (slot, old) = c.install(key(9 * 1024), 9 * 1024, 0, &line);
+        assert_eq!(slot.way, 0);
+        assert_eq!(old.unwrap().meta.pa, 0);
+        assert_eq!(c.lookup(key(0)), None);
+        c.write(slot, 3, 99, true);
+        assert!(c.meta(slot).dirty);
+        assert_eq!(c.read(slot, 3), 99);
+        assert_eq!(c.slots_holding(9 * 1024).count(), 1);
+    }
+}

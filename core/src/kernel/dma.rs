@@ -1,0 +1,141 @@
+//! Streaming DMA: `dma_map_page`, `dma_unmap_page`, `dma_sync_single_for_cpu` and
+//! `_for_device`, and the device's accesses while it owns a buffer.
+//!
+//! Ownership moves to the device when mapping starts and back to the CPU when unmapping (or
+//! syncing for the CPU) returns; the oracle is told, so a kernel access in between is reported as
+//! misuse and user threads wait (a program does not touch a buffer under I/O).
+
+use super::kmap;
+use crate::addr::Pfn;
+use crate::arch::Arch;
+use crate::op::DmaDir;
+use crate::oracle::{ReadKind, WriteInfo};
+use crate::world::Cx;
+
+/// `dma_map_page` (and `dma_sync_single_for_device`): the CPU gives the page to the device.
+pub async fn dma_map_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'static str) {
+    let prev = cx.enter(name, || format!("page {pfn}, {dir:?}"));
+    cx.st().o.set_device_owned(pfn, true);
+    if !cx.st().m.config().dma_coherent {
+        cx.arch().dma_map_area(cx, pfn, dir).await;
+    }
+    cx.leave(prev);
+}
+
+/// `dma_unmap_page` (and `dma_sync_single_for_cpu`): the device gives the page back.
+pub async fn dma_unmap_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'static str) {
+    let prev = cx.enter(name, || format!("page {pfn}, {dir:?}"));
+    if !cx.st().m.config().dma_coherent {
+        cx.arch().dma_unmap_area(cx, pfn, dir).await;
+    }
+    cx.st().o.set_device_owned(pfn, false);
+    cx.leave(prev);
+}
+
+/// The device's access to a whole page it owns: reads it (checked) for `ToDevice`, writes fresh
+/// values for `FromDevice`, both for `Bidirectional`.
+pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
+    let page = cx.page_size();
+    let pa = pfn as u64 * page;
+    if matches!(dir, DmaDir::ToDevice | DmaDir::Bidirectional) {
+        let mut st = cx.st();
+        let mut seen = Vec::new();
+        st.m.device_read(pa, &mut seen, page as u32);
+        for (i, obs) in seen.into_iter().enumerate() {
+            let p = pa + i as u64;
+            if let Err(kind) = st.o.judge(p, obs.value, ReadKind::Device, None) {
+                let (write, write_context) = st.o.last_write(p);
+                let v = crate::oracle::Violation {
+                    kind,
+                    pa: p,
+                    va: 0,
+                    alias: crate::addr::AliasKind::Unmapped,
+                    expected: st.o.intended(p),
+                    observed: obs.value,
+                    from: obs.from,
+                    reader: None,
+                    cpu: None,
+                    step: st.m.log.step,
+                    context: "device",
+                    write,
+                    write_context,
+                    newest_survives: crate::world::survives(&st, p),
+                    history: Vec::new(),
+                };
+                cx.report(&mut st, v);
+                return;
+            }
+        }
+    }
+    if matches!(dir, DmaDir::FromDevice | DmaDir::Bidirectional) {
+        let values: Vec<_> = (0..page).map(|_| cx.fresh()).collect();
+        let mut st = cx.st();
+        st.m.device_write(pa, &values);
+        let step = st.m.log.step;
+        for (i, v) in values.iter().enumerate() {
+            st.o.write(pa + i as u64, *v, WriteInfo { step, ..WriteInfo::default() }, "device", None, false, false);
+        }
+    }
+}
+
+/// A driver's whole streaming transfer of one page.
+pub async fn transfer<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
+    let prev = cx.enter("dma-transfer", || format!("page {pfn}, {dir:?}"));
+    if dir != DmaDir::FromDevice {
+        // The driver prepares the buffer.
+        let va = kmap::kmap(cx, pfn).await;
+        let v = cx.fresh();
+        cx.kstore(va, v, false);
+        kmap::kunmap(cx, pfn).await;
+        cx.step().await;
+    }
+    dma_map_page(cx, pfn, dir, "dma_map_page").await;
+    cx.step().await;
+    device_access(cx, pfn, dir);
+    cx.step().await;
+    dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
+    cx.step().await;
+    if dir != DmaDir::ToDevice {
+        read_back(cx, pfn).await;
+    }
+    cx.leave(prev);
+}
+
+/// The CPU reads the whole page back through `kmap`.
+pub async fn read_back<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    let va = kmap::kmap(cx, pfn).await;
+    let page = cx.page_size();
+    for off in 0..page {
+        cx.kload(va + off);
+        if cx.stopped() {
+            break;
+        }
+    }
+    kmap::kunmap(cx, pfn).await;
+}
+
+/// A buffer handed back and forth with the sync calls, as a ring-buffer driver does.
+pub async fn sync_cycle<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
+    let prev = cx.enter("dma-sync-cycle", || format!("page {pfn}, {dir:?}"));
+    dma_map_page(cx, pfn, dir, "dma_map_page").await;
+    cx.step().await;
+    device_access(cx, pfn, dir);
+    cx.step().await;
+    dma_unmap_page(cx, pfn, dir, "dma_sync_single_for_cpu").await;
+    cx.step().await;
+    if dir != DmaDir::ToDevice {
+        read_back(cx, pfn).await;
+    } else {
+        let va = kmap::kmap(cx, pfn).await;
+        let v = cx.fresh();
+        cx.kstore(va, v, false);
+        kmap::kunmap(cx, pfn).await;
+    }
+    cx.step().await;
+    dma_map_page(cx, pfn, dir, "dma_sync_single_for_device").await;
+    cx.step().await;
+    device_access(cx, pfn, dir);
+    cx.step().await;
+    dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
+    cx.leave(prev);
+}

@@ -1,0 +1,208 @@
+//! User accesses and the page-fault paths: anonymous zero-fill, file read faults, copy-on-write
+//! of private file pages and of shared anonymous pages, write-protect faults, and the exec
+//! fault that publishes a page with `set_pte_at` before `update_mmu_cache`. Also the
+//! cacheflush system call a JIT uses after writing code.
+
+use super::{alloc_page, file, get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, uva, KernelState, PageKind, Vma, VmaKind};
+use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::arch::Arch;
+use crate::machine::{Access, Fault, Pte};
+use crate::world::Cx;
+
+/// A user load, store or fetch of byte `off` of the process's `page`-th mapped page, with fault
+/// handling and retry as the hardware and kernel do. A user thread does not touch a page while
+/// I/O is in progress on it; it waits.
+pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, access: Access) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let va = uva(cx, vpn, off);
+    let name = match access {
+        Access::Read => "user load",
+        Access::Write => "user store",
+        Access::Exec => "user fetch",
+    };
+    let prev = cx.enter(name, || format!("{va:#x}"));
+    for _ in 0..8 {
+        if io_in_progress(cx, va) {
+            cx.step().await;
+            continue;
+        }
+        match cx.user_access(va, access) {
+            Ok(_) => break,
+            Err(fault) => {
+                if !handle_mm_fault(cx, mm, va / cx.page_size(), access, fault, false).await {
+                    cx.note(|| "SIGSEGV".into());
+                    break;
+                }
+                cx.step().await;
+            }
+        }
+    }
+    cx.leave(prev);
+}
+
+fn io_in_progress<A: Arch>(cx: &Cx<A>, va: Va) -> bool {
+    let cpu = cx.cpu();
+    let st = cx.st();
+    match st.m.probe(cpu, va) {
+        Some(t) => {
+            let pfn = (t.pa / st.m.page_size() as u64) as Pfn;
+            st.o.device_owned(pfn) || st.k.pages[pfn as usize].io_pin > 0
+        }
+        None => false,
+    }
+}
+
+/// `handle_mm_fault`: resolves a fault of `mm` at `vpn`. `force` is GUP's `FOLL_FORCE` (ptrace
+/// writes to read-only private mappings). Returns false for SIGSEGV.
+pub async fn handle_mm_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, access: Access, fault: Fault, force: bool) -> bool {
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let ok = fault_locked(cx, mm, vpn, access, fault, force).await;
+    mutex_unlock(cx, lock);
+    ok
+}
+
+async fn fault_locked<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, access: Access, _fault: Fault, force: bool) -> bool {
+    let Some(vma) = cx.st().k.mms[mm as usize].vma(vpn).copied() else { return false };
+    let allowed = match access {
+        Access::Read => true,
+        Access::Write => vma.write || (force && !vma.shared()),
+        Access::Exec => vma.exec,
+    };
+    if !allowed {
+        return false;
+    }
+    let pte = cx.st().m.pte(Some(mm), vpn);
+    let prev = cx.enter("handle_mm_fault", || format!("mm {mm}, page {vpn}, {access:?}"));
+    if !pte.present {
+        match (vma.kind, access) {
+            (VmaKind::Anon, _) => do_anonymous_page(cx, mm, vpn, &vma).await,
+            (VmaKind::File { shared: false, .. }, Access::Write) => do_cow_fault(cx, mm, vpn, &vma).await,
+            (VmaKind::File { .. }, _) => do_read_fault(cx, mm, vpn, &vma, access).await,
+        }
+    } else if access == Access::Write && !pte.write {
+        do_wp_page(cx, mm, vpn, &vma, pte).await;
+    } else {
+        // The PTE already allows the access: the TLB held an older entry.
+        cx.arch().flush_tlb_page(cx, mm, vpn).await;
+    }
+    cx.leave(prev);
+    true
+}
+
+/// Installs `pte` for a new mapping the way the fault path does: `set_pte_at` publishes it
+/// under the page-table lock, `update_mmu_cache` follows; other CPUs may run in between.
+pub async fn install_pte<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
+    cx.st().k.pages[pte.pfn as usize].rmap.push((mm, vpn));
+    cx.preempt_disable();
+    let prev = cx.enter("set_pte_at", || format!("mm {mm}, page {vpn} -> pfn {}", pte.pfn));
+    cx.arch().set_pte_at(cx, mm, vpn, pte).await;
+    cx.leave(prev);
+    cx.step().await;
+    let prev = cx.enter("update_mmu_cache", || format!("mm {mm}, page {vpn}"));
+    cx.arch().update_mmu_cache(cx, mm, vpn).await;
+    cx.leave(prev);
+    cx.preempt_enable();
+}
+
+async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
+    let Some(pfn) = alloc_page(cx, true, PageKind::Anon) else { return };
+    let prev = cx.enter("clear_user_highpage", || format!("page {pfn}, user page {vpn}"));
+    cx.arch().clear_user_highpage(cx, pfn, vpn).await;
+    cx.leave(prev);
+    cx.step().await;
+    install_pte(cx, mm, vpn, super::user_pte(vma, pfn, true)).await;
+}
+
+async fn do_read_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, access: Access) {
+    let (f, index) = vma.file_index(vpn).expect("file vma");
+    let Some(pfn) = file::find_or_read_page(cx, f, index as u8).await else { return };
+    let prev = cx.enter("flush_icache_page", || format!("page {pfn}"));
+    cx.arch().flush_icache_page(cx, mm, pfn).await;
+    cx.leave(prev);
+    let writable = vma.shared() && access == Access::Write;
+    install_pte(cx, mm, vpn, super::user_pte(vma, pfn, writable)).await;
+}
+
+async fn do_cow_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
+    let (f, index) = vma.file_index(vpn).expect("file vma");
+    let Some(src) = file::find_or_read_page(cx, f, index as u8).await else { return };
+    let Some(new) = alloc_page(cx, true, PageKind::Anon) else {
+        put_page(cx, src);
+        return;
+    };
+    copy_user_highpage(cx, new, src, vpn, mm).await;
+    put_page(cx, src);
+    cx.step().await;
+    install_pte(cx, mm, vpn, super::user_pte(vma, new, true)).await;
+}
+
+async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
+    let prev = cx.enter("copy_user_highpage", || format!("page {from} -> page {to}, user page {vpn}"));
+    cx.arch().copy_user_highpage(cx, to, from, vpn, mm).await;
+    cx.leave(prev);
+}
+
+/// `do_wp_page`: a write to a present read-only PTE of a writable VMA. Reuses an exclusive
+/// anonymous page, copies otherwise (`wp_page_copy`).
+async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte) {
+    let old = pte.pfn;
+    let exclusive = {
+        let st = cx.st();
+        let p = &st.k.pages[old as usize];
+        p.kind == PageKind::Anon && p.rmap.len() == 1 && p.refs == 1
+    };
+    if exclusive {
+        let prev = cx.enter("wp_page_reuse", || format!("page {old}"));
+        cx.write_pte(Some(mm), vpn, Pte { write: true, ..pte });
+        cx.arch().flush_tlb_page(cx, mm, vpn).await;
+        cx.arch().update_mmu_cache(cx, mm, vpn).await;
+        cx.leave(prev);
+        return;
+    }
+    let Some(new) = alloc_page(cx, true, PageKind::Anon) else { return };
+    let prev = cx.enter("wp_page_copy", || format!("page {old} -> page {new}"));
+    copy_user_highpage(cx, new, old, vpn, mm).await;
+    cx.step().await;
+    cx.preempt_disable();
+    // ptep_clear_flush: cache first, then the PTE, then the TLB.
+    cx.arch().flush_cache_page(cx, mm, vpn, old, vma.exec).await;
+    cx.write_pte(Some(mm), vpn, Pte::default());
+    cx.arch().flush_tlb_page(cx, mm, vpn).await;
+    cx.st().k.pages[old as usize].rmap.retain(|&(m, v)| (m, v) != (mm, vpn));
+    cx.preempt_enable();
+    install_pte(cx, mm, vpn, super::user_pte(vma, new, true)).await;
+    put_page(cx, old);
+    cx.leave(prev);
+}
+
+/// GUP's `follow_page` + `faultin_page`: the frame at `vpn` of `mm`, faulting it in (for write
+/// if `write`) as needed, with a reference taken. `None` if it cannot be had.
+pub async fn get_user_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, write: bool, force: bool) -> Option<Pfn> {
+    for _ in 0..4 {
+        let pte = cx.st().m.pte(Some(mm), vpn);
+        if pte.present && (!write || pte.write) {
+            get_page(cx, pte.pfn);
+            return Some(pte.pfn);
+        }
+        let access = if write { Access::Write } else { Access::Read };
+        let fault = if pte.present { Fault::WriteProtect } else { Fault::NotPresent };
+        if !fault_locked(cx, mm, vpn, access, fault, force).await {
+            return None;
+        }
+    }
+    None
+}
+
+/// The cacheflush system call over user page `page` of the caller (after a JIT wrote code).
+pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let size = cx.page_size();
+    let prev = cx.enter("sys_cacheflush", || format!("{:#x}..{:#x}", vpn * size, (vpn + 1) * size));
+    cx.arch().flush_icache_user_range(cx, vpn * size, (vpn + 1) * size).await;
+    let pte = cx.st().m.pte(Some(mm), vpn);
+    if pte.present {
+        cx.st().o.user_code_synced(pte.pfn as u64 * size, size);
+    }
+    cx.leave(prev);
+}

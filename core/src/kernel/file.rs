@@ -1,0 +1,138 @@
+//! The page cache and file I/O: filling a page from disk by PIO through a kernel mapping or by
+//! DMA, `read()` and `write()` through the kernel mapping with `flush_dcache_page` and the lazy
+//! `PG_arch_1` scheme.
+
+use super::{alloc_page, dma, get_page, kmap, nth_user_page, put_page, uva, PageKind};
+use crate::addr::{MmId, Pfn};
+use crate::arch::Arch;
+use crate::machine::Access;
+use crate::op::DmaDir;
+use crate::preset::Io;
+use crate::world::{Cx, StoreKind};
+
+/// `filemap_fault`'s page lookup: the page-cache page of `file` at `index` with a reference
+/// taken, read from disk first if absent. `None` for an index past the end of the file.
+pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Option<Pfn> {
+    let existing = {
+        let st = cx.st();
+        let f = &st.k.files[file as usize % st.k.files.len()];
+        if index as usize >= f.pages.len() {
+            return None;
+        }
+        f.pages[index as usize]
+    };
+    let file = file % cx.st().k.files.len() as u8;
+    if let Some(pfn) = existing {
+        get_page(cx, pfn);
+        return Some(pfn);
+    }
+    let pfn = alloc_page(cx, true, PageKind::PageCache { file, index })?;
+    cx.st().k.files[file as usize].pages[index as usize] = Some(pfn);
+    // The page-cache reference plus the caller's.
+    get_page(cx, pfn);
+    let prev = cx.enter("readpage", || format!("file {file} page {index} into page {pfn}"));
+    let io = cx.st().k.io;
+    let page = cx.page_size();
+    match io {
+        Io::Pio => {
+            // A PIO driver copies the sectors through a kernel mapping of the page.
+            let va = kmap::kmap(cx, pfn).await;
+            for off in 0..page {
+                let v = cx.st().k.files[file as usize].disk[(index as u64 * page + off) as usize];
+                cx.kstore_as(va + off, v, false, StoreKind::Fill);
+            }
+            kmap::kunmap(cx, pfn).await;
+            if !cx.switches().pio_without_flush_dcache_page {
+                let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+                cx.arch().flush_dcache_page(cx, pfn).await;
+                cx.leave(p);
+            }
+        }
+        Io::Dma => {
+            dma::dma_map_page(cx, pfn, DmaDir::FromDevice, "dma_map_page").await;
+            cx.step().await;
+            let values: Vec<_> = (0..page).map(|off| cx.st().k.files[file as usize].disk[(index as u64 * page + off) as usize]).collect();
+            {
+                let mut st = cx.st();
+                let pa = pfn as u64 * page;
+                st.m.device_write(pa, &values);
+                let step = st.m.log.step;
+                for (i, v) in values.iter().enumerate() {
+                    st.o.write(pa + i as u64, *v, crate::oracle::WriteInfo { step, ..Default::default() }, "device", None, false, false);
+                }
+            }
+            cx.step().await;
+            dma::dma_unmap_page(cx, pfn, DmaDir::FromDevice, "dma_unmap_page").await;
+        }
+    }
+    cx.leave(prev);
+    // Waiting for the I/O: others run.
+    cx.step().await;
+    Some(pfn)
+}
+
+/// `read()` of one byte of a file page into the caller's `page`-th user page.
+pub async fn read<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, page: u8) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let prev = cx.enter("sys_read", || format!("file {file} page {index}"));
+    if let Some(pfn) = find_or_read_page(cx, file, index).await {
+        // generic read: a page that user space may write through shared mappings is flushed
+        // before the kernel reads it.
+        if cx.user_mappings(pfn, None).iter().any(|m| m.2) {
+            cx.arch().flush_dcache_page(cx, pfn).await;
+        }
+        let ka = kmap::kmap(cx, pfn).await;
+        let v = cx.kload(ka + off as u64 % cx.page_size());
+        kmap::kunmap(cx, pfn).await;
+        put_page(cx, pfn);
+        cx.step().await;
+        copy_to_user(cx, mm, uva(cx, vpn, off), v).await;
+    }
+    cx.leave(prev);
+}
+
+/// `copy_to_user` of one byte, faulting the destination in as needed.
+pub async fn copy_to_user<A: Arch>(cx: &Cx<A>, mm: MmId, va: crate::addr::Va, v: crate::addr::Stamp) {
+    for _ in 0..4 {
+        match cx.user_access_value(va, Access::Write, Some(v)) {
+            Ok(_) => return,
+            Err(f) => {
+                if !super::fault::handle_mm_fault(cx, mm, va / cx.page_size(), Access::Write, f, false).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `write()` of one byte of the caller's `page`-th user page into a file page.
+pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, page: u8) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let prev = cx.enter("sys_write", || format!("file {file} page {index}"));
+    // copy_from_user
+    let mut v = None;
+    for _ in 0..4 {
+        match cx.user_access(uva(cx, vpn, off), Access::Read) {
+            Ok(x) => {
+                v = x;
+                break;
+            }
+            Err(f) => {
+                if !super::fault::handle_mm_fault(cx, mm, vpn, Access::Read, f, false).await {
+                    break;
+                }
+            }
+        }
+    }
+    cx.step().await;
+    if let (Some(v), Some(pfn)) = (v, find_or_read_page(cx, file, index).await) {
+        let ka = kmap::kmap(cx, pfn).await;
+        cx.kstore_as(ka + off as u64 % cx.page_size(), v, false, StoreKind::UserData);
+        kmap::kunmap(cx, pfn).await;
+        let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+        cx.arch().flush_dcache_page(cx, pfn).await;
+        cx.leave(p);
+        put_page(cx, pfn);
+    }
+    cx.leave(prev);
+}

@@ -1,0 +1,261 @@
+//! Address-space lifecycle: `fork` (`dup_mmap`), `exit` (`exit_mmap`), `munmap`, `mmap` of files
+//! with the arch's colour alignment, and `mprotect`.
+
+use super::{get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, KernelState, Mm, Vma, VmaKind};
+use crate::addr::{layout, MmId, Vpn};
+use crate::arch::Arch;
+use crate::machine::Pte;
+use crate::sched::ActorKind;
+use crate::world::Cx;
+
+/// The most address spaces a run may create.
+pub const MAX_MMS: usize = 8;
+
+/// `fork()`: `dup_mmap` copies the parent's VMAs and page tables into a new address space,
+/// write-protecting private writable pages in both for copy-on-write.
+///
+/// Order, as in the kernel: the cache flush for the parent (`flush_cache_dup_mm`, or
+/// `flush_cache_mm` in older kernels), then the page-table copy (preemptible), then
+/// `flush_tlb_mm`. Until that TLB flush, the parent's other threads may still store through
+/// writable TLB entries.
+pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
+    let (slot, child_mm) = {
+        let st = cx.st();
+        match st.sched.free_thread_slot() {
+            Some(s) if st.k.mms.len() < MAX_MMS => (s, st.k.mms.len() as MmId),
+            _ => return,
+        }
+    };
+    let prev = cx.enter("dup_mmap", || format!("mm {mm} -> mm {child_mm}"));
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    if cx.switches().fork_flush_cache_mm {
+        let p = cx.enter("flush_cache_mm", || format!("mm {mm}"));
+        cx.arch().flush_cache_mm(cx, mm).await;
+        cx.leave(p);
+    } else {
+        let p = cx.enter("flush_cache_dup_mm", || format!("mm {mm}"));
+        cx.arch().flush_cache_dup_mm(cx, mm).await;
+        cx.leave(p);
+    }
+    cx.step().await;
+    {
+        let mut st = cx.st();
+        st.k.mms.push(Mm { vmas: Vec::new(), alive: true, cpumask: 0 });
+        st.m.create_user_pt(child_mm);
+    }
+    let vmas = cx.st().k.mms[mm as usize].vmas.clone();
+    for vma in &vmas {
+        cx.st().k.mms[child_mm as usize].vmas.push(*vma);
+        for vpn in vma.start..vma.end {
+            let pte = cx.st().m.pte(Some(mm), vpn);
+            if !pte.present {
+                continue;
+            }
+            let cow = !vma.shared();
+            if cow && pte.write {
+                // ptep_set_wrprotect: no cache work, the TLB flush comes at the end.
+                cx.write_pte(Some(mm), vpn, Pte { write: false, ..pte });
+            }
+            let child = if cow { Pte { write: false, ..pte } } else { pte };
+            cx.write_pte(Some(child_mm), vpn, child);
+            cx.st().k.pages[pte.pfn as usize].rmap.push((child_mm, vpn));
+            get_page(cx, pte.pfn);
+        }
+        cx.step().await;
+    }
+    let p = cx.enter("flush_tlb_mm", || format!("mm {mm}"));
+    cx.arch().flush_tlb_mm(cx, mm).await;
+    cx.leave(p);
+    mutex_unlock(cx, lock);
+    {
+        let mut st = cx.st();
+        let pid = st.k.procs.len() as u8;
+        st.k.procs.push(child_mm);
+        let a = st.sched.actor_mut(slot);
+        a.alive = true;
+        a.kind = ActorKind::Thread { pid };
+        a.busy = false;
+        a.name = format!("T{slot}");
+    }
+    cx.note(|| format!("child process with mm {child_mm} runs as actor {slot}"));
+    cx.leave(prev);
+}
+
+/// Unmaps every present page of `[start, end)` of `mm`: cache flush, PTE clear, TLB flush, then
+/// the pages are freed, in that order.
+async fn unmap_range<A: Arch>(cx: &Cx<A>, mm: MmId, start: Vpn, end: Vpn, exec: bool, whole_mm: bool) {
+    if !whole_mm {
+        let p = cx.enter("flush_cache_range", || format!("mm {mm}, pages {start}..{end}"));
+        cx.arch().flush_cache_range(cx, mm, start, end, exec).await;
+        cx.leave(p);
+    }
+    let mut freed = Vec::new();
+    for vpn in start..end {
+        let pte = cx.st().m.pte(Some(mm), vpn);
+        if pte.present {
+            cx.write_pte(Some(mm), vpn, Pte::default());
+            cx.st().k.pages[pte.pfn as usize].rmap.retain(|&(m, v)| (m, v) != (mm, vpn));
+            freed.push(pte.pfn);
+        }
+    }
+    if !whole_mm {
+        cx.arch().flush_tlb_range(cx, mm, start, end).await;
+    }
+    for pfn in freed {
+        put_page(cx, pfn);
+    }
+}
+
+/// `exit()` of the whole process: `exit_mmap` flushes the address space's caches, unmaps
+/// everything, flushes its TLB entries. Only when the process's other threads are idle.
+pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
+    let kind = cx.st().sched.actor(cx.me()).kind;
+    let pid = match kind {
+        ActorKind::Thread { pid } => pid,
+        _ => return,
+    };
+    let others_busy = cx.st().sched.actors().iter().enumerate().any(|(i, a)| i != cx.me() as usize && a.alive && a.busy && a.kind == ActorKind::Thread { pid });
+    if others_busy {
+        return;
+    }
+    let prev = cx.enter("exit_mmap", || format!("mm {mm}"));
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let p = cx.enter("flush_cache_mm", || format!("mm {mm}"));
+    cx.arch().flush_cache_mm(cx, mm).await;
+    cx.leave(p);
+    cx.step().await;
+    let vmas = std::mem::take(&mut cx.st().k.mms[mm as usize].vmas);
+    for v in &vmas {
+        unmap_range(cx, mm, v.start, v.end, v.exec, true).await;
+    }
+    let p = cx.enter("flush_tlb_mm", || format!("mm {mm}"));
+    cx.arch().flush_tlb_mm(cx, mm).await;
+    cx.leave(p);
+    cx.st().k.mms[mm as usize].alive = false;
+    mutex_unlock(cx, lock);
+    let mut st = cx.st();
+    let me = cx.me();
+    for i in 0..st.sched.len() {
+        let a = st.sched.actor(i as u8);
+        if a.alive && a.kind == (ActorKind::Thread { pid }) && i != me as usize {
+            st.sched.kill(i as u8);
+        }
+    }
+    // The caller itself dies when this action returns.
+    st.sched.actor_mut(me).alive = false;
+    drop(st);
+    cx.leave(prev);
+}
+
+fn remove_vma_range(m: &mut Mm, start: Vpn, end: Vpn, replace: impl Fn(&Vma) -> Option<Vma>) {
+    let mut out = Vec::new();
+    for v in &m.vmas {
+        if v.end <= start || v.start >= end {
+            out.push(*v);
+            continue;
+        }
+        let skip = |n: Vpn| match v.kind {
+            VmaKind::File { file, pgoff, shared } => VmaKind::File { file, pgoff: pgoff + (n - v.start) as u32, shared },
+            VmaKind::Anon => VmaKind::Anon,
+        };
+        if v.start < start {
+            out.push(Vma { end: start, ..*v });
+        }
+        let mid = Vma { start: v.start.max(start), end: v.end.min(end), kind: skip(v.start.max(start)), ..*v };
+        if let Some(r) = replace(&mid) {
+            out.push(r);
+        }
+        if v.end > end {
+            out.push(Vma { start: end, kind: skip(end), ..*v });
+        }
+    }
+    out.sort_by_key(|v| v.start);
+    m.vmas = out;
+}
+
+/// `munmap()` of up to `pages` pages starting at the caller's `page`-th mapped page, within
+/// its VMA.
+pub async fn munmap<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, pages: u8) {
+    let Some(start) = nth_user_page(cx, mm, page) else { return };
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let Some(vma) = cx.st().k.mms[mm as usize].vma(start).copied() else {
+        mutex_unlock(cx, lock);
+        return;
+    };
+    let end = (start + 1 + pages as u64 % 4).min(vma.end);
+    let prev = cx.enter("munmap", || format!("mm {mm}, pages {start}..{end}"));
+    unmap_range(cx, mm, start, end, vma.exec, false).await;
+    remove_vma_range(&mut cx.st().k.mms[mm as usize], start, end, |_| None);
+    mutex_unlock(cx, lock);
+    cx.leave(prev);
+}
+
+/// `mmap()` of a file from page `pgoff` to its end. Without `fixed`, the lowest free range at
+/// or above `at` that the arch's colouring allows; with `fixed`, exactly `at`, refused when it
+/// overlaps a mapping or when the arch rejects an incongruent shared mapping.
+#[allow(clippy::too_many_arguments)]
+pub async fn mmap<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, pgoff: u8, at: u8, shared: bool, exec: bool, fixed: bool) {
+    let (file, npages) = {
+        let st = cx.st();
+        let f = file % st.k.files.len() as u8;
+        (f, st.k.files[f as usize].pages.len() as u64)
+    };
+    let pgoff = pgoff as u64 % npages;
+    let len = npages - pgoff;
+    let modulus = cx.arch().mmap_colour_pages(cx, shared).max(1);
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let prev = cx.enter("mmap", || format!("file {file} from page {pgoff}, {}{}", if shared { "shared" } else { "private" }, if fixed { ", fixed" } else { "" }));
+    let free = |st: &crate::world::State, s: Vpn| s + len <= layout::USER_PAGES && st.k.mms[mm as usize].vmas.iter().all(|v| v.end <= s || v.start >= s + len);
+    let congruent = |s: Vpn| (s + modulus * 64 - pgoff) % modulus == 0;
+    let start = {
+        let st = cx.st();
+        let at = at as u64 % layout::USER_PAGES;
+        if fixed {
+            if shared && cx.arch().rejects_incongruent_fixed() && !congruent(at) {
+                drop(st);
+                cx.note(|| "EINVAL: MAP_FIXED shared mapping at an incongruent address".into());
+                None
+            } else {
+                free(&st, at).then_some(at)
+            }
+        } else {
+            (at..layout::USER_PAGES).chain(0..at).find(|&s| congruent(s) && free(&st, s))
+        }
+    };
+    if let Some(start) = start {
+        let vma = Vma { start, end: start + len, kind: VmaKind::File { file, pgoff: pgoff as u32, shared }, write: true, exec };
+        let mut st = cx.st();
+        let m = &mut st.k.mms[mm as usize];
+        m.vmas.push(vma);
+        m.vmas.sort_by_key(|v| v.start);
+        drop(st);
+        cx.note(|| format!("mapped at user pages {start}..{}", start + len));
+    }
+    mutex_unlock(cx, lock);
+    cx.leave(prev);
+}
+
+/// `mprotect()` of one mapped page: new permissions (read always), PTE rewritten through
+/// `set_pte_at`, TLB flushed. Write permission on private mappings stays for the COW fault.
+pub async fn mprotect<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, write: bool, exec: bool) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let prev = cx.enter("mprotect", || format!("mm {mm}, page {vpn}, {}{}", if write { "w" } else { "ro" }, if exec { "x" } else { "" }));
+    remove_vma_range(&mut cx.st().k.mms[mm as usize], vpn, vpn + 1, |v| Some(Vma { write, exec, ..*v }));
+    let pte = cx.st().m.pte(Some(mm), vpn);
+    if pte.present {
+        let shared = cx.st().k.is_shared_mapping(mm, vpn);
+        let new = Pte { write: pte.write && write || (shared && write && pte.write), exec, ..pte };
+        if new != pte {
+            cx.arch().set_pte_at(cx, mm, vpn, new).await;
+            cx.arch().flush_tlb_page(cx, mm, vpn).await;
+        }
+    }
+    mutex_unlock(cx, lock);
+    cx.leave(prev);
+}

@@ -1,0 +1,128 @@
+//! `get_user_pages` users: a FUSE-like path that reads or writes a user page through a kmap,
+//! direct I/O that DMAs to or from a user page, and ptrace pokes through `copy_to_user_page`.
+//!
+//! GUP calls `flush_anon_page` then `flush_dcache_page` for every page it returns (unless the
+//! historical switch says the kernel predates `flush_anon_page`). While a page is pinned for I/O
+//! its user threads do not touch it.
+
+use super::fault::get_user_page;
+use super::{dma, kmap, mutex_lock, mutex_unlock, nth_user_page, put_page, KernelState};
+use crate::addr::{MmId, Pfn, Vpn};
+use crate::arch::Arch;
+use crate::op::DmaDir;
+use crate::sched::ActorKind;
+use crate::world::Cx;
+
+/// `get_user_pages` of one page, with the flushes GUP does for it. The page comes back pinned
+/// for I/O.
+pub async fn get_user_pages<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, write: bool, force: bool) -> Option<Pfn> {
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let prev = cx.enter("get_user_pages", || format!("mm {mm}, page {vpn}{}", if write { ", write" } else { "" }));
+    let pfn = get_user_page(cx, mm, vpn, write, force).await;
+    if let Some(pfn) = pfn {
+        cx.st().k.pages[pfn as usize].io_pin += 1;
+        if !cx.switches().gup_without_flush_anon_page {
+            let p = cx.enter("flush_anon_page", || format!("page {pfn}, user page {vpn}"));
+            cx.arch().flush_anon_page(cx, mm, pfn, vpn).await;
+            cx.leave(p);
+        }
+        let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+        cx.arch().flush_dcache_page(cx, pfn).await;
+        cx.leave(p);
+    }
+    cx.leave(prev);
+    mutex_unlock(cx, lock);
+    pfn
+}
+
+fn unpin<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    cx.st().k.pages[pfn as usize].io_pin -= 1;
+    put_page(cx, pfn);
+}
+
+/// A FUSE-like request: the kernel pins the caller's page and reads or writes one byte of it
+/// through a kmap, then `flush_dcache_page` if it wrote.
+pub async fn fuse_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, write: bool) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let prev = cx.enter(if write { "fuse-write-to-user" } else { "fuse-read-from-user" }, || format!("user page {vpn}"));
+    if let Some(pfn) = get_user_pages(cx, mm, vpn, write, false).await {
+        cx.step().await;
+        let va = kmap::kmap(cx, pfn).await;
+        let a = va + off as u64 % cx.page_size();
+        if write {
+            let v = cx.fresh();
+            cx.kstore_as(a, v, false, crate::world::StoreKind::UserData);
+        } else {
+            cx.kload(a);
+        }
+        kmap::kunmap(cx, pfn).await;
+        if write {
+            let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+            cx.arch().flush_dcache_page(cx, pfn).await;
+            cx.leave(p);
+        }
+        cx.step().await;
+        unpin(cx, pfn);
+    }
+    cx.leave(prev);
+}
+
+/// Direct I/O on the caller's page: GUP, `dma_map_page`, the device's transfer,
+/// `dma_unmap_page`.
+pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool) {
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let dir = if to_device { DmaDir::ToDevice } else { DmaDir::FromDevice };
+    let prev = cx.enter("direct-io", || format!("user page {vpn}, {dir:?}"));
+    if let Some(pfn) = get_user_pages(cx, mm, vpn, !to_device, false).await {
+        cx.step().await;
+        dma::dma_map_page(cx, pfn, dir, "dma_map_page").await;
+        cx.step().await;
+        dma::device_access(cx, pfn, dir);
+        cx.step().await;
+        dma::dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
+        if !to_device {
+            // The device's data is user data: the I-side waits for the user's cacheflush.
+            let page = cx.page_size();
+            let mut st = cx.st();
+            let pa = pfn as u64 * page;
+            for p in pa..pa + page {
+                let v = st.o.intended(p);
+                let (w, c) = st.o.last_write(p);
+                st.o.write(p, v, w, c, None, true, false);
+            }
+        }
+        unpin(cx, pfn);
+    }
+    cx.leave(prev);
+}
+
+/// `ptrace(PTRACE_POKETEXT)`: writes one byte into the address space of actor `target`'s
+/// process through `access_process_vm` (GUP with `FOLL_FORCE`, then `copy_to_user_page`).
+pub async fn ptrace_poke<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
+    let mm = {
+        let st = cx.st();
+        let t = target as usize % st.sched.len();
+        match st.sched.actor(t as u8) {
+            a if a.alive => match a.kind {
+                ActorKind::Thread { pid } => st.k.procs[pid as usize],
+                _ => return,
+            },
+            _ => return,
+        }
+    };
+    if !cx.st().k.mms[mm as usize].alive {
+        return;
+    }
+    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let prev = cx.enter("access_process_vm", || format!("mm {mm}, user page {vpn}"));
+    if let Some(pfn) = get_user_pages(cx, mm, vpn, true, true).await {
+        cx.step().await;
+        let p = cx.enter("copy_to_user_page", || format!("page {pfn}, user page {vpn}"));
+        cx.arch().copy_to_user_page(cx, mm, pfn, vpn, off as u64 % cx.page_size()).await;
+        cx.leave(p);
+        cx.step().await;
+        unpin(cx, pfn);
+    }
+    cx.leave(prev);
+}

@@ -1,0 +1,334 @@
+//! The kernel's bookkeeping and paths.
+//!
+//! [`KernelState`] holds what Linux keeps in `struct page`, `mm_struct`, VMAs, the page cache,
+//! the pkmap table and the vmalloc allocator. The paths (one file per family) are `async`
+//! functions over [`Cx`] that call the flush APIs through the [`Arch`] by their Linux names, in
+//! the order the kernel does, and end a step (`cx.step().await`) wherever the real code can be
+//! preempted or interleaved with other CPUs. Historical behaviours are selected by
+//! [`Switches`](crate::preset::Switches), never by knowledge of a race.
+//!
+//! The kernel knows nothing of the oracle's rules; it tells the oracle what it writes through
+//! `Cx`.
+
+pub mod dma;
+pub mod fault;
+pub mod file;
+pub mod fork;
+pub mod gup;
+pub mod kmap;
+pub mod vmap;
+
+use crate::addr::{layout, ActorId, MmId, Pfn, Stamp, Va, Vpn};
+use crate::arch::Arch;
+use crate::op::Action;
+use crate::world::Cx;
+
+/// Lock numbers: `kmap_lock`, then one `mmap_lock` per address space.
+pub const KMAP_LOCK: usize = 0;
+/// The first `mmap_lock`.
+pub const MMAP_LOCK_BASE: usize = 1;
+
+/// What a frame holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageKind {
+    /// Nothing.
+    Free,
+    /// Anonymous user memory.
+    Anon,
+    /// A page of the page cache.
+    PageCache {
+        /// The file.
+        file: u8,
+        /// The page index in the file.
+        index: u8,
+    },
+    /// A kernel page (driver buffer, readdir page).
+    Kernel,
+}
+
+/// The kernel's `struct page`.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// What it holds.
+    pub kind: PageKind,
+    /// Reverse map: the user mappings of the page.
+    pub rmap: Vec<(MmId, Vpn)>,
+    /// References (mappings, page cache, pins).
+    pub refs: u32,
+    /// `PG_arch_1`.
+    pub arch_1: bool,
+    /// I/O in progress on the page (GUP for I/O, ptrace): its user threads wait.
+    pub io_pin: u32,
+}
+
+/// What a VMA maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaKind {
+    /// Anonymous private memory.
+    Anon,
+    /// A file.
+    File {
+        /// The file.
+        file: u8,
+        /// File page of the VMA's first page.
+        pgoff: u32,
+        /// `MAP_SHARED`.
+        shared: bool,
+    },
+}
+
+/// A virtual memory area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vma {
+    /// First page.
+    pub start: Vpn,
+    /// One past the last page.
+    pub end: Vpn,
+    /// What it maps.
+    pub kind: VmaKind,
+    /// `PROT_WRITE`.
+    pub write: bool,
+    /// `PROT_EXEC`.
+    pub exec: bool,
+}
+
+impl Vma {
+    /// The file page mapped at `vpn`, for file VMAs.
+    pub fn file_index(&self, vpn: Vpn) -> Option<(u8, u32)> {
+        match self.kind {
+            VmaKind::File { file, pgoff, .. } => Some((file, pgoff + (vpn - self.start) as u32)),
+            VmaKind::Anon => None,
+        }
+    }
+
+    /// Whether the VMA is `MAP_SHARED`.
+    pub fn shared(&self) -> bool {
+        matches!(self.kind, VmaKind::File { shared: true, .. })
+    }
+}
+
+/// An address space.
+#[derive(Clone, Debug, Default)]
+pub struct Mm {
+    /// Its VMAs, sorted by start.
+    pub vmas: Vec<Vma>,
+    /// Whether it exists.
+    pub alive: bool,
+    /// CPUs that have run it.
+    pub cpumask: u8,
+}
+
+impl Mm {
+    /// The VMA containing `vpn`.
+    pub fn vma(&self, vpn: Vpn) -> Option<&Vma> {
+        self.vmas.iter().find(|v| v.start <= vpn && vpn < v.end)
+    }
+
+    /// Every mapped page, in address order.
+    pub fn pages(&self) -> impl Iterator<Item = Vpn> + '_ {
+        self.vmas.iter().flat_map(|v| v.start..v.end)
+    }
+}
+
+/// A file: its contents on disk and its page cache.
+#[derive(Clone, Debug)]
+pub struct File {
+    /// Page cache: file page -> frame.
+    pub pages: Vec<Option<Pfn>>,
+    /// Contents on disk, one stamp per byte.
+    pub disk: Vec<Stamp>,
+}
+
+/// The pkmap table (`pkmap_count`, `page_address`, `last_pkmap_nr`).
+#[derive(Clone, Debug)]
+pub struct Pkmap {
+    /// Per slot: 0 free, 1 mapped but unused, n mapped with n-1 users.
+    pub count: Vec<u32>,
+    /// Per slot: the page mapped there.
+    pub page: Vec<Option<Pfn>>,
+    /// The last slot handed out.
+    pub last: u32,
+}
+
+impl Pkmap {
+    /// The slot mapping `pfn`, if any (`page_address` of a highmem page).
+    pub fn slot_of(&self, pfn: Pfn) -> Option<u32> {
+        self.page.iter().position(|p| *p == Some(pfn)).map(|s| s as u32)
+    }
+}
+
+/// The kernel's state.
+#[derive(Clone, Debug)]
+pub struct KernelState {
+    /// One per frame.
+    pub pages: Vec<Page>,
+    /// Address spaces, by id.
+    pub mms: Vec<Mm>,
+    /// The address space of each process.
+    pub procs: Vec<MmId>,
+    /// Files.
+    pub files: Vec<File>,
+    /// pkmap.
+    pub pkmap: Pkmap,
+    /// Driver buffers (kernel pages some lowmem, some highmem).
+    pub buffers: Vec<Pfn>,
+    /// Lock holders.
+    pub locks: Vec<Option<ActorId>>,
+    /// vmalloc pages in use.
+    pub vmalloc: Vec<bool>,
+    /// Per-CPU fixmap slots in use (a stack depth).
+    pub fixmap_depth: [u64; crate::addr::MAX_CPUS],
+    /// How the page cache is filled.
+    pub io: crate::preset::Io,
+}
+
+impl KernelState {
+    /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
+    pub fn is_page_cache(&self, pfn: u64) -> bool {
+        matches!(self.pages.get(pfn as usize).map(|p| p.kind), Some(PageKind::PageCache { .. }))
+    }
+
+    /// Whether `vpn` of `mm` is a private file mapping still showing page-cache page `pfn`.
+    pub fn is_private_file_mapping(&self, mm: Option<MmId>, vpn: Vpn, pfn: Pfn) -> bool {
+        let Some(mm) = mm else { return false };
+        matches!(self.mms[mm as usize].vma(vpn).map(|v| v.kind), Some(VmaKind::File { shared: false, .. })) && self.is_page_cache(pfn as u64)
+    }
+
+    /// Whether `vpn` of `mm` is in a shared mapping.
+    pub fn is_shared_mapping(&self, mm: MmId, vpn: Vpn) -> bool {
+        self.mms[mm as usize].vma(vpn).is_some_and(|v| v.shared())
+    }
+
+    /// The mmap lock of `mm`.
+    pub fn mmap_lock(mm: MmId) -> usize {
+        MMAP_LOCK_BASE + mm as usize
+    }
+}
+
+/// Allocates the lowest free frame of a zone, or `None`.
+pub fn alloc_page<A: Arch>(cx: &Cx<A>, highmem: bool, kind: PageKind) -> Option<Pfn> {
+    let mut st = cx.st();
+    let cfg = st.m.config().clone();
+    let zone = if highmem { cfg.lowmem_frames..cfg.frames() } else { 0..cfg.lowmem_frames };
+    let pick = zone.clone().find(|&p| st.k.pages[p as usize].kind == PageKind::Free);
+    // GFP_HIGHUSER falls back to lowmem when highmem is exhausted.
+    let pfn = pick.or_else(|| if highmem { (0..cfg.lowmem_frames).find(|&p| st.k.pages[p as usize].kind == PageKind::Free) } else { None })?;
+    st.k.pages[pfn as usize] = Page { kind, rmap: Vec::new(), refs: 1, arch_1: false, io_pin: 0 };
+    st.o.set_live(pfn, true);
+    st.o.reset_flags(pfn);
+    drop(st);
+    cx.note(|| format!("page {pfn} allocated ({kind:?})"));
+    Some(pfn)
+}
+
+/// Drops a reference; frees the frame at zero.
+pub fn put_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    let mut st = cx.st();
+    let p = &mut st.k.pages[pfn as usize];
+    p.refs = p.refs.checked_sub(1).expect("put_page of a free page");
+    if p.refs == 0 {
+        if let PageKind::PageCache { file, index } = p.kind {
+            st.k.files[file as usize].pages[index as usize] = None;
+        }
+        st.k.pages[pfn as usize] = Page { kind: PageKind::Free, rmap: Vec::new(), refs: 0, arch_1: false, io_pin: 0 };
+        st.o.set_live(pfn, false);
+    }
+}
+
+/// Takes a reference.
+pub fn get_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    cx.st().k.pages[pfn as usize].refs += 1;
+}
+
+/// A sleeping lock (mmap_lock): waits, yielding, while another actor holds it. Preemption
+/// stays enabled.
+pub async fn mutex_lock<A: Arch>(cx: &Cx<A>, lock: usize) {
+    loop {
+        {
+            let mut st = cx.st();
+            if st.k.locks[lock].is_none() {
+                st.k.locks[lock] = Some(cx.me());
+                return;
+            }
+        }
+        cx.step().await;
+    }
+}
+
+/// Releases a sleeping lock.
+pub fn mutex_unlock<A: Arch>(cx: &Cx<A>, lock: usize) {
+    let mut st = cx.st();
+    assert_eq!(st.k.locks[lock], Some(cx.me()), "mutex_unlock by a non-owner");
+    st.k.locks[lock] = None;
+}
+
+/// The address space of the acting thread, if it is a user thread.
+pub fn my_mm<A: Arch>(cx: &Cx<A>) -> Option<MmId> {
+    let st = cx.st();
+    match st.sched.actor(cx.me()).kind {
+        crate::sched::ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
+        _ => None,
+    }
+}
+
+/// The `n`-th mapped user page of `mm` (modulo their number).
+pub fn nth_user_page<A: Arch>(cx: &Cx<A>, mm: MmId, n: u8) -> Option<Vpn> {
+    let st = cx.st();
+    let m = &st.k.mms[mm as usize];
+    let count = m.pages().count();
+    (count > 0).then(|| m.pages().nth(n as usize % count).expect("in range"))
+}
+
+/// The `n`-th driver buffer.
+pub fn buffer<A: Arch>(cx: &Cx<A>, n: u8) -> Pfn {
+    let st = cx.st();
+    st.k.buffers[n as usize % st.k.buffers.len()]
+}
+
+/// A user virtual address: page `vpn`, byte `off` (modulo the page size).
+pub fn uva<A: Arch>(cx: &Cx<A>, vpn: Vpn, off: u8) -> Va {
+    let page = cx.page_size();
+    vpn * page + off as u64 % page
+}
+
+/// Runs one action to completion as the acting actor's script.
+pub async fn run_action<A: Arch>(cx: &Cx<A>, action: Action) {
+    let user = my_mm(cx);
+    match (action, user) {
+        (Action::Load { page, off }, Some(mm)) => fault::user_access(cx, mm, page, off, crate::machine::Access::Read).await,
+        (Action::Store { page, off }, Some(mm)) => fault::user_access(cx, mm, page, off, crate::machine::Access::Write).await,
+        (Action::Fetch { page, off }, Some(mm)) => fault::user_access(cx, mm, page, off, crate::machine::Access::Exec).await,
+        (Action::Fork, Some(mm)) => fork::fork(cx, mm).await,
+        (Action::Exit, Some(mm)) => fork::exit(cx, mm).await,
+        (Action::Munmap { page, pages }, Some(mm)) => fork::munmap(cx, mm, page, pages).await,
+        (Action::Mmap { file, pgoff, at, shared, exec, fixed }, Some(mm)) => fork::mmap(cx, mm, file, pgoff, at, shared, exec, fixed).await,
+        (Action::Mprotect { page, write, exec }, Some(mm)) => fork::mprotect(cx, mm, page, write, exec).await,
+        (Action::ReadFile { file, index, off, page }, Some(mm)) => file::read(cx, mm, file, index, off, page).await,
+        (Action::WriteFile { file, index, off, page }, Some(mm)) => file::write(cx, mm, file, index, off, page).await,
+        (Action::Gup { page, off, write }, Some(mm)) => gup::fuse_access(cx, mm, page, off, write).await,
+        (Action::DirectIo { page, to_device }, Some(mm)) => gup::direct_io(cx, mm, page, to_device).await,
+        (Action::PtracePoke { target, page, off }, Some(_)) => gup::ptrace_poke(cx, target, page, off).await,
+        (Action::Cacheflush { page }, Some(mm)) => fault::cacheflush(cx, mm, page).await,
+        (Action::KmapWrite { buf, off }, _) => kmap::kmap_access(cx, buffer(cx, buf), off, true).await,
+        (Action::KmapRead { buf, off }, _) => kmap::kmap_access(cx, buffer(cx, buf), off, false).await,
+        (Action::KmapAtomicWrite { buf, off }, _) => kmap::kmap_atomic_write(cx, buffer(cx, buf), off).await,
+        (Action::Readdir { at, pages }, _) => vmap::readdir(cx, at, pages).await,
+        (Action::Dma { buf, dir }, _) => dma::transfer(cx, buffer(cx, buf), dir).await,
+        (Action::DmaSync { buf, dir }, _) => dma::sync_cycle(cx, buffer(cx, buf), dir).await,
+        // User actions of kernel threads and interrupts do nothing.
+        _ => {}
+    }
+}
+
+/// The page-table entry a user mapping of `pfn` in `vma` gets.
+pub fn user_pte(vma: &Vma, pfn: Pfn, writable: bool) -> crate::machine::Pte {
+    crate::machine::Pte::new(pfn, writable && vma.write, vma.exec)
+}
+
+/// The page number of a kernel address.
+pub fn kvpn<A: Arch>(cx: &Cx<A>, va: Va) -> Vpn {
+    va / cx.page_size()
+}
+
+/// First vmalloc page.
+pub const VMALLOC_BASE: Vpn = layout::VMALLOC;

@@ -1,0 +1,935 @@
+//! The hardware: memory, CPUs with their D-cache, I-cache and TLB, the page tables the MMU
+//! walks, and a DMA device.
+//!
+//! Every access goes through a translation (TLB, then a page-table walk that fills the TLB) and
+//! then through the caches the configuration describes: write-back or write-through, write
+//! allocation, hardware coherence between CPUs' D-caches for the same physical line, I-caches
+//! that fill from memory or from the D-side and may or may not snoop stores, and a device that
+//! reads and writes memory coherently or not. Maintenance primitives (clean, invalidate, flush by
+//! virtual address, by set and way, whole cache; I-cache invalidate; TLB invalidate) are what
+//! arch implementations build the Linux flush APIs from.
+//!
+//! The machine knows nothing of processes, VMAs, page flags or the kernel's policies, and
+//! nothing of the oracle: it reports where every value came from and lets callers judge.
+
+use crate::addr::{layout, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn, MAX_CPUS};
+use crate::cache::{Cache, Slot, Victim};
+use crate::event::{Event, Log, Side, Source};
+use crate::geometry::{CacheGeometry, WritePolicy};
+use serde::Serialize;
+
+/// How the I-cache relates to the D-side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IcacheCoherence {
+    /// Fills from memory and ignores stores (ARM, PA-RISC).
+    None,
+    /// Fills from the local D-cache when the line is there, else memory; ignores stores
+    /// (MIPS `cpu_has_ic_fills_f_dc`).
+    FillsFromDcache,
+    /// Fully coherent: stores anywhere invalidate matching I-lines, fills see dirty D-lines.
+    Snooping,
+}
+
+/// Whether maintenance by virtual address reaches other CPUs (ARM ID_MMFR3 "maintenance
+/// broadcast").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Broadcast {
+    /// Cache and TLB maintenance act on the issuing CPU only (ARM11MPCore).
+    None,
+    /// Cache maintenance by VA is broadcast; TLB maintenance is local.
+    Cache,
+    /// Both are broadcast (ARMv7 MP).
+    CacheAndTlb,
+}
+
+/// The hardware's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MachineConfig {
+    /// Number of CPUs, 1 to [`MAX_CPUS`].
+    pub cpus: u8,
+    /// Bytes per page; a power of two.
+    pub page_size: u32,
+    /// Data cache of each CPU.
+    pub dcache: CacheGeometry,
+    /// Instruction cache of each CPU.
+    pub icache: CacheGeometry,
+    /// How the I-cache relates to the D-side.
+    pub icache_coherence: IcacheCoherence,
+    /// Whether hardware keeps the CPUs' D-caches coherent for lines with the same set and tag.
+    pub dcache_coherent: bool,
+    /// Whether maintenance by VA reaches other CPUs.
+    pub broadcast: Broadcast,
+    /// Whether the device's memory accesses snoop the caches.
+    pub dma_coherent: bool,
+    /// Frames of lowmem (in the linear map), at most 64.
+    pub lowmem_frames: u32,
+    /// Frames of highmem (reachable only through temporary mappings).
+    pub highmem_frames: u32,
+    /// pkmap slots (at most [`layout::MAX_PKMAP`]).
+    pub pkmap_slots: u32,
+    /// Which caches may be filled speculatively through any valid translation.
+    pub speculation: Speculation,
+}
+
+/// Which caches the CPU fills speculatively (prefetch through any valid translation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speculation {
+    /// No speculative fills (ARMv4/v5 data side, MIPS R4K).
+    None,
+    /// Instruction prefetch only.
+    Icache,
+    /// Both caches (modern out-of-order cores, PA8800).
+    Both,
+}
+
+impl MachineConfig {
+    /// Checks the configuration can be built.
+    pub fn validate(&self) -> Result<(), String> {
+        self.dcache.validate()?;
+        self.icache.validate()?;
+        if self.cpus == 0 || self.cpus as usize > MAX_CPUS {
+            return Err(format!("a machine has 1 to {MAX_CPUS} CPUs, not {}", self.cpus));
+        }
+        if !self.page_size.is_power_of_two() || self.page_size < self.dcache.line {
+            return Err(format!("page size {} must be a power of two no smaller than a line", self.page_size));
+        }
+        for g in [&self.dcache, &self.icache] {
+            if g.colours(self.page_size) > layout::COLOUR_WIN_STRIDE {
+                return Err(format!("at most {} colours are supported", layout::COLOUR_WIN_STRIDE));
+            }
+        }
+        if self.lowmem_frames == 0 || self.lowmem_frames as u64 > layout::PKMAP - layout::LINEAR {
+            return Err("lowmem must have 1 to 64 frames".into());
+        }
+        if self.pkmap_slots == 0 || self.pkmap_slots as usize > layout::MAX_PKMAP {
+            return Err(format!("pkmap needs 1 to {} slots", layout::MAX_PKMAP));
+        }
+        Ok(())
+    }
+
+    /// Total frames.
+    pub fn frames(&self) -> u32 {
+        self.lowmem_frames + self.highmem_frames
+    }
+
+    /// Whether frame `pfn` is highmem.
+    pub fn is_highmem(&self, pfn: Pfn) -> bool {
+        pfn >= self.lowmem_frames
+    }
+}
+
+/// A page-table entry. Kernel and user tables use the same format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pte {
+    /// The frame it maps.
+    pub pfn: Pfn,
+    /// Whether it maps anything.
+    pub present: bool,
+    /// Whether stores are allowed.
+    pub write: bool,
+    /// Whether instruction fetches are allowed.
+    pub exec: bool,
+    /// Whether the cache is used (VIVT `make_coherent` clears this).
+    pub cacheable: bool,
+}
+
+impl Pte {
+    /// A present, cacheable entry.
+    pub fn new(pfn: Pfn, write: bool, exec: bool) -> Pte {
+        Pte { pfn, present: true, write, exec, cacheable: true }
+    }
+}
+
+/// What an access wants to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+/// Why a translation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// No present entry.
+    NotPresent,
+    /// A store to a read-only entry.
+    WriteProtect,
+    /// A fetch from a non-executable entry.
+    NoExec,
+}
+
+/// A successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The physical address.
+    pub pa: Pa,
+    /// The entry used (from the TLB, possibly stale).
+    pub pte: Pte,
+    /// The address space of a user address, for ASID-tagged caches.
+    pub asid: Option<MmId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TlbEntry {
+    asid: Option<MmId>,
+    vpn: Vpn,
+    pte: Pte,
+}
+
+/// One CPU's private hardware state.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// Data cache.
+    pub d: Cache,
+    /// Instruction cache.
+    pub i: Cache,
+    tlb: Vec<TlbEntry>,
+    /// The address space whose user page table the MMU walks.
+    pub mm: Option<MmId>,
+}
+
+/// A value read, and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The value.
+    pub value: Stamp,
+    /// Its origin.
+    pub from: Source,
+}
+
+/// Cache maintenance operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOp {
+    /// Write back if dirty; keep the line.
+    Clean,
+    /// Discard, dirty or not.
+    Invalidate,
+    /// Write back if dirty, then discard (Linux "flush").
+    Flush,
+}
+
+impl CacheOp {
+    fn why(self) -> &'static str {
+        match self {
+            CacheOp::Clean => "clean",
+            CacheOp::Invalidate => "invalidate",
+            CacheOp::Flush => "flush",
+        }
+    }
+}
+
+/// Whether a maintenance operation acts on this CPU or on all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The issuing CPU (plus others if the hardware broadcasts VA maintenance).
+    Local,
+    /// Every CPU (by hardware broadcast or by inter-processor interrupt).
+    AllCpus,
+}
+
+/// The hardware state of a run.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    cfg: MachineConfig,
+    mem: Vec<Stamp>,
+    /// The CPUs.
+    pub cpus: Vec<Cpu>,
+    kernel_pt: Vec<Pte>,
+    user_pt: Vec<Vec<Pte>>,
+    /// The event log.
+    pub log: Log,
+    scratch: Vec<Stamp>,
+}
+
+impl Machine {
+    /// A machine with memory holding `initial(pa)` at each byte.
+    pub fn new(cfg: MachineConfig, log: Log, mut initial: impl FnMut(Pa) -> Stamp) -> Machine {
+        let bytes = cfg.frames() as u64 * cfg.page_size as u64;
+        let mem = (0..bytes).map(&mut initial).collect();
+        let cpus = (0..cfg.cpus)
+            .map(|_| Cpu { d: Cache::new(cfg.dcache), i: Cache::new(cfg.icache), tlb: Vec::new(), mm: None })
+            .collect();
+        let kernel_pt = vec![Pte::default(); (layout::KERNEL_END - layout::USER_PAGES) as usize];
+        let scratch = vec![0; cfg.dcache.line.max(cfg.icache.line) as usize];
+        let mut m = Machine { cfg, mem, cpus, kernel_pt, user_pt: Vec::new(), log, scratch };
+        for pfn in 0..m.cfg.lowmem_frames {
+            m.kernel_pt[(layout::LINEAR - layout::USER_PAGES) as usize + pfn as usize] = Pte::new(pfn, true, true);
+        }
+        m
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MachineConfig {
+        &self.cfg
+    }
+
+    /// Bytes per page.
+    #[inline]
+    pub fn page_size(&self) -> u32 {
+        self.cfg.page_size
+    }
+
+    /// The memory contents of byte `pa`, bypassing every cache.
+    pub fn memory(&self, pa: Pa) -> Stamp {
+        self.mem[pa as usize]
+    }
+
+    /// Writes memory directly, bypassing every cache (setup only).
+    pub fn poke_memory(&mut self, pa: Pa, v: Stamp) {
+        self.mem[pa as usize] = v;
+    }
+
+    /// The linear-map address of lowmem frame `pfn`.
+    pub fn linear_va(&self, pfn: Pfn) -> Option<Va> {
+        (pfn < self.cfg.lowmem_frames).then(|| (layout::LINEAR + pfn as u64) * self.cfg.page_size as u64)
+    }
+
+    // ---- page tables -------------------------------------------------------------------
+
+    /// Creates an empty user page table for `mm` (ids are dense and increasing).
+    pub fn create_user_pt(&mut self, mm: MmId) {
+        let need = mm as usize + 1;
+        if self.user_pt.len() < need {
+            self.user_pt.resize(need, Vec::new());
+        }
+        self.user_pt[mm as usize] = vec![Pte::default(); layout::USER_PAGES as usize];
+    }
+
+    /// The entry for `vpn` in `mm`'s table (user pages) or the kernel table.
+    pub fn pte(&self, mm: Option<MmId>, vpn: Vpn) -> Pte {
+        if vpn < layout::USER_PAGES {
+            mm.and_then(|m| self.user_pt.get(m as usize)).and_then(|t| t.get(vpn as usize)).copied().unwrap_or_default()
+        } else {
+            self.kernel_pt.get((vpn - layout::USER_PAGES) as usize).copied().unwrap_or_default()
+        }
+    }
+
+    /// Writes a page-table entry. This is the moment a mapping becomes visible to every CPU's
+    /// table walker; TLBs keep old entries until flushed.
+    pub fn set_pte(&mut self, mm: Option<MmId>, vpn: Vpn, pte: Pte) {
+        let page = self.cfg.page_size as u64;
+        self.log.push(|| Event::Pte {
+            va: vpn * page,
+            what: if pte.present {
+                format!("-> pfn {}{}{}{}", pte.pfn, if pte.write { " w" } else { " ro" }, if pte.exec { " x" } else { "" }, if pte.cacheable { "" } else { " uncached" })
+            } else {
+                "cleared".into()
+            },
+        });
+        if vpn < layout::USER_PAGES {
+            if let Some(t) = mm.and_then(|m| self.user_pt.get_mut(m as usize)) {
+                t[vpn as usize] = pte;
+            }
+        } else if let Some(e) = self.kernel_pt.get_mut((vpn - layout::USER_PAGES) as usize) {
+            *e = pte;
+        }
+    }
+
+    // ---- translation -------------------------------------------------------------------
+
+    fn asid_of(&self, cpu: CpuId, vpn: Vpn) -> Option<MmId> {
+        if vpn < layout::USER_PAGES {
+            self.cpus[cpu as usize].mm
+        } else {
+            None
+        }
+    }
+
+    /// Looks `va` up in `cpu`'s TLB, walking the page tables and filling the TLB on a miss.
+    /// Permission faults come from the entry used, which may be stale.
+    pub fn translate(&mut self, cpu: CpuId, va: Va, access: Access) -> Result<Translation, Fault> {
+        let page = self.cfg.page_size as u64;
+        let vpn = va / page;
+        let asid = self.asid_of(cpu, vpn);
+        if vpn < layout::USER_PAGES && asid.is_none() {
+            return Err(Fault::NotPresent);
+        }
+        let c = &self.cpus[cpu as usize];
+        let pte = match c.tlb.iter().find(|e| e.vpn == vpn && e.asid == asid) {
+            Some(e) => e.pte,
+            None => {
+                let pte = self.pte(asid, vpn);
+                if !pte.present {
+                    return Err(Fault::NotPresent);
+                }
+                self.cpus[cpu as usize].tlb.push(TlbEntry { asid, vpn, pte });
+                self.log.push(|| Event::TlbFill { cpu, va: vpn * page, pa: pte.pfn as u64 * page });
+                pte
+            }
+        };
+        match access {
+            Access::Write if !pte.write => return Err(Fault::WriteProtect),
+            Access::Exec if !pte.exec => return Err(Fault::NoExec),
+            _ => {}
+        }
+        Ok(Translation { pa: pte.pfn as u64 * page + va % page, pte, asid })
+    }
+
+    /// The translation `cpu` would use for `va` without changing anything (TLB, else tables).
+    pub fn probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
+        let page = self.cfg.page_size as u64;
+        let vpn = va / page;
+        let asid = self.asid_of(cpu, vpn);
+        if vpn < layout::USER_PAGES && asid.is_none() {
+            return None;
+        }
+        let c = &self.cpus[cpu as usize];
+        let pte = c.tlb.iter().find(|e| e.vpn == vpn && e.asid == asid).map(|e| e.pte).unwrap_or_else(|| self.pte(asid, vpn));
+        pte.present.then(|| Translation { pa: pte.pfn as u64 * page + va % page, pte, asid })
+    }
+
+    /// Every virtual page `cpu` can translate right now (TLB entries and present table entries
+    /// of the kernel and of its current address space), sorted.
+    pub fn valid_translations(&self, cpu: CpuId) -> Vec<Vpn> {
+        let c = &self.cpus[cpu as usize];
+        let mut v: Vec<Vpn> = c.tlb.iter().filter(|e| e.vpn >= layout::USER_PAGES || e.asid == c.mm).map(|e| e.vpn).collect();
+        for (i, p) in self.kernel_pt.iter().enumerate() {
+            if p.present {
+                v.push(i as u64 + layout::USER_PAGES);
+            }
+        }
+        if let Some(t) = c.mm.and_then(|m| self.user_pt.get(m as usize)) {
+            v.extend(t.iter().enumerate().filter(|(_, p)| p.present).map(|(i, _)| i as u64));
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// Switches the address space `cpu`'s MMU walks for user addresses. Nothing is flushed:
+    /// that is the arch's business.
+    pub fn set_cpu_mm(&mut self, cpu: CpuId, mm: Option<MmId>) {
+        self.cpus[cpu as usize].mm = mm;
+    }
+
+    // ---- TLB maintenance ---------------------------------------------------------------
+
+    fn tlb_targets(&self, cpu: CpuId, scope: Scope) -> std::ops::Range<usize> {
+        if scope == Scope::AllCpus || self.cfg.broadcast == Broadcast::CacheAndTlb {
+            0..self.cpus.len()
+        } else {
+            cpu as usize..cpu as usize + 1
+        }
+    }
+
+    /// Invalidates TLB entries matching `pred(asid, vpn)`.
+    pub fn tlb_invalidate(&mut self, cpu: CpuId, scope: Scope, what: impl Fn() -> String, pred: impl Fn(Option<MmId>, Vpn) -> bool) {
+        for c in self.tlb_targets(cpu, scope) {
+            self.cpus[c].tlb.retain(|e| !pred(e.asid, e.vpn));
+            self.log.push(|| Event::TlbFlush { cpu: c as CpuId, what: what() });
+        }
+    }
+
+    // ---- data accesses -----------------------------------------------------------------
+
+    fn line_of(&self, side: Side) -> u64 {
+        match side {
+            Side::D => self.cfg.dcache.line as u64,
+            Side::I => self.cfg.icache.line as u64,
+        }
+    }
+
+    fn write_back(&mut self, cpu: CpuId, v: &Victim, why: &'static str) {
+        let c = &self.cpus[cpu as usize];
+        let data = c.d.data(v.slot);
+        let pa = v.meta.pa as usize;
+        self.mem[pa..pa + data.len()].copy_from_slice(data);
+        let (slot, va, pa) = (v.slot, v.meta.va, v.meta.pa);
+        self.log.push(|| Event::WriteBack { cpu, slot, va, pa, why });
+    }
+
+    /// Writes back and removes a D-line.
+    fn evict_d(&mut self, cpu: CpuId, slot: Slot, why: &'static str) -> bool {
+        let meta = *self.cpus[cpu as usize].d.meta(slot);
+        if !meta.valid {
+            return false;
+        }
+        if meta.dirty {
+            self.write_back(cpu, &Victim { slot, meta }, why);
+        }
+        self.cpus[cpu as usize].d.take(slot);
+        self.log.push(|| Event::Drop { cpu, side: Side::D, slot, va: meta.va, pa: meta.pa, dirty: false, why });
+        true
+    }
+
+    /// Hardware coherence: before `cpu` reads (or, if `exclusive`, writes) the line with the same
+    /// set and tag, other CPUs write back a dirty copy, and drop theirs if exclusive.
+    fn snoop_others(&mut self, cpu: CpuId, key: crate::geometry::Key, exclusive: bool) {
+        if !self.cfg.dcache_coherent || self.cpus.len() == 1 {
+            return;
+        }
+        for other in 0..self.cpus.len() as CpuId {
+            if other == cpu {
+                continue;
+            }
+            if let Some(slot) = self.cpus[other as usize].d.lookup(key) {
+                let meta = *self.cpus[other as usize].d.meta(slot);
+                if meta.dirty {
+                    self.write_back(other, &Victim { slot, meta }, "coherence snoop");
+                    self.cpus[other as usize].d.mark_clean(slot);
+                }
+                if exclusive {
+                    self.cpus[other as usize].d.take(slot);
+                    self.log.push(|| Event::Drop { cpu: other, side: Side::D, slot, va: meta.va, pa: meta.pa, dirty: false, why: "coherence snoop" });
+                }
+            }
+        }
+    }
+
+    /// Fills the D-line for (`va`, `pa`) on `cpu` from memory, writing back the victim.
+    fn fill_d(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, speculative: bool) -> Slot {
+        let g = self.cfg.dcache;
+        let key = g.key(va, pa, asid);
+        self.snoop_others(cpu, key, false);
+        let victim = self.cpus[cpu as usize].d.victim_slot(key);
+        self.evict_d(cpu, victim, "replaced");
+        let (lpa, lva) = (g.line_base(pa), g.line_base(va));
+        let n = g.line as usize;
+        let (slot, _) = {
+            let bytes = &self.mem[lpa as usize..lpa as usize + n];
+            self.cpus[cpu as usize].d.install(key, lpa, lva, bytes)
+        };
+        self.log.push(|| Event::Fill { cpu, side: Side::D, slot, va: lva, pa: lpa, speculative });
+        slot
+    }
+
+    /// A data load by `cpu` through `va`, translated to `t`.
+    pub fn load(&mut self, cpu: CpuId, va: Va, t: &Translation) -> Observed {
+        let obs = if !t.pte.cacheable {
+            Observed { value: self.mem[t.pa as usize], from: Source::Memory }
+        } else {
+            let g = self.cfg.dcache;
+            let key = g.key(va, t.pa, t.asid);
+            let slot = match self.cpus[cpu as usize].d.lookup(key) {
+                Some(s) => s,
+                None => self.fill_d(cpu, va, t.pa, t.asid, false),
+            };
+            let d = &self.cpus[cpu as usize].d;
+            let meta = d.meta(slot);
+            Observed {
+                value: d.read(slot, (t.pa - meta.pa) as u32),
+                from: Source::Cache { cpu, side: Side::D, slot, dirty: meta.dirty, line_va: meta.va },
+            }
+        };
+        let page = self.cfg.page_size;
+        self.log.push(|| Event::Load { cpu, va, pa: t.pa, alias: AliasKind::of(va, page), value: obs.value, from: obs.from, fetch: false });
+        obs
+    }
+
+    /// A data store of `v` by `cpu` through `va`, translated to `t`.
+    pub fn store(&mut self, cpu: CpuId, va: Va, t: &Translation, v: Stamp) {
+        let g = self.cfg.dcache;
+        let key = g.key(va, t.pa, t.asid);
+        let mut hit = false;
+        if t.pte.cacheable {
+            self.snoop_others(cpu, key, true);
+            let slot = match self.cpus[cpu as usize].d.lookup(key) {
+                Some(s) => {
+                    hit = true;
+                    Some(s)
+                }
+                None => match g.policy {
+                    WritePolicy::WriteBack { write_allocate: true } => Some(self.fill_d(cpu, va, t.pa, t.asid, false)),
+                    _ => None,
+                },
+            };
+            match slot {
+                Some(slot) => {
+                    let off = (t.pa - self.cpus[cpu as usize].d.meta(slot).pa) as u32;
+                    let wb = matches!(g.policy, WritePolicy::WriteBack { .. });
+                    self.cpus[cpu as usize].d.write(slot, off, v, wb);
+                    if !wb {
+                        self.mem[t.pa as usize] = v;
+                    }
+                }
+                None => self.mem[t.pa as usize] = v,
+            }
+        } else {
+            self.mem[t.pa as usize] = v;
+        }
+        self.snoop_icaches(t.pa);
+        let page = self.cfg.page_size;
+        self.log.push(|| Event::Store { cpu, va, pa: t.pa, alias: AliasKind::of(va, page), value: v, hit });
+    }
+
+    fn snoop_icaches(&mut self, pa: Pa) {
+        if self.cfg.icache_coherence != IcacheCoherence::Snooping {
+            return;
+        }
+        let lpa = self.cfg.icache.line_base(pa);
+        for cpu in 0..self.cpus.len() {
+            let slots: Vec<Slot> = self.cpus[cpu].i.slots_holding(lpa).collect();
+            for s in slots {
+                let m = self.cpus[cpu].i.take(s).expect("valid slot").meta;
+                self.log.push(|| Event::Drop { cpu: cpu as CpuId, side: Side::I, slot: s, va: m.va, pa: m.pa, dirty: false, why: "I-cache snoop" });
+            }
+        }
+    }
+
+    /// The bytes an I-cache fill of (`va`, `pa`) on `cpu` would bring in.
+    fn ifill_bytes(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>) -> Pa {
+        let gi = self.cfg.icache;
+        let lpa = gi.line_base(pa);
+        let n = gi.line as usize;
+        self.scratch[..n].copy_from_slice(&self.mem[lpa as usize..lpa as usize + n]);
+        // Overlay D-side bytes where the I-cache fills from the D-side.
+        let overlay = |m: &Self, c: usize, only_dirty: bool, scratch: &mut [Stamp]| {
+            let d = &m.cpus[c].d;
+            let dl = m.cfg.dcache.line as u64;
+            for s in d.valid_slots() {
+                let meta = d.meta(s);
+                if only_dirty && !meta.dirty {
+                    continue;
+                }
+                let (a, b) = (meta.pa.max(lpa), (meta.pa + dl).min(lpa + n as u64));
+                for p in a..b {
+                    scratch[(p - lpa) as usize] = d.read(s, (p - meta.pa) as u32);
+                }
+            }
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        match self.cfg.icache_coherence {
+            IcacheCoherence::None => {}
+            IcacheCoherence::FillsFromDcache => {
+                let gd = self.cfg.dcache;
+                let dl = gd.line as u64;
+                let mut p = lpa;
+                while p < lpa + n as u64 {
+                    let dva = va - (pa - p);
+                    if let Some(s) = self.cpus[cpu as usize].d.lookup(gd.key(dva, p, asid)) {
+                        let meta = self.cpus[cpu as usize].d.meta(s);
+                        let end = (meta.pa + dl).min(lpa + n as u64);
+                        for q in p..end {
+                            scratch[(q - lpa) as usize] = self.cpus[cpu as usize].d.read(s, (q - meta.pa) as u32);
+                        }
+                        p = end;
+                    } else {
+                        p = gd.line_base(p) + dl;
+                    }
+                }
+            }
+            IcacheCoherence::Snooping => {
+                for c in 0..self.cpus.len() {
+                    overlay(self, c, true, &mut scratch);
+                }
+            }
+        }
+        self.scratch = scratch;
+        lpa
+    }
+
+    fn fill_i(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, speculative: bool) -> Slot {
+        let gi = self.cfg.icache;
+        let key = gi.key(va, pa, asid);
+        let lpa = self.ifill_bytes(cpu, va, pa, asid);
+        let lva = gi.line_base(va);
+        let n = gi.line as usize;
+        let scratch = std::mem::take(&mut self.scratch);
+        let (slot, old) = self.cpus[cpu as usize].i.install(key, lpa, lva, &scratch[..n]);
+        self.scratch = scratch;
+        if let Some(o) = old {
+            self.log.push(|| Event::Drop { cpu, side: Side::I, slot, va: o.meta.va, pa: o.meta.pa, dirty: false, why: "replaced" });
+        }
+        self.log.push(|| Event::Fill { cpu, side: Side::I, slot, va: lva, pa: lpa, speculative });
+        slot
+    }
+
+    /// An instruction fetch by `cpu` through `va`, translated to `t`.
+    pub fn fetch(&mut self, cpu: CpuId, va: Va, t: &Translation) -> Observed {
+        let gi = self.cfg.icache;
+        let key = gi.key(va, t.pa, t.asid);
+        let slot = match self.cpus[cpu as usize].i.lookup(key) {
+            Some(s) => s,
+            None => self.fill_i(cpu, va, t.pa, t.asid, false),
+        };
+        let i = &self.cpus[cpu as usize].i;
+        let meta = i.meta(slot);
+        let obs = Observed {
+            value: i.read(slot, (t.pa - meta.pa) as u32),
+            from: Source::Cache { cpu, side: Side::I, slot, dirty: false, line_va: meta.va },
+        };
+        let page = self.cfg.page_size;
+        self.log.push(|| Event::Load { cpu, va, pa: t.pa, alias: AliasKind::of(va, page), value: obs.value, from: obs.from, fetch: true });
+        obs
+    }
+
+    /// What a load (or fetch) through `va`/`pa` on `cpu` would return, changing nothing. A miss
+    /// reports what the fill would bring.
+    pub fn peek(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, side: Side) -> Observed {
+        match side {
+            Side::D => {
+                let key = self.cfg.dcache.key(va, pa, asid);
+                let d = &self.cpus[cpu as usize].d;
+                if let Some(s) = d.lookup(key) {
+                    let m = d.meta(s);
+                    return Observed { value: d.read(s, (pa - m.pa) as u32), from: Source::Cache { cpu, side, slot: s, dirty: m.dirty, line_va: m.va } };
+                }
+                if self.cfg.dcache_coherent {
+                    for c in 0..self.cpus.len() {
+                        let d = &self.cpus[c].d;
+                        if let Some(s) = d.lookup(key) {
+                            let m = d.meta(s);
+                            if m.dirty {
+                                return Observed { value: d.read(s, (pa - m.pa) as u32), from: Source::Cache { cpu: c as CpuId, side, slot: s, dirty: true, line_va: m.va } };
+                            }
+                        }
+                    }
+                }
+                Observed { value: self.mem[pa as usize], from: Source::Memory }
+            }
+            Side::I => {
+                let key = self.cfg.icache.key(va, pa, asid);
+                let i = &self.cpus[cpu as usize].i;
+                if let Some(s) = i.lookup(key) {
+                    let m = i.meta(s);
+                    return Observed { value: i.read(s, (pa - m.pa) as u32), from: Source::Cache { cpu, side, slot: s, dirty: false, line_va: m.va } };
+                }
+                let lpa = self.ifill_bytes(cpu, va, pa, asid);
+                Observed { value: self.scratch[(pa - lpa) as usize], from: Source::Memory }
+            }
+        }
+    }
+
+    // ---- hardware events ---------------------------------------------------------------
+
+    /// A speculative fill of the line for `va` on `cpu`, if `va` has a valid cacheable (and, for
+    /// the I-side, executable) translation there. Returns whether anything was filled.
+    pub fn speculate(&mut self, cpu: CpuId, va: Va, side: Side) -> bool {
+        let allowed = match self.cfg.speculation {
+            Speculation::None => false,
+            Speculation::Icache => side == Side::I,
+            Speculation::Both => true,
+        };
+        if !allowed {
+            return false;
+        }
+        let Some(t) = self.probe(cpu, va) else { return false };
+        if !t.pte.cacheable {
+            return false;
+        }
+        match side {
+            Side::D => {
+                if self.cpus[cpu as usize].d.lookup(self.cfg.dcache.key(va, t.pa, t.asid)).is_none() {
+                    self.fill_d(cpu, va, t.pa, t.asid, true);
+                    return true;
+                }
+            }
+            Side::I => {
+                if t.pte.exec && self.cpus[cpu as usize].i.lookup(self.cfg.icache.key(va, t.pa, t.asid)).is_none() {
+                    self.fill_i(cpu, va, t.pa, t.asid, true);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Evicts the `pick`-th valid line (modulo their number) of a cache, writing it back if
+    /// dirty. Returns whether a line was evicted.
+    pub fn evict(&mut self, cpu: CpuId, side: Side, pick: usize) -> bool {
+        let c = &self.cpus[cpu as usize];
+        let cache = if side == Side::D { &c.d } else { &c.i };
+        let n = cache.valid_count();
+        if n == 0 {
+            return false;
+        }
+        let slot = cache.valid_slots().nth(pick % n).expect("in range");
+        match side {
+            Side::D => self.evict_d(cpu, slot, "evicted"),
+            Side::I => {
+                let m = self.cpus[cpu as usize].i.take(slot).expect("valid").meta;
+                self.log.push(|| Event::Drop { cpu, side, slot, va: m.va, pa: m.pa, dirty: false, why: "evicted" });
+                true
+            }
+        }
+    }
+
+    // ---- cache maintenance -------------------------------------------------------------
+
+    fn cache_targets(&self, cpu: CpuId, scope: Scope) -> std::ops::Range<usize> {
+        if scope == Scope::AllCpus || self.cfg.broadcast >= Broadcast::Cache {
+            0..self.cpus.len()
+        } else {
+            cpu as usize..cpu as usize + 1
+        }
+    }
+
+    fn apply_d(&mut self, cpu: CpuId, slot: Slot, op: CacheOp) {
+        let meta = *self.cpus[cpu as usize].d.meta(slot);
+        if !meta.valid {
+            return;
+        }
+        if meta.dirty && op != CacheOp::Invalidate {
+            self.write_back(cpu, &Victim { slot, meta }, op.why());
+            self.cpus[cpu as usize].d.mark_clean(slot);
+        }
+        if op != CacheOp::Clean {
+            self.cpus[cpu as usize].d.take(slot);
+            let dirty = meta.dirty && op == CacheOp::Invalidate;
+            self.log.push(|| Event::Drop { cpu, side: Side::D, slot, va: meta.va, pa: meta.pa, dirty, why: op.why() });
+        }
+    }
+
+    /// Maintenance of the D-line holding `va`, as the issuing CPU translates it. VIVT caches need
+    /// no translation; physically tagged caches do nothing when `va` has no translation, as a
+    /// maintenance-by-MVA instruction finds no line without one.
+    pub fn dcache_va(&mut self, cpu: CpuId, op: CacheOp, va: Va, scope: Scope) {
+        let g = self.cfg.dcache;
+        let key = if g.virtually_tagged() {
+            let asid = self.probe(cpu, va).and_then(|t| t.asid).or_else(|| (va / self.cfg.page_size as u64 <= layout::USER_PAGES).then_some(self.cpus[cpu as usize].mm).flatten());
+            g.key(va, 0, asid)
+        } else {
+            match self.probe(cpu, va) {
+                Some(t) => g.key(va, t.pa, t.asid),
+                None => return,
+            }
+        };
+        for c in self.cache_targets(cpu, scope) {
+            if let Some(slot) = self.cpus[c].d.lookup(key) {
+                self.apply_d(c as CpuId, slot, op);
+            }
+        }
+    }
+
+    /// Maintenance of one D-cache line by set and way on `cpu` (never broadcast).
+    pub fn dcache_setway(&mut self, cpu: CpuId, op: CacheOp, slot: Slot) {
+        self.apply_d(cpu, slot, op);
+    }
+
+    /// Maintenance of the whole D-cache of `cpu`, or of every CPU.
+    pub fn dcache_all(&mut self, cpu: CpuId, op: CacheOp, scope: Scope) {
+        let targets = if scope == Scope::AllCpus { 0..self.cpus.len() } else { cpu as usize..cpu as usize + 1 };
+        for c in targets {
+            let slots: Vec<Slot> = self.cpus[c].d.valid_slots().collect();
+            for s in slots {
+                self.apply_d(c as CpuId, s, op);
+            }
+        }
+    }
+
+    /// Invalidates the I-line holding `va` as the issuing CPU translates it.
+    pub fn icache_va(&mut self, cpu: CpuId, va: Va, scope: Scope) {
+        let g = self.cfg.icache;
+        let key = match self.probe(cpu, va) {
+            Some(t) => g.key(va, t.pa, t.asid),
+            None if g.virtually_tagged() => g.key(va, 0, None),
+            None => return,
+        };
+        for c in self.cache_targets(cpu, scope) {
+            if let Some(s) = self.cpus[c].i.lookup(key) {
+                let m = self.cpus[c].i.take(s).expect("valid").meta;
+                self.log.push(|| Event::Drop { cpu: c as CpuId, side: Side::I, slot: s, va: m.va, pa: m.pa, dirty: false, why: "I-cache invalidate" });
+            }
+        }
+    }
+
+    /// Invalidates the whole I-cache of `cpu`, or of every CPU.
+    pub fn icache_all(&mut self, cpu: CpuId, scope: Scope) {
+        let targets = if scope == Scope::AllCpus || self.cfg.broadcast >= Broadcast::Cache { 0..self.cpus.len() } else { cpu as usize..cpu as usize + 1 };
+        for c in targets {
+            let slots: Vec<Slot> = self.cpus[c].i.valid_slots().collect();
+            for s in slots {
+                let m = self.cpus[c].i.take(s).expect("valid").meta;
+                self.log.push(|| Event::Drop { cpu: c as CpuId, side: Side::I, slot: s, va: m.va, pa: m.pa, dirty: false, why: "I-cache invalidate all" });
+            }
+        }
+    }
+
+    // ---- the device --------------------------------------------------------------------
+
+    /// The device reads `len` bytes at `pa` into `out`.
+    pub fn device_read(&mut self, pa: Pa, out: &mut Vec<Observed>, len: u32) {
+        out.clear();
+        for p in pa..pa + len as u64 {
+            let mut obs = Observed { value: self.mem[p as usize], from: Source::Memory };
+            if self.cfg.dma_coherent {
+                let lpa = self.cfg.dcache.line_base(p);
+                'outer: for c in 0..self.cpus.len() {
+                    let d = &self.cpus[c].d;
+                    for s in d.slots_holding(lpa) {
+                        let m = d.meta(s);
+                        if m.dirty {
+                            obs = Observed { value: d.read(s, (p - lpa) as u32), from: Source::Cache { cpu: c as CpuId, side: Side::D, slot: s, dirty: true, line_va: m.va } };
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+            out.push(obs);
+        }
+        self.log.push(|| Event::Device { pa, len, write: false });
+    }
+
+    /// The device writes `values` at `pa`.
+    pub fn device_write(&mut self, pa: Pa, values: &[Stamp]) {
+        let len = values.len() as u32;
+        self.mem[pa as usize..pa as usize + values.len()].copy_from_slice(values);
+        if self.cfg.dma_coherent {
+            // A coherent device write updates memory and invalidates every cached copy, so a
+            // dirty line in its way is first merged: hardware writes the line back, then the
+            // device's bytes land over it.
+            let dl = self.cfg.dcache.line as u64;
+            let mut lpa = self.cfg.dcache.line_base(pa);
+            while lpa < pa + len as u64 {
+                for c in 0..self.cpus.len() {
+                    let slots: Vec<Slot> = self.cpus[c].d.slots_holding(lpa).collect();
+                    for s in slots {
+                        let meta = *self.cpus[c].d.meta(s);
+                        if meta.dirty {
+                            let data = self.cpus[c].d.data(s).to_vec();
+                            for (i, v) in data.iter().enumerate() {
+                                let p = lpa + i as u64;
+                                if p < pa || p >= pa + len as u64 {
+                                    self.mem[p as usize] = *v;
+                                }
+                            }
+                        }
+                        self.cpus[c].d.take(s);
+                        self.log.push(|| Event::Drop { cpu: c as CpuId, side: Side::D, slot: s, va: meta.va, pa: meta.pa, dirty: false, why: "coherent DMA" });
+                    }
+                }
+                lpa += dl;
+            }
+            for p in (pa..pa + len as u64).step_by(self.cfg.icache.line as usize) {
+                self.snoop_icaches_force(p);
+            }
+        }
+        self.log.push(|| Event::Device { pa, len, write: true });
+    }
+
+    fn snoop_icaches_force(&mut self, pa: Pa) {
+        let lpa = self.cfg.icache.line_base(pa);
+        for cpu in 0..self.cpus.len() {
+            let slots: Vec<Slot> = self.cpus[cpu].i.slots_holding(lpa).collect();
+            for s in slots {
+                self.cpus[cpu].i.take(s);
+            }
+        }
+    }
+
+    /// Every valid D-line, on every CPU: `(cpu, slot, dirty, pa, va)`.
+    pub fn dirty_lines(&self) -> Vec<(CpuId, Slot, Pa, Va)> {
+        let mut v = Vec::new();
+        for (c, cpu) in self.cpus.iter().enumerate() {
+            for s in cpu.d.valid_slots() {
+                let m = cpu.d.meta(s);
+                if m.dirty {
+                    v.push((c as CpuId, s, m.pa, m.va));
+                }
+            }
+        }
+        v
+    }
+
+    /// Line size of a side.
+    pub fn line_size(&self, side: Side) -> u64 {
+        self.line_of(side)
+    }
+}

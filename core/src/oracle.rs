@@ -1,0 +1,373 @@
+//! The oracle: the intended value of every physical byte, and the judgement of every read.
+//!
+//! Each logical write (a user or kernel store, a kernel copy, a zero-fill, a device write) sets a
+//! byte's intended value to a fresh stamp and remembers who wrote it. A read that the kernel's
+//! contract says must be coherent is checked against the intended value; reads the contract
+//! leaves undefined are skipped, each under a named [`Rule`]. The oracle knows nothing of caches,
+//! arch implementations or kernel paths: callers tell it what was read, how, and by whom.
+
+use crate::addr::{ActorId, AliasKind, CpuId, Pa, Pfn, Stamp, Va};
+use crate::event::{Logged, Source};
+use serde::Serialize;
+use std::fmt;
+
+/// What went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A data read (user or kernel) returned an older value.
+    StaleLoad,
+    /// An instruction fetch returned an older value.
+    StaleFetch,
+    /// The device read an older value from memory.
+    StaleDeviceRead,
+    /// The newest value of a byte is nowhere any more, or a dirty line holds an older value that
+    /// its write-back would put over newer data.
+    LostWrite,
+    /// A kernel path touched a buffer the device owns.
+    Misuse,
+}
+
+impl Kind {
+    /// The name used in signatures and trace files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::StaleLoad => "stale-load",
+            Kind::StaleFetch => "stale-fetch",
+            Kind::StaleDeviceRead => "stale-device-read",
+            Kind::LostWrite => "lost-write",
+            Kind::Misuse => "misuse",
+        }
+    }
+
+    /// Parses a name written by [`Kind::name`].
+    pub fn from_name(s: &str) -> Option<Kind> {
+        [Kind::StaleLoad, Kind::StaleFetch, Kind::StaleDeviceRead, Kind::LostWrite, Kind::Misuse].into_iter().find(|k| k.name() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a byte was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadKind {
+    /// A user-mode load.
+    UserLoad {
+        /// Through a private mapping of a page-cache page (not yet copied on write).
+        private_file: bool,
+    },
+    /// A user-mode instruction fetch.
+    UserFetch {
+        /// Through a private mapping of a page-cache page (not yet copied on write).
+        private_file: bool,
+    },
+    /// A kernel read inside a kernel path (copy source, decode, checksum).
+    Kernel,
+    /// The device reading a buffer mapped to it.
+    Device,
+    /// The end-of-run audit of a dirty line.
+    DirtyLine,
+}
+
+/// Why a read was not checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The frame is free: nobody may read it.
+    FreeFrame,
+    /// Another actor's write to these bytes has not returned: either value is allowed.
+    RacingWrite,
+    /// User code stored since the last cacheflush: the I-side is the user's business.
+    UserCodeUnsynced,
+    /// A private file mapping sees a change made to the file after it was mapped: unspecified.
+    PrivateMappingOfModifiedFile,
+}
+
+/// A logical write's provenance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteInfo {
+    /// The step it happened in.
+    pub step: u32,
+    /// The actor (None for the device or initial contents).
+    pub actor: Option<ActorId>,
+    /// The CPU (None for the device or initial contents).
+    pub cpu: Option<CpuId>,
+    /// The virtual address written through (0 for the device).
+    pub va: Va,
+    /// The kind of that address.
+    pub alias: Option<AliasKind>,
+}
+
+/// A coherence violation, with everything needed to explain it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// What went wrong.
+    pub kind: Kind,
+    /// The byte.
+    pub pa: Pa,
+    /// The address read through (0 for the device and dirty-line audits).
+    pub va: Va,
+    /// Its kind.
+    pub alias: AliasKind,
+    /// The intended value.
+    pub expected: Stamp,
+    /// The value read.
+    pub observed: Stamp,
+    /// Where the observed value came from.
+    pub from: Source,
+    /// The reader (None for the device and the audit).
+    pub reader: Option<ActorId>,
+    /// The CPU that read.
+    pub cpu: Option<CpuId>,
+    /// The step of the read.
+    pub step: u32,
+    /// The kernel path or user action that read.
+    pub context: &'static str,
+    /// The last write of the byte.
+    pub write: WriteInfo,
+    /// The kernel path or user action of that write.
+    pub write_context: &'static str,
+    /// Whether the newest value still exists anywhere (memory or a cache line).
+    pub newest_survives: bool,
+    /// Events that touched the byte's line, when the run was logged.
+    pub history: Vec<Logged>,
+}
+
+impl Violation {
+    /// The signature: what kind of read, through which alias and in which path, saw what kind
+    /// of write. Two crashes of one mechanism share it, whatever the preset or the values.
+    pub fn signature(&self) -> String {
+        format!(
+            "{}:{}@{}<-{}@{}",
+            self.kind,
+            self.context,
+            self.alias.name(),
+            self.write_context,
+            self.write.alias.map_or("device", |a| a.name())
+        )
+    }
+}
+
+const UNSYNCED: u8 = 1;
+const PRIVATE_UNSPEC: u8 = 2;
+
+/// Per-byte intended values and their provenance.
+#[derive(Clone, Debug)]
+pub struct Oracle {
+    intended: Vec<Stamp>,
+    previous: Vec<Stamp>,
+    racing: Vec<Option<ActorId>>,
+    flags: Vec<u8>,
+    writes: Vec<WriteInfo>,
+    write_ctx: Vec<&'static str>,
+    live: Vec<bool>,
+    device_owned: Vec<bool>,
+    page_size: u32,
+    next: Stamp,
+    racing_bytes: Vec<Pa>,
+}
+
+impl Oracle {
+    /// An oracle for `frames` frames whose bytes initially intend what memory holds.
+    pub fn new(frames: u32, page_size: u32, initial: impl Fn(Pa) -> Stamp, next: Stamp) -> Oracle {
+        let n = frames as usize * page_size as usize;
+        let intended: Vec<Stamp> = (0..n as u64).map(initial).collect();
+        Oracle {
+            previous: intended.clone(),
+            intended,
+            racing: vec![None; n],
+            flags: vec![0; n],
+            writes: vec![WriteInfo::default(); n],
+            write_ctx: vec!["initial contents"; n],
+            live: vec![false; frames as usize],
+            device_owned: vec![false; frames as usize],
+            page_size,
+            next,
+            racing_bytes: Vec::new(),
+        }
+    }
+
+    /// A value never used before.
+    pub fn fresh(&mut self) -> Stamp {
+        self.next += 1;
+        self.next
+    }
+
+    /// The intended value of a byte.
+    pub fn intended(&self, pa: Pa) -> Stamp {
+        self.intended[pa as usize]
+    }
+
+    /// The provenance of a byte's last write.
+    pub fn last_write(&self, pa: Pa) -> (WriteInfo, &'static str) {
+        (self.writes[pa as usize], self.write_ctx[pa as usize])
+    }
+
+    fn frame(&self, pa: Pa) -> usize {
+        (pa / self.page_size as u64) as usize
+    }
+
+    /// Marks a frame allocated (its contents matter) or free (they do not).
+    pub fn set_live(&mut self, pfn: Pfn, live: bool) {
+        self.live[pfn as usize] = live;
+    }
+
+    /// Whether a frame is allocated.
+    pub fn is_live(&self, pfn: Pfn) -> bool {
+        self.live[pfn as usize]
+    }
+
+    /// Marks a frame as owned by the device (streaming DMA mapping) or given back to the CPU.
+    pub fn set_device_owned(&mut self, pfn: Pfn, owned: bool) {
+        self.device_owned[pfn as usize] = owned;
+    }
+
+    /// Whether the device owns a frame.
+    pub fn device_owned(&self, pfn: Pfn) -> bool {
+        self.device_owned[pfn as usize]
+    }
+
+    /// Records a logical write of `v` to `pa`. `racing_until_done` names the writer when the
+    /// write belongs to an operation that has not returned, so readers may still see the old
+    /// value. `user_code` marks a user store, which the I-side may ignore until a cacheflush.
+    pub fn write(&mut self, pa: Pa, v: Stamp, info: WriteInfo, ctx: &'static str, racing_until_done: Option<ActorId>, user_store: bool, page_cache: bool) {
+        let i = pa as usize;
+        if racing_until_done.is_some() && self.racing[i].is_none() {
+            self.previous[i] = self.intended[i];
+            self.racing_bytes.push(pa);
+        }
+        if racing_until_done.is_some() {
+            self.racing[i] = racing_until_done;
+        }
+        self.intended[i] = v;
+        self.writes[i] = info;
+        self.write_ctx[i] = ctx;
+        if user_store {
+            self.flags[i] |= UNSYNCED;
+        } else {
+            self.flags[i] &= !UNSYNCED;
+        }
+        if page_cache {
+            self.flags[i] |= PRIVATE_UNSPEC;
+        }
+    }
+
+    /// Clears the private-mapping rule for a frame (a fresh page-cache fill, or a new owner).
+    pub fn reset_flags(&mut self, pfn: Pfn) {
+        let p = self.page_size as usize;
+        for f in &mut self.flags[pfn as usize * p..(pfn as usize + 1) * p] {
+            *f = 0;
+        }
+    }
+
+    /// Whether the byte was last written as user data not yet synchronised for the I-side.
+    pub fn user_code(&self, pa: Pa) -> bool {
+        self.flags[pa as usize] & UNSYNCED != 0
+    }
+
+    /// The user synchronised the I-side for these bytes (cacheflush returned).
+    pub fn user_code_synced(&mut self, pa: Pa, len: u64) {
+        for f in &mut self.flags[pa as usize..(pa + len) as usize] {
+            *f &= !UNSYNCED;
+        }
+    }
+
+    /// The operation of `actor` returned: its writes are no longer racing.
+    pub fn operation_done(&mut self, actor: ActorId) {
+        if self.racing_bytes.is_empty() {
+            return;
+        }
+        let racing = &mut self.racing;
+        self.racing_bytes.retain(|&pa| {
+            if racing[pa as usize] == Some(actor) {
+                racing[pa as usize] = None;
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Judges a read of `observed` at `pa`: `Ok(None)` if coherent, `Ok(Some(rule))` if not
+    /// checked, `Err(kind)` if it is a violation.
+    pub fn judge(&self, pa: Pa, observed: Stamp, how: ReadKind, reader: Option<ActorId>) -> Result<Option<Rule>, Kind> {
+        let i = pa as usize;
+        let frame = self.frame(pa);
+        if !self.live[frame] {
+            return Ok(Some(Rule::FreeFrame));
+        }
+        if self.device_owned[frame] && how == ReadKind::Kernel {
+            return Err(Kind::Misuse);
+        }
+        if observed == self.intended[i] {
+            return Ok(None);
+        }
+        if let Some(w) = self.racing[i] {
+            if Some(w) != reader && observed == self.previous[i] {
+                return Ok(Some(Rule::RacingWrite));
+            }
+        }
+        match how {
+            ReadKind::UserFetch { private_file } => {
+                if self.flags[i] & UNSYNCED != 0 {
+                    return Ok(Some(Rule::UserCodeUnsynced));
+                }
+                if private_file && self.flags[i] & PRIVATE_UNSPEC != 0 {
+                    return Ok(Some(Rule::PrivateMappingOfModifiedFile));
+                }
+                Err(Kind::StaleFetch)
+            }
+            ReadKind::UserLoad { private_file } => {
+                if private_file && self.flags[i] & PRIVATE_UNSPEC != 0 {
+                    return Ok(Some(Rule::PrivateMappingOfModifiedFile));
+                }
+                Err(Kind::StaleLoad)
+            }
+            ReadKind::Kernel => Err(Kind::StaleLoad),
+            ReadKind::Device => Err(Kind::StaleDeviceRead),
+            ReadKind::DirtyLine => Err(Kind::LostWrite),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_stamps_never_repeat_and_racing_reads_may_see_the_old_value() {
+        let mut o = Oracle::new(2, 8, |pa| pa as Stamp + 1, 100);
+        o.set_live(0, true);
+        let a = o.fresh();
+        let b = o.fresh();
+        assert_ne!(a, b);
+        assert!(a > 100);
+        o.write(3, a, WriteInfo::default(), "test", Some(1), false, false);
+        // Actor 2 may see the old value while actor 1's operation runs, but not a third value.
+        assert_eq!(o.judge(3, 4, ReadKind::Kernel, Some(2)), Ok(Some(Rule::RacingWrite)));
+        assert_eq!(o.judge(3, 999, ReadKind::Kernel, Some(2)), Err(Kind::StaleLoad));
+        // The writer itself must see its own write.
+        assert_eq!(o.judge(3, 4, ReadKind::Kernel, Some(1)), Err(Kind::StaleLoad));
+        o.operation_done(1);
+        assert_eq!(o.judge(3, 4, ReadKind::Kernel, Some(2)), Err(Kind::StaleLoad));
+        assert_eq!(o.judge(3, a, ReadKind::Kernel, Some(2)), Ok(None));
+        // Free frames are never judged.
+        assert_eq!(o.judge(9, 0, ReadKind::Kernel, None), Ok(Some(Rule::FreeFrame)));
+    }
+
+    #[test]
+    fn user_code_is_unchecked_on_the_i_side_until_synced() {
+        let mut o = Oracle::new(1, 8, |_| 0, 10);
+        o.set_live(0, true);
+        let v = o.fresh();
+        o.write(2, v, WriteInfo::default(), "store", None, true, false);
+        let fetch = ReadKind::UserFetch { private_file: false };
+        assert_eq!(o.judge(2, 0, fetch, Some(0)), Ok(Some(Rule::UserCodeUnsynced)));
+        assert_eq!(o.judge(2, 0, ReadKind::UserLoad { private_file: false }, Some(0)), Err(Kind::StaleLoad));
+        o.user_code_synced(0, 8);
+        assert_eq!(o.judge(2, 0, fetch, Some(0)), Err(Kind::StaleFetch));
+    }
+}

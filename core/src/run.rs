@@ -1,0 +1,465 @@
+//! Running an input: building the world from a preset, applying ops, draining, auditing.
+//!
+//! [`Runner`] owns the actors' scripts (pinned futures) and the shared [`World`]. Each op is one
+//! step: it starts or steps an actor (polling its script once) or injects a hardware event. When
+//! the ops run out, busy actors are stepped round-robin to completion, then the end-of-run audit
+//! checks for lost writes, dirty lines that would overwrite newer data, and stale user views.
+//! A run is a pure function of the preset, the arch and the ops.
+
+use crate::addr::{layout, ActorId, AliasKind, CpuId, Pa, Pfn, Stamp};
+use crate::arch::{null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch};
+use crate::event::{Log, Logged, Side};
+use crate::kernel::{self, File, KernelState, Mm, Page, PageKind, Pkmap, Vma, VmaKind};
+use crate::machine::Machine;
+use crate::op::{Action, Op};
+use crate::oracle::{Oracle, ReadKind, Violation};
+use crate::preset::{ArchKind, Preset};
+use crate::sched::{Actor, ActorKind, Placement, Sched};
+use crate::world::{Cx, State, World};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// The most polls the drain phase makes before giving up on actors that cannot finish.
+pub const MAX_DRAIN_POLLS: usize = 4096;
+
+type Script = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Options of a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Record the event log (slower; for replays and explanations).
+    pub log: bool,
+}
+
+/// What a run found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The first violation, if any.
+    pub violation: Option<Violation>,
+    /// Ops applied before the run ended (all of them unless a violation stopped it).
+    pub ops_applied: usize,
+    /// Steps taken, including the drain.
+    pub steps: u32,
+    /// The event log, if recorded.
+    pub events: Vec<Logged>,
+    /// Actor names, by id.
+    pub actors: Vec<String>,
+}
+
+/// Executes one input on one world.
+pub struct Runner<A: Arch> {
+    w: Rc<World<A>>,
+    scripts: Vec<Option<Script>>,
+    ops_applied: usize,
+}
+
+impl<A: Arch> std::fmt::Debug for Runner<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("ops_applied", &self.ops_applied).finish()
+    }
+}
+
+/// The initial stamp of byte `pa`: distinct from every other byte and every later write.
+fn initial(pa: Pa) -> Stamp {
+    pa as Stamp + 1
+}
+
+/// Builds the initial state of `preset`.
+pub fn build_state(preset: &Preset, log: bool) -> State {
+    let cfg = preset.machine.clone();
+    cfg.validate().unwrap_or_else(|e| panic!("preset {}: {e}", preset.name));
+    let frames = cfg.frames();
+    let page = cfg.page_size as u64;
+    let mut m = Machine::new(cfg.clone(), Log::new(log), initial);
+    let mut next = frames as Stamp * page as Stamp + 1;
+    let shape = preset.world;
+    let mut pages: Vec<Page> = (0..frames).map(|_| Page { kind: PageKind::Free, rmap: Vec::new(), refs: 0, arch_1: false, io_pin: 0 }).collect();
+    let mut o = Oracle::new(frames, cfg.page_size, initial, 0);
+    // Driver buffers: lowmem from the top of lowmem, highmem from the top of highmem.
+    let mut buffers = Vec::new();
+    let take = |pfn: Pfn, pages: &mut Vec<Page>, o: &mut Oracle| {
+        pages[pfn as usize] = Page { kind: PageKind::Kernel, rmap: Vec::new(), refs: 1, arch_1: false, io_pin: 0 };
+        o.set_live(pfn, true);
+        pfn
+    };
+    for i in 0..shape.buffers_low as u32 {
+        buffers.push(take(cfg.lowmem_frames - 1 - i, &mut pages, &mut o));
+    }
+    for i in 0..shape.buffers_high as u32 {
+        let pfn = if cfg.highmem_frames > i { frames - 1 - i } else { cfg.lowmem_frames - 1 - shape.buffers_low as u32 - i };
+        buffers.push(take(pfn, &mut pages, &mut o));
+    }
+    let files = (0..shape.files)
+        .map(|_| File {
+            pages: vec![None; shape.file_pages as usize],
+            disk: (0..shape.file_pages as u64 * page)
+                .map(|_| {
+                    next += 1;
+                    next
+                })
+                .collect(),
+        })
+        .collect();
+    // Process 0: anonymous heap at pages 0..4, a private executable file mapping at 8..12
+    // (file 0), a shared writable file mapping at 16..20 (file 1).
+    let fp = shape.file_pages as u64;
+    let vmas = vec![
+        Vma { start: 0, end: 4, kind: VmaKind::Anon, write: true, exec: false },
+        Vma { start: 8, end: 8 + fp, kind: VmaKind::File { file: 0, pgoff: 0, shared: false }, write: true, exec: true },
+        Vma { start: 16, end: 16 + fp, kind: VmaKind::File { file: 1.min(shape.files - 1), pgoff: 0, shared: true }, write: true, exec: false },
+    ];
+    m.create_user_pt(0);
+    let mms = vec![Mm { vmas, alive: true, cpumask: 0 }];
+    let mut actors = Vec::new();
+    for t in 0..shape.threads + shape.spare_threads {
+        actors.push(Actor { kind: ActorKind::Thread { pid: 0 }, alive: t < shape.threads, busy: false, cpu: None, preempt: 0, irqs_off: 0, path: "idle", name: format!("T{t}") });
+    }
+    for k in 0..shape.kthreads {
+        actors.push(Actor { kind: ActorKind::Kthread, alive: true, busy: false, cpu: None, preempt: 0, irqs_off: 0, path: "idle", name: format!("K{k}") });
+    }
+    if shape.irq {
+        actors.push(Actor { kind: ActorKind::Irq, alive: true, busy: false, cpu: None, preempt: 0, irqs_off: 0, path: "idle", name: "IRQ".into() });
+    }
+    let k = KernelState {
+        pages,
+        mms,
+        procs: vec![0],
+        files,
+        pkmap: Pkmap { count: vec![0; cfg.pkmap_slots as usize], page: vec![None; cfg.pkmap_slots as usize], last: 0 },
+        buffers,
+        locks: vec![None; kernel::MMAP_LOCK_BASE + kernel::fork::MAX_MMS],
+        vmalloc: vec![false; layout::VMALLOC_PAGES as usize],
+        fixmap_depth: [0; crate::addr::MAX_CPUS],
+        io: preset.io,
+    };
+    // Fresh stamps start above every initial and disk value.
+    let mut o2 = o;
+    while o2.fresh() < next {}
+    State { m, k, o: o2, sched: Sched::new(cfg.cpus, actors), sw: preset.switches, violation: None }
+}
+
+impl<A: Arch> Runner<A> {
+    /// A runner for `preset` with `arch`.
+    pub fn new(preset: &Preset, arch: A, opts: RunOptions) -> Runner<A> {
+        let st = build_state(preset, opts.log);
+        let n = st.sched.len();
+        Runner { w: Rc::new(World { st: std::cell::RefCell::new(st), arch }), scripts: (0..n).map(|_| None).collect(), ops_applied: 0 }
+    }
+
+    fn cx(&self, a: ActorId) -> Cx<A> {
+        Cx::new(self.w.clone(), a)
+    }
+
+    /// Whether a violation ended the run.
+    pub fn stopped(&self) -> bool {
+        self.w.st.borrow().violation.is_some()
+    }
+
+    /// Places `a` on a CPU and switches address space if needed. False if it cannot run now.
+    fn place(&mut self, a: ActorId, want: CpuId) -> bool {
+        let placed = self.w.st.borrow_mut().sched.place(a, want);
+        let Placement::On { cpu, .. } = placed else { return false };
+        let need = {
+            let st = self.w.st.borrow();
+            match st.sched.actor(a).kind {
+                ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
+                _ => None,
+            }
+        };
+        let cur = self.w.st.borrow().m.cpus[cpu as usize].mm;
+        if let Some(next) = need {
+            if cur != Some(next) {
+                let cx = self.cx(a);
+                let fut = self.w.arch.switch_mm(&cx, cur, next);
+                poll_to_completion(fut, "switch_mm");
+                let mut st = self.w.st.borrow_mut();
+                st.m.set_cpu_mm(cpu, Some(next));
+                st.k.mms[next as usize].cpumask |= 1 << cpu;
+            }
+        }
+        true
+    }
+
+    fn poll(&mut self, a: ActorId) {
+        {
+            let mut st = self.w.st.borrow_mut();
+            st.m.log.actor = Some(a);
+            let cpu = st.sched.cpu_of(a).unwrap_or(0);
+            st.m.log.push(|| crate::event::Event::Step { actor: a, cpu });
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let done = match self.scripts[a as usize].as_mut() {
+            Some(f) => f.as_mut().poll(&mut cx).is_ready(),
+            None => return,
+        };
+        if done {
+            self.scripts[a as usize] = None;
+            let mut st = self.w.st.borrow_mut();
+            st.o.operation_done(a);
+            let actor = st.sched.actor_mut(a);
+            actor.busy = false;
+            actor.path = "idle";
+            assert_eq!(actor.preempt, 0, "an action returned with preemption disabled");
+            let (kind, alive) = (actor.kind, actor.alive);
+            if kind == ActorKind::Irq {
+                st.sched.irq_done(a);
+            }
+            if !alive {
+                st.sched.kill(a);
+            }
+        }
+        self.w.st.borrow_mut().m.log.actor = None;
+    }
+
+    fn step_actor(&mut self, a: ActorId, cpu: CpuId) {
+        if self.scripts[a as usize].is_some() && self.place(a, cpu) {
+            self.poll(a);
+        }
+    }
+
+    fn start(&mut self, a: ActorId, cpu: CpuId, action: Action) {
+        let (alive, kind) = {
+            let st = self.w.st.borrow();
+            let actor = st.sched.actor(a);
+            (actor.alive, actor.kind)
+        };
+        if !alive {
+            return;
+        }
+        if kind == ActorKind::Irq && !matches!(action, Action::Dma { .. } | Action::DmaSync { .. } | Action::KmapAtomicWrite { .. }) {
+            // Interrupt context cannot sleep: it only runs DMA mappings and atomic kmaps.
+            return;
+        }
+        if !self.place(a, cpu) {
+            return;
+        }
+        {
+            let mut st = self.w.st.borrow_mut();
+            let actor = st.sched.actor_mut(a);
+            actor.busy = true;
+            actor.path = action.name();
+        }
+        let cx = self.cx(a);
+        self.scripts[a as usize] = Some(Box::pin(async move { kernel::run_action(&cx, action).await }));
+        self.poll(a);
+    }
+
+    /// Applies one op.
+    pub fn apply(&mut self, op: &Op) {
+        if self.stopped() {
+            return;
+        }
+        self.ops_applied += 1;
+        let n = self.scripts.len() as u8;
+        let ncpus = self.w.st.borrow().m.config().cpus;
+        self.w.st.borrow_mut().m.log.step = self.ops_applied as u32;
+        match *op {
+            Op::Step { actor, cpu } => self.step_actor(actor % n, cpu % ncpus),
+            Op::Start { actor, cpu, action } => {
+                let a = actor % n;
+                if self.scripts[a as usize].is_some() {
+                    self.step_actor(a, cpu % ncpus);
+                } else {
+                    self.start(a, cpu % ncpus, action);
+                }
+            }
+            Op::Speculate { cpu, icache, pick } => {
+                let mut st = self.w.st.borrow_mut();
+                let cpu = cpu % ncpus;
+                let vpns = st.m.valid_translations(cpu);
+                if !vpns.is_empty() {
+                    let page = st.m.page_size() as u64;
+                    let side = if icache { Side::I } else { Side::D };
+                    let line = st.m.line_size(side);
+                    let vpn = vpns[pick as usize % vpns.len()];
+                    let off = (pick as u64 / vpns.len() as u64 * line) % page;
+                    st.m.speculate(cpu, vpn * page + off, side);
+                }
+            }
+            Op::Evict { cpu, icache, pick } => {
+                let mut st = self.w.st.borrow_mut();
+                st.m.evict(cpu % ncpus, if icache { Side::I } else { Side::D }, pick as usize);
+            }
+        }
+    }
+
+    /// Steps busy actors round-robin until all are idle (or stuck), then audits.
+    pub fn finish(&mut self) {
+        let n = self.scripts.len();
+        let mut polls = 0;
+        let mut step = self.ops_applied as u32;
+        while !self.stopped() && polls < MAX_DRAIN_POLLS {
+            let busy: Vec<ActorId> = (0..n as ActorId).filter(|&a| self.scripts[a as usize].is_some()).collect();
+            if busy.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for a in busy {
+                if self.stopped() {
+                    break;
+                }
+                let cpu = self.w.st.borrow().sched.cpu_of(a).unwrap_or(0);
+                step += 1;
+                self.w.st.borrow_mut().m.log.step = step;
+                if self.place(a, cpu) {
+                    self.poll(a);
+                    progressed = true;
+                }
+                polls += 1;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let mut st = self.w.st.borrow_mut();
+        st.m.log.step = step + 1;
+        st.m.log.actor = None;
+        if st.violation.is_none() && self.scripts.iter().all(|s| s.is_none()) {
+            audit(&mut st);
+        }
+    }
+
+    /// The result.
+    pub fn report(self) -> Report {
+        let mut st = self.w.st.borrow_mut();
+        let step = st.m.log.step;
+        let mut events = st.m.log.take();
+        let mut violation = st.violation.take();
+        if let Some(v) = violation.as_mut() {
+            let line = st.m.config().dcache.line.max(st.m.config().icache.line) as u64;
+            let pa_line = v.pa & !(line - 1);
+            v.history = events.iter().filter(|e| e.event.touches(pa_line, line)).cloned().collect();
+        }
+        events.shrink_to_fit();
+        Report { violation, ops_applied: self.ops_applied, steps: step, events, actors: st.sched.actors().iter().map(|a| a.name.clone()).collect() }
+    }
+}
+
+fn poll_to_completion<F: Future<Output = ()>>(fut: F, what: &str) {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(()) => {}
+        Poll::Pending => panic!("{what} must not yield"),
+    }
+}
+
+fn audit_violation(st: &State, pa: Pa, observed: Stamp, from: crate::event::Source, va: u64, alias: AliasKind, kind: crate::oracle::Kind) -> Violation {
+    let (write, write_context) = st.o.last_write(pa);
+    Violation {
+        kind,
+        pa,
+        va,
+        alias,
+        expected: st.o.intended(pa),
+        observed,
+        from,
+        reader: None,
+        cpu: None,
+        step: st.m.log.step,
+        context: "end-of-run audit",
+        write,
+        write_context,
+        newest_survives: crate::world::survives(st, pa),
+        history: Vec::new(),
+    }
+}
+
+/// The end-of-run audit: lost writes, stale dirty lines, stale user views.
+pub fn audit(st: &mut State) {
+    let page = st.m.page_size() as u64;
+    let frames = st.m.config().frames();
+    // 1. The newest value of every live byte must still exist somewhere.
+    for pfn in 0..frames {
+        if !st.o.is_live(pfn) {
+            continue;
+        }
+        for pa in pfn as u64 * page..(pfn as u64 + 1) * page {
+            if !crate::world::survives(st, pa) {
+                let obs = st.m.memory(pa);
+                let v = audit_violation(st, pa, obs, crate::event::Source::Memory, 0, AliasKind::Unmapped, crate::oracle::Kind::LostWrite);
+                st.violation = Some(v);
+                return;
+            }
+        }
+    }
+    // 2. No dirty line may hold an older value than the intended one.
+    for (cpu, slot, lpa, lva) in st.m.dirty_lines() {
+        let line = st.m.cpus[cpu as usize].d.data(slot).to_vec();
+        for (i, value) in line.into_iter().enumerate() {
+            let pa = lpa + i as u64;
+            if st.o.judge(pa, value, ReadKind::DirtyLine, None).is_err() {
+                let from = crate::event::Source::Cache { cpu, side: Side::D, slot, dirty: true, line_va: lva };
+                let v = audit_violation(st, pa, value, from, lva + i as u64, AliasKind::of(lva, page as u32), crate::oracle::Kind::LostWrite);
+                st.violation = Some(v);
+                return;
+            }
+        }
+    }
+    // 3. Every live user mapping reads the intended values, on every CPU that could run it.
+    let vivt = st.m.config().dcache.virtually_tagged();
+    let ncpus = st.m.config().cpus;
+    for mm in 0..st.k.mms.len() as u16 {
+        if !st.k.mms[mm as usize].alive {
+            continue;
+        }
+        let vpns: Vec<u64> = st.k.mms[mm as usize].pages().collect();
+        for cpu in 0..ncpus {
+            if vivt && st.m.cpus[cpu as usize].mm != Some(mm) {
+                continue;
+            }
+            for &vpn in &vpns {
+                let pte = st.m.pte(Some(mm), vpn);
+                if !pte.present || !pte.cacheable {
+                    continue;
+                }
+                let private_file = st.k.is_private_file_mapping(Some(mm), vpn, pte.pfn);
+                for off in 0..page {
+                    let va = vpn * page + off;
+                    let pa = pte.pfn as u64 * page + off;
+                    let mut sides = vec![(Side::D, ReadKind::UserLoad { private_file })];
+                    if pte.exec {
+                        sides.push((Side::I, ReadKind::UserFetch { private_file }));
+                    }
+                    for (side, how) in sides {
+                        let obs = st.m.peek(cpu, va, pa, Some(mm), side);
+                        if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
+                            let mut v = audit_violation(st, pa, obs.value, obs.from, va, AliasKind::User, kind);
+                            v.cpu = Some(cpu);
+                            st.violation = Some(v);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `ops` on `preset` with an arch of the caller's choosing.
+pub fn run_with<A: Arch>(preset: &Preset, arch: A, ops: &[Op], opts: RunOptions) -> Report {
+    let mut r = Runner::new(preset, arch, opts);
+    for op in ops {
+        r.apply(op);
+        if r.stopped() {
+            break;
+        }
+    }
+    if !r.stopped() {
+        r.finish();
+    }
+    r.report()
+}
+
+/// Runs `ops` on `preset` with the preset's shipped arch.
+pub fn run(preset: &Preset, ops: &[Op], opts: RunOptions) -> Report {
+    match preset.arch {
+        ArchKind::Null => run_with(preset, Null, ops, opts),
+        ArchKind::ArmVivt => run_with(preset, ArmVivt, ops, opts),
+        ArchKind::ArmV6 => run_with(preset, ArmV6, ops, opts),
+        ArchKind::MipsR4k => run_with(preset, MipsR4k, ops, opts),
+        ArchKind::Parisc => run_with(preset, Parisc, ops, opts),
+    }
+}

@@ -1,0 +1,212 @@
+//! Actors, CPUs and who may step next.
+//!
+//! An actor is a user thread, a kernel thread or an interrupt context. Each runs one action at a
+//! time as a script of steps (an `async` block whose `.await` points are the steps' ends). The
+//! input picks the actor to step and the CPU it should run on; the scheduler decides whether
+//! that is possible: an actor with preemption disabled stays on its CPU and keeps it, an idle or
+//! preemptible actor can be displaced, an interrupt nests on top of whatever runs on its CPU and
+//! blocks it until it returns. This module knows nothing of caches or flush APIs; it calls the
+//! arch's `switch_mm` when a CPU changes address space.
+
+use crate::addr::{ActorId, CpuId, MmId, MAX_CPUS};
+use serde::Serialize;
+
+/// What an actor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A thread of a user process.
+    Thread {
+        /// Its process.
+        pid: u8,
+    },
+    /// A kernel thread (no user address space of its own).
+    Kthread,
+    /// Interrupt context.
+    Irq,
+}
+
+/// The scheduler's view of one actor.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// What it is.
+    pub kind: ActorKind,
+    /// Whether it exists (a fork child's slot is dead until the fork).
+    pub alive: bool,
+    /// Whether it is in the middle of an action.
+    pub busy: bool,
+    /// The CPU it runs on, if any.
+    pub cpu: Option<CpuId>,
+    /// Preemption-disable depth; non-zero pins it to its CPU.
+    pub preempt: u32,
+    /// Spinlocks held; interrupts are off while non-zero (every lock is taken irqsave).
+    pub irqs_off: u32,
+    /// The kernel path or user action it is in, for reports.
+    pub path: &'static str,
+    /// Its display name (T0, K1, IRQ).
+    pub name: String,
+}
+
+/// Actors and what each CPU runs.
+#[derive(Clone, Debug)]
+pub struct Sched {
+    actors: Vec<Actor>,
+    current: [Option<ActorId>; MAX_CPUS],
+    irq: [Option<ActorId>; MAX_CPUS],
+    ncpus: u8,
+}
+
+/// The outcome of asking to run an actor on a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// It runs on this CPU now; `switched` says it was switched in (not already running there).
+    On { cpu: CpuId, switched: bool },
+    /// No CPU can take it now.
+    Blocked,
+}
+
+impl Sched {
+    /// A scheduler for `ncpus` CPUs and these actors.
+    pub fn new(ncpus: u8, actors: Vec<Actor>) -> Sched {
+        Sched { actors, current: [None; MAX_CPUS], irq: [None; MAX_CPUS], ncpus }
+    }
+
+    /// Number of actors.
+    pub fn len(&self) -> usize {
+        self.actors.len()
+    }
+
+    /// Whether there are no actors.
+    pub fn is_empty(&self) -> bool {
+        self.actors.is_empty()
+    }
+
+    /// An actor.
+    pub fn actor(&self, a: ActorId) -> &Actor {
+        &self.actors[a as usize]
+    }
+
+    /// An actor, mutably.
+    pub fn actor_mut(&mut self, a: ActorId) -> &mut Actor {
+        &mut self.actors[a as usize]
+    }
+
+    /// All actors.
+    pub fn actors(&self) -> &[Actor] {
+        &self.actors
+    }
+
+    /// The CPU an actor runs on.
+    pub fn cpu_of(&self, a: ActorId) -> Option<CpuId> {
+        self.actors[a as usize].cpu
+    }
+
+    /// The task running on a CPU (not counting an interrupt on top of it).
+    pub fn current(&self, cpu: CpuId) -> Option<ActorId> {
+        self.current[cpu as usize]
+    }
+
+    /// Temporarily places an actor on another CPU (inter-processor interrupt handlers).
+    pub fn borrow_cpu(&mut self, a: ActorId, cpu: CpuId) {
+        self.actors[a as usize].cpu = Some(cpu);
+    }
+
+    fn displaceable(&self, cpu: CpuId) -> bool {
+        if self.irq[cpu as usize].is_some() {
+            return false;
+        }
+        match self.current[cpu as usize] {
+            None => true,
+            Some(c) => {
+                let a = &self.actors[c as usize];
+                !a.busy || a.preempt == 0
+            }
+        }
+    }
+
+    /// Puts actor `a` on a CPU, preferring `want`, if the rules allow. An actor already running
+    /// stays where it is unless it may migrate; otherwise it takes the first CPU, starting from
+    /// `want`, whose current actor can be displaced.
+    pub fn place(&mut self, a: ActorId, want: CpuId) -> Placement {
+        let n = self.ncpus;
+        let want = want % n;
+        let actor = &self.actors[a as usize];
+        if actor.kind == ActorKind::Irq {
+            if let Some(c) = actor.cpu {
+                return Placement::On { cpu: c, switched: false };
+            }
+            // An interrupt nests on top of whatever runs, unless another interrupt is there or
+            // that task has interrupts off.
+            for i in 0..n {
+                let c = (want + i) % n;
+                let irqs_off = self.current[c as usize].is_some_and(|t| self.actors[t as usize].irqs_off > 0);
+                if self.irq[c as usize].is_none() && !irqs_off {
+                    self.irq[c as usize] = Some(a);
+                    self.actors[a as usize].cpu = Some(c);
+                    return Placement::On { cpu: c, switched: true };
+                }
+            }
+            return Placement::Blocked;
+        }
+        if let Some(c) = actor.cpu {
+            if self.irq[c as usize].is_some() {
+                return Placement::Blocked;
+            }
+            let pinned = actor.busy && actor.preempt > 0;
+            if c == want || pinned || !self.displaceable(want) {
+                return Placement::On { cpu: c, switched: false };
+            }
+            self.current[c as usize] = None;
+            self.switch_in(a, want);
+            return Placement::On { cpu: want, switched: true };
+        }
+        for i in 0..n {
+            let c = (want + i) % n;
+            if self.displaceable(c) {
+                self.switch_in(a, c);
+                return Placement::On { cpu: c, switched: true };
+            }
+        }
+        Placement::Blocked
+    }
+
+    fn switch_in(&mut self, a: ActorId, cpu: CpuId) {
+        if let Some(prev) = self.current[cpu as usize] {
+            self.actors[prev as usize].cpu = None;
+        }
+        self.current[cpu as usize] = Some(a);
+        self.actors[a as usize].cpu = Some(cpu);
+    }
+
+    /// An interrupt actor finished: its CPU resumes what it interrupted.
+    pub fn irq_done(&mut self, a: ActorId) {
+        if let Some(c) = self.actors[a as usize].cpu.take() {
+            if self.irq[c as usize] == Some(a) {
+                self.irq[c as usize] = None;
+            }
+        }
+    }
+
+    /// Kills an actor (process exit): it leaves its CPU.
+    pub fn kill(&mut self, a: ActorId) {
+        if let Some(c) = self.actors[a as usize].cpu.take() {
+            if self.current[c as usize] == Some(a) {
+                self.current[c as usize] = None;
+            }
+        }
+        self.actors[a as usize].alive = false;
+    }
+
+    /// The first dead thread slot, for a fork child.
+    pub fn free_thread_slot(&self) -> Option<ActorId> {
+        self.actors.iter().position(|a| !a.alive && matches!(a.kind, ActorKind::Thread { .. })).map(|i| i as ActorId)
+    }
+
+    /// The address space an actor needs loaded, if any.
+    pub fn mm_needed(&self, a: ActorId, mm_of_pid: impl Fn(u8) -> MmId) -> Option<MmId> {
+        match self.actors[a as usize].kind {
+            ActorKind::Thread { pid } => Some(mm_of_pid(pid)),
+            _ => None,
+        }
+    }
+}

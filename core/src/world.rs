@@ -1,0 +1,536 @@
+//! The state of a run and the context kernel paths run in.
+//!
+//! [`State`] gathers the machine, the kernel's bookkeeping, the oracle and the scheduler's view
+//! of the actors. [`Cx`] is what a kernel path or an [`Arch`] method holds: the acting actor and
+//! a shared handle on the state. Every primitive a path may use goes through `Cx`, which
+//! translates addresses on the actor's current CPU, reports every checked read to the oracle,
+//! logs, and offers the preemption points ([`Cx::step`]) between which other actors may run.
+//! Nothing here knows any particular race.
+
+use crate::addr::{layout, ActorId, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn};
+use crate::arch::Arch;
+use crate::event::{Event, Side};
+use crate::kernel::KernelState;
+use crate::machine::{Access, CacheOp, Fault, Machine, Pte, Scope};
+use crate::oracle::{Kind, Oracle, ReadKind, Violation, WriteInfo};
+use crate::preset::Switches;
+use crate::sched::Sched;
+use std::cell::{RefCell, RefMut};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+/// Everything a run changes.
+#[derive(Debug)]
+pub struct State {
+    /// The hardware.
+    pub m: Machine,
+    /// The kernel's bookkeeping.
+    pub k: KernelState,
+    /// Intended values.
+    pub o: Oracle,
+    /// Actors and CPUs.
+    pub sched: Sched,
+    /// The historical behaviours in force.
+    pub sw: Switches,
+    /// The first violation found, which ends the run.
+    pub violation: Option<Violation>,
+}
+
+/// The shared world: state plus the arch implementation.
+#[derive(Debug)]
+pub struct World<A> {
+    /// The state.
+    pub st: RefCell<State>,
+    /// The flush API implementation.
+    pub arch: A,
+}
+
+/// The context a kernel path or arch method runs in: who is acting, on which world.
+#[derive(Debug)]
+pub struct Cx<A> {
+    w: Rc<World<A>>,
+    me: ActorId,
+}
+
+impl<A> Clone for Cx<A> {
+    fn clone(&self) -> Self {
+        Cx { w: self.w.clone(), me: self.me }
+    }
+}
+
+/// A preemption point: completes on the second poll.
+#[derive(Debug)]
+pub struct StepPoint(bool);
+
+impl Future for StepPoint {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+/// What a kernel store means to the oracle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Kernel data: coherent everywhere once the path's flushes are done, including for
+    /// instruction fetches.
+    Kernel,
+    /// Data the user asked to be written (`write()`, `copy_to_user`): like a user store, the
+    /// I-side may ignore it until the user's cacheflush.
+    UserData,
+    /// The first contents of a page-cache page read from disk.
+    Fill,
+}
+
+impl<A: Arch> Cx<A> {
+    /// A context for `me` on `w`.
+    pub fn new(w: Rc<World<A>>, me: ActorId) -> Cx<A> {
+        Cx { w, me }
+    }
+
+    /// The arch implementation.
+    pub fn arch(&self) -> &A {
+        &self.w.arch
+    }
+
+    /// Borrows the state. Never hold the borrow across an `.await`.
+    pub fn st(&self) -> RefMut<'_, State> {
+        self.w.st.borrow_mut()
+    }
+
+    /// The acting actor.
+    pub fn me(&self) -> ActorId {
+        self.me
+    }
+
+    /// The CPU the actor runs on now.
+    pub fn cpu(&self) -> CpuId {
+        self.st().sched.cpu_of(self.me).expect("a stepping actor runs on a CPU")
+    }
+
+    /// Ends the current step: other actors may run (on other CPUs always; on this one unless
+    /// preemption is disabled) before the next one.
+    pub fn step(&self) -> StepPoint {
+        StepPoint(false)
+    }
+
+    /// Disables preemption (and migration) until the matching [`Cx::preempt_enable`].
+    pub fn preempt_disable(&self) {
+        self.st().sched.actor_mut(self.me).preempt += 1;
+    }
+
+    /// Re-enables preemption.
+    pub fn preempt_enable(&self) {
+        let mut st = self.st();
+        let a = st.sched.actor_mut(self.me);
+        a.preempt = a.preempt.checked_sub(1).expect("preempt_enable without preempt_disable");
+    }
+
+    /// Takes a spinlock: spins (yielding) while another actor holds it, then holds it with
+    /// preemption disabled.
+    pub async fn spin_lock(&self, lock: usize) {
+        loop {
+            {
+                let mut st = self.st();
+                let holder = st.k.locks[lock];
+                if holder.is_none() {
+                    st.k.locks[lock] = Some(self.me);
+                    let a = st.sched.actor_mut(self.me);
+                    a.preempt += 1;
+                    a.irqs_off += 1;
+                    return;
+                }
+                assert_ne!(holder, Some(self.me), "spinlock {lock} taken twice by one actor");
+            }
+            self.step().await;
+        }
+    }
+
+    /// Releases a spinlock.
+    pub fn spin_unlock(&self, lock: usize) {
+        let mut st = self.st();
+        assert_eq!(st.k.locks[lock], Some(self.me), "unlock of a lock not held");
+        st.k.locks[lock] = None;
+        let a = st.sched.actor_mut(self.me);
+        a.preempt -= 1;
+        a.irqs_off -= 1;
+    }
+
+    /// Enters a named kernel path (for reports); returns the previous name to restore.
+    pub fn enter(&self, name: &'static str, args: impl FnOnce() -> String) -> &'static str {
+        let mut st = self.st();
+        st.m.log.push(|| Event::Call { name, args: args() });
+        std::mem::replace(&mut st.sched.actor_mut(self.me).path, name)
+    }
+
+    /// Leaves a kernel path entered with [`Cx::enter`].
+    pub fn leave(&self, prev: &'static str) {
+        self.st().sched.actor_mut(self.me).path = prev;
+    }
+
+    /// Logs a note.
+    pub fn note(&self, f: impl FnOnce() -> String) {
+        self.st().m.log.push(|| Event::Note(f()));
+    }
+
+    /// Whether a violation has ended the run.
+    pub fn stopped(&self) -> bool {
+        self.st().violation.is_some()
+    }
+
+    /// Page size.
+    pub fn page_size(&self) -> u64 {
+        self.st().m.page_size() as u64
+    }
+
+    // ---- checked accesses --------------------------------------------------------------
+
+    /// Records a violation unless one was already found.
+    pub fn report(&self, st: &mut State, v: Violation) {
+        if st.violation.is_none() {
+            st.violation = Some(v);
+        }
+    }
+
+    fn judge(&self, st: &mut State, va: Va, pa: Pa, obs: crate::machine::Observed, how: ReadKind, reader: Option<ActorId>) {
+        if let Err(kind) = st.o.judge(pa, obs.value, how, reader) {
+            let kind = if kind == Kind::StaleLoad || kind == Kind::StaleFetch || kind == Kind::StaleDeviceRead {
+                kind
+            } else {
+                kind
+            };
+            let (write, write_context) = st.o.last_write(pa);
+            let newest_survives = survives(st, pa);
+            let context = reader.map_or("device", |r| st.sched.actor(r).path);
+            let page = st.m.page_size();
+            let v = Violation {
+                kind,
+                pa,
+                va,
+                alias: if how == ReadKind::Device { AliasKind::Unmapped } else { AliasKind::of(va, page) },
+                expected: st.o.intended(pa),
+                observed: obs.value,
+                from: obs.from,
+                reader,
+                cpu: reader.and_then(|r| st.sched.cpu_of(r)),
+                step: st.m.log.step,
+                context,
+                write,
+                write_context,
+                newest_survives,
+                history: Vec::new(),
+            };
+            self.report(st, v);
+        }
+    }
+
+    fn write_info(&self, st: &State, va: Va) -> WriteInfo {
+        WriteInfo {
+            step: st.m.log.step,
+            actor: Some(self.me),
+            cpu: st.sched.cpu_of(self.me),
+            va,
+            alias: Some(AliasKind::of(va, st.m.page_size())),
+        }
+    }
+
+    /// A kernel load through `va`, checked against the intended value. A kernel path never
+    /// faults: a missing translation is a model bug.
+    pub fn kload(&self, va: Va) -> Stamp {
+        let cpu = self.cpu();
+        let mut st = self.st();
+        let t = st.m.translate(cpu, va, Access::Read).unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let obs = st.m.load(cpu, va, &t);
+        self.judge(&mut st, va, t.pa, obs, ReadKind::Kernel, Some(self.me));
+        obs.value
+    }
+
+    /// A kernel store of `v` through `va`, a logical write. `multi_step` says the write belongs
+    /// to an operation that continues over later steps, so racing readers may see either value.
+    pub fn kstore(&self, va: Va, v: Stamp, multi_step: bool) {
+        self.kstore_as(va, v, multi_step, StoreKind::Kernel)
+    }
+
+    /// A kernel store with an explicit meaning for the oracle (see [`StoreKind`]).
+    pub fn kstore_as(&self, va: Va, v: Stamp, multi_step: bool, kind: StoreKind) {
+        let cpu = self.cpu();
+        let mut st = self.st();
+        let t = st.m.translate(cpu, va, Access::Write).unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        if st.o.device_owned((t.pa / st.m.page_size() as u64) as Pfn) {
+            let obs = crate::machine::Observed { value: v, from: crate::event::Source::Memory };
+            self.judge(&mut st, va, t.pa, obs, ReadKind::Kernel, Some(self.me));
+        }
+        st.m.store(cpu, va, &t, v);
+        let info = self.write_info(&st, va);
+        let path = st.sched.actor(self.me).path;
+        let pc = kind != StoreKind::Fill && st.k.is_page_cache(t.pa / st.m.page_size() as u64);
+        st.o.write(t.pa, v, info, path, multi_step.then_some(self.me), kind == StoreKind::UserData, pc);
+    }
+
+    /// A fresh value for a logical write.
+    pub fn fresh(&self) -> Stamp {
+        self.st().o.fresh()
+    }
+
+    /// A user-mode access through `va` on the actor's CPU and address space. Returns the fault
+    /// if the translation refuses it.
+    pub fn user_access(&self, va: Va, access: Access) -> Result<Option<Stamp>, Fault> {
+        self.user_access_value(va, access, None)
+    }
+
+    /// As [`Cx::user_access`], storing `value` (a copy) instead of a fresh stamp for writes.
+    /// Used by `copy_to_user`, which writes user data through the user's own address.
+    pub fn user_access_value(&self, va: Va, access: Access, value: Option<Stamp>) -> Result<Option<Stamp>, Fault> {
+        let cpu = self.cpu();
+        let mut st = self.st();
+        let t = st.m.translate(cpu, va, access)?;
+        let page = st.m.page_size() as u64;
+        let pfn = (t.pa / page) as Pfn;
+        let private_file = st.k.is_private_file_mapping(st.m.cpus[cpu as usize].mm, va / page, pfn);
+        match access {
+            Access::Read => {
+                let obs = st.m.load(cpu, va, &t);
+                self.judge(&mut st, va, t.pa, obs, ReadKind::UserLoad { private_file }, Some(self.me));
+                Ok(Some(obs.value))
+            }
+            Access::Exec => {
+                let obs = st.m.fetch(cpu, va, &t);
+                self.judge(&mut st, va, t.pa, obs, ReadKind::UserFetch { private_file }, Some(self.me));
+                Ok(Some(obs.value))
+            }
+            Access::Write => {
+                let v = value.unwrap_or_else(|| st.o.fresh());
+                st.m.store(cpu, va, &t, v);
+                let info = self.write_info(&st, va);
+                let pc = st.k.is_page_cache(pfn as u64);
+                let path = st.sched.actor(self.me).path;
+                st.o.write(t.pa, v, info, path, None, true, pc);
+                Ok(None)
+            }
+        }
+    }
+
+    // ---- maintenance and mappings ------------------------------------------------------
+
+    /// D-cache maintenance of the line holding `va`.
+    pub fn dcache_line(&self, op: CacheOp, va: Va, scope: Scope) {
+        let cpu = self.cpu();
+        self.st().m.dcache_va(cpu, op, va, scope);
+    }
+
+    /// D-cache maintenance of every line of `[start, end)`, in one step.
+    pub fn dcache_range(&self, op: CacheOp, start: Va, end: Va, scope: Scope) {
+        let cpu = self.cpu();
+        let mut st = self.st();
+        let line = st.m.config().dcache.line as u64;
+        let mut a = start & !(line - 1);
+        while a < end {
+            st.m.dcache_va(cpu, op, a, scope);
+            a += line;
+        }
+    }
+
+    /// Whole D-cache maintenance.
+    pub fn dcache_all(&self, op: CacheOp, scope: Scope) {
+        let cpu = self.cpu();
+        self.st().m.dcache_all(cpu, op, scope);
+    }
+
+    /// I-cache invalidation of every line of `[start, end)`.
+    pub fn icache_range(&self, start: Va, end: Va, scope: Scope) {
+        let cpu = self.cpu();
+        let mut st = self.st();
+        let line = st.m.config().icache.line as u64;
+        let mut a = start & !(line - 1);
+        while a < end {
+            st.m.icache_va(cpu, a, scope);
+            a += line;
+        }
+    }
+
+    /// Whole I-cache invalidation.
+    pub fn icache_all(&self, scope: Scope) {
+        let cpu = self.cpu();
+        self.st().m.icache_all(cpu, scope);
+    }
+
+    /// Invalidates TLB entries of user pages `[start, end)` of `mm` (all pages if `None`).
+    pub fn tlb_user(&self, mm: MmId, range: Option<(Vpn, Vpn)>, scope: Scope) {
+        let cpu = self.cpu();
+        self.st().m.tlb_invalidate(
+            cpu,
+            scope,
+            || format!("mm {mm} {}", range.map_or("all".into(), |(a, b)| format!("pages {a}..{b}"))),
+            |asid, vpn| asid == Some(mm) && range.is_none_or(|(a, b)| vpn >= a && vpn < b),
+        );
+    }
+
+    /// Invalidates TLB entries of kernel pages `[start, end)`.
+    pub fn tlb_kernel(&self, start: Vpn, end: Vpn, scope: Scope) {
+        let cpu = self.cpu();
+        self.st().m.tlb_invalidate(cpu, scope, || format!("kernel pages {start}..{end}"), |asid, vpn| asid.is_none() && vpn >= start && vpn < end);
+    }
+
+    /// Writes a page-table entry (user pages of `mm`, or kernel pages).
+    pub fn write_pte(&self, mm: Option<MmId>, vpn: Vpn, pte: Pte) {
+        self.st().m.set_pte(mm, vpn, pte);
+    }
+
+    /// Maps `pfn` in a colour window of this CPU (`which` 0 or 1) at the colour of `like_va`, and
+    /// returns the window's address. The caller must have disabled preemption.
+    pub fn map_colour_window(&self, which: u64, like_va: Va, pfn: Pfn) -> Va {
+        let cpu = self.cpu();
+        let mut st = self.st();
+        let page = st.m.page_size() as u64;
+        let colours = st.m.config().dcache.colours(page as u32).max(st.m.config().icache.colours(page as u32));
+        let colour = (like_va / page) % colours;
+        let vpn = layout::COLOUR_WIN + (cpu as u64 * 2 + which) * layout::COLOUR_WIN_STRIDE + colour;
+        st.m.set_pte(None, vpn, Pte::new(pfn, true, false));
+        drop(st);
+        self.tlb_kernel(vpn, vpn + 1, Scope::Local);
+        vpn * page
+    }
+
+    /// Unmaps a colour window mapped by [`Cx::map_colour_window`].
+    pub fn unmap_colour_window(&self, va: Va) {
+        let vpn = va / self.page_size();
+        self.write_pte(None, vpn, Pte::default());
+        self.tlb_kernel(vpn, vpn + 1, Scope::Local);
+    }
+
+    /// The kernel address through which `pfn` is reachable now without a new mapping: the
+    /// linear map for lowmem, the pkmap slot for a kmapped highmem page (`page_address`).
+    pub fn page_address(&self, pfn: Pfn) -> Option<Va> {
+        let st = self.st();
+        st.m.linear_va(pfn).or_else(|| st.k.pkmap.slot_of(pfn).map(|s| (layout::PKMAP + s as u64) * st.m.page_size() as u64))
+    }
+
+    /// The linear-map address of lowmem frame `pfn`.
+    pub fn linear_va(&self, pfn: Pfn) -> Option<Va> {
+        self.st().m.linear_va(pfn)
+    }
+
+    /// The user mappings of `pfn` in `mm` (or in every mm if `None`), as `(mm, vpn, shared)`.
+    pub fn user_mappings(&self, pfn: Pfn, mm: Option<MmId>) -> Vec<(MmId, Vpn, bool)> {
+        let st = self.st();
+        st.k.pages[pfn as usize].rmap.iter().filter(|(m, _)| mm.is_none_or(|x| x == *m)).map(|&(m, v)| (m, v, st.k.is_shared_mapping(m, v))).collect()
+    }
+
+    /// Whether `pfn` is an anonymous page.
+    pub fn page_is_anon(&self, pfn: Pfn) -> bool {
+        matches!(self.st().k.pages[pfn as usize].kind, crate::kernel::PageKind::Anon)
+    }
+
+    /// Whether `pfn` is a page-cache page.
+    pub fn page_is_file(&self, pfn: Pfn) -> bool {
+        matches!(self.st().k.pages[pfn as usize].kind, crate::kernel::PageKind::PageCache { .. })
+    }
+
+    /// The page's `PG_arch_1` flag.
+    pub fn pg_arch_1(&self, pfn: Pfn) -> bool {
+        self.st().k.pages[pfn as usize].arch_1
+    }
+
+    /// Sets or clears the page's `PG_arch_1` flag.
+    pub fn set_pg_arch_1(&self, pfn: Pfn, v: bool) {
+        self.st().k.pages[pfn as usize].arch_1 = v;
+    }
+
+    /// Whether frame `pfn` is highmem.
+    pub fn is_highmem(&self, pfn: Pfn) -> bool {
+        self.st().m.config().is_highmem(pfn)
+    }
+
+    /// The address space this CPU's MMU walks now.
+    pub fn current_mm(&self) -> Option<MmId> {
+        let cpu = self.cpu();
+        self.st().m.cpus[cpu as usize].mm
+    }
+
+    /// The CPUs that have run `mm` (`mm_cpumask`), as a bit mask.
+    pub fn mm_cpumask(&self, mm: MmId) -> u8 {
+        self.st().k.mms[mm as usize].cpumask
+    }
+
+    /// Number of CPUs.
+    pub fn ncpus(&self) -> u8 {
+        self.st().m.config().cpus
+    }
+
+    /// Runs `f` on each CPU in turn as an inter-processor interrupt would, with the same actor
+    /// temporarily placed there. The handler must not yield.
+    pub fn on_each_cpu(&self, f: impl Fn(&Self)) {
+        let home = self.cpu();
+        for c in 0..self.ncpus() {
+            self.st().sched.borrow_cpu(self.me, c);
+            f(self);
+        }
+        self.st().sched.borrow_cpu(self.me, home);
+    }
+
+    /// Whether the D-cache can hold two lines for one physical byte.
+    pub fn dcache_aliases(&self) -> bool {
+        let st = self.st();
+        st.m.config().dcache.aliases(st.m.page_size())
+    }
+
+    /// Whether the D-cache is virtually tagged (VIVT).
+    pub fn dcache_vivt(&self) -> bool {
+        self.st().m.config().dcache.virtually_tagged()
+    }
+
+    /// Whether hardware broadcasts cache maintenance by VA.
+    pub fn cache_ops_broadcast(&self) -> bool {
+        let st = self.st();
+        st.m.config().cpus == 1 || st.m.config().broadcast >= crate::machine::Broadcast::Cache
+    }
+
+    /// The scope an arch uses when maintenance must reach every CPU: hardware broadcast if the
+    /// machine has it, inter-processor interrupts otherwise.
+    pub fn all_cpus(&self) -> Scope {
+        Scope::AllCpus
+    }
+
+    /// Whether two addresses have the same D-cache colour.
+    pub fn congruent(&self, a: Va, b: Va) -> bool {
+        let st = self.st();
+        let g = st.m.config().dcache;
+        let p = st.m.page_size();
+        g.colour(a, p) == g.colour(b, p)
+    }
+
+    /// The historical behaviours in force.
+    pub fn switches(&self) -> Switches {
+        self.st().sw
+    }
+
+    /// Pages of the pkmap area, as `[start, end)` page numbers.
+    pub fn pkmap_range(&self) -> (Vpn, Vpn) {
+        let st = self.st();
+        (layout::PKMAP, layout::PKMAP + st.m.config().pkmap_slots as u64)
+    }
+
+    /// Whether a speculative or real access could fill through `va` on any CPU (used by arches
+    /// that must reason about speculation).
+    pub fn speculate(&self, cpu: CpuId, va: Va, side: Side) -> bool {
+        self.st().m.speculate(cpu, va, side)
+    }
+}
+
+/// Whether the newest value of `pa` is still somewhere: memory or a valid line.
+pub fn survives(st: &State, pa: Pa) -> bool {
+    let want = st.o.intended(pa);
+    if st.m.memory(pa) == want {
+        return true;
+    }
+    let dl = st.m.config().dcache.line as u64;
+    let lpa = pa & !(dl - 1);
+    st.m.cpus.iter().any(|c| c.d.slots_holding(lpa).any(|s| c.d.read(s, (pa - lpa) as u32) == want))
+}
