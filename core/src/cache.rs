@@ -80,7 +80,10 @@ impl Cache {
         self.meta[base..base + self.geo.ways as usize]
             .iter()
             .position(|m| m.valid && m.tag == key.tag)
-            .map(|w| Slot { set: key.set, way: w as u32 })
+            .map(|w| Slot {
+                set: key.set,
+                way: w as u32,
+            })
     }
 
     /// The bookkeeping of a slot.
@@ -113,8 +116,13 @@ impl Cache {
     /// The slot a fill of `key` would use: a free way if there is one, else the round-robin way.
     pub fn victim_slot(&self, key: Key) -> Slot {
         let base = (key.set * self.geo.ways) as usize;
-        let free = self.meta[base..base + self.geo.ways as usize].iter().position(|m| !m.valid);
-        Slot { set: key.set, way: free.map_or(self.next[key.set as usize], |w| w as u32) }
+        let free = self.meta[base..base + self.geo.ways as usize]
+            .iter()
+            .position(|m| !m.valid);
+        Slot {
+            set: key.set,
+            way: free.map_or(self.next[key.set as usize], |w| w as u32),
+        }
     }
 
     /// Installs a line for `key` with `bytes`, replacing whatever `victim_slot` names. Returns
@@ -126,7 +134,13 @@ impl Cache {
             self.next[key.set as usize] = (slot.way + 1) % self.geo.ways;
         }
         let i = self.idx(slot);
-        self.meta[i] = LineMeta { valid: true, dirty: false, tag: key.tag, pa, va };
+        self.meta[i] = LineMeta {
+            valid: true,
+            dirty: false,
+            tag: key.tag,
+            pa,
+            va,
+        };
         let l = self.geo.line as usize;
         self.data[i * l..(i + 1) * l].copy_from_slice(bytes);
         (slot, old)
@@ -152,10 +166,14 @@ impl Cache {
     /// Every valid line, in set-then-way order.
     pub fn valid_slots(&self) -> impl Iterator<Item = Slot> + '_ {
         let ways = self.geo.ways;
-        self.meta.iter().enumerate().filter(|(_, m)| m.valid).map(move |(i, _)| Slot {
-            set: i as u32 / ways,
-            way: i as u32 % ways,
-        })
+        self.meta
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.valid)
+            .map(move |(i, _)| Slot {
+                set: i as u32 / ways,
+                way: i as u32 % ways,
+            })
     }
 
     /// Number of valid lines.
@@ -165,7 +183,8 @@ impl Cache {
 
     /// Every valid line holding physical line `pa_line`, whatever its set.
     pub fn slots_holding(&self, pa_line: Pa) -> impl Iterator<Item = Slot> + '_ {
-        self.valid_slots().filter(move |s| self.meta(*s).pa == pa_line)
+        self.valid_slots()
+            .filter(move |s| self.meta(*s).pa == pa_line)
     }
 }
 

@@ -40,7 +40,13 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Cache { cpu, side, slot, dirty, line_va } => write!(
+            Source::Cache {
+                cpu,
+                side,
+                slot,
+                dirty,
+                line_va,
+            } => write!(
                 f,
                 "CPU{cpu} {}-cache set {} way {} ({}, filled through {:#x})",
                 if *side == Side::D { "D" } else { "I" },
@@ -74,15 +80,51 @@ pub enum Event {
     /// A free-form note from a kernel path.
     Note(String),
     /// A CPU read a byte.
-    Load { cpu: CpuId, va: Va, pa: Pa, alias: AliasKind, value: Stamp, from: Source, fetch: bool },
+    Load {
+        cpu: CpuId,
+        va: Va,
+        pa: Pa,
+        alias: AliasKind,
+        value: Stamp,
+        from: Source,
+        fetch: bool,
+    },
     /// A CPU wrote a byte.
-    Store { cpu: CpuId, va: Va, pa: Pa, alias: AliasKind, value: Stamp, hit: bool },
+    Store {
+        cpu: CpuId,
+        va: Va,
+        pa: Pa,
+        alias: AliasKind,
+        value: Stamp,
+        hit: bool,
+    },
     /// A line was filled.
-    Fill { cpu: CpuId, side: Side, slot: Slot, va: Va, pa: Pa, speculative: bool },
+    Fill {
+        cpu: CpuId,
+        side: Side,
+        slot: Slot,
+        va: Va,
+        pa: Pa,
+        speculative: bool,
+    },
     /// A dirty line was written back to memory.
-    WriteBack { cpu: CpuId, slot: Slot, va: Va, pa: Pa, why: &'static str },
+    WriteBack {
+        cpu: CpuId,
+        slot: Slot,
+        va: Va,
+        pa: Pa,
+        why: &'static str,
+    },
     /// A line was dropped.
-    Drop { cpu: CpuId, side: Side, slot: Slot, va: Va, pa: Pa, dirty: bool, why: &'static str },
+    Drop {
+        cpu: CpuId,
+        side: Side,
+        slot: Slot,
+        va: Va,
+        pa: Pa,
+        dirty: bool,
+        why: &'static str,
+    },
     /// A TLB entry was filled.
     TlbFill { cpu: CpuId, va: Va, pa: Pa },
     /// TLB entries were invalidated.
@@ -99,7 +141,9 @@ impl Event {
         let same = |pa: Pa| pa & !(line - 1) == pa_line;
         match self {
             Event::Load { pa, .. } | Event::Store { pa, .. } => same(*pa),
-            Event::Fill { pa, .. } | Event::WriteBack { pa, .. } | Event::Drop { pa, .. } => same(*pa),
+            Event::Fill { pa, .. } | Event::WriteBack { pa, .. } | Event::Drop { pa, .. } => {
+                same(*pa)
+            }
             Event::Device { pa, len, .. } => *pa <= pa_line && pa_line < *pa + *len as u64,
             _ => false,
         }
@@ -112,21 +156,41 @@ impl fmt::Display for Event {
             Event::Step { actor, cpu } => write!(f, "actor {actor} steps on CPU{cpu}"),
             Event::Call { name, args } => write!(f, "{name}({args})"),
             Event::Note(s) => write!(f, "{s}"),
-            Event::Load { va, alias, value, from, fetch, .. } => write!(
+            Event::Load {
+                va,
+                alias,
+                value,
+                from,
+                fetch,
+                ..
+            } => write!(
                 f,
                 "{} {:#x} ({}) = #{value} from {from}",
                 if *fetch { "fetch" } else { "load" },
                 va,
                 alias.name()
             ),
-            Event::Store { va, alias, value, hit, .. } => write!(
+            Event::Store {
+                va,
+                alias,
+                value,
+                hit,
+                ..
+            } => write!(
                 f,
                 "store #{value} to {:#x} ({}){}",
                 va,
                 alias.name(),
                 if *hit { "" } else { ", line miss" }
             ),
-            Event::Fill { side, slot, va, pa, speculative, .. } => write!(
+            Event::Fill {
+                side,
+                slot,
+                va,
+                pa,
+                speculative,
+                ..
+            } => write!(
                 f,
                 "{}{}-line {:#x} -> pa {:#x} filled into set {} way {}",
                 if *speculative { "speculative " } else { "" },
@@ -136,8 +200,19 @@ impl fmt::Display for Event {
                 slot.set,
                 slot.way
             ),
-            Event::WriteBack { va, pa, why, .. } => write!(f, "dirty line {:#x} written back to pa {:#x} ({why})", va, pa),
-            Event::Drop { side, va, pa, dirty, why, .. } => write!(
+            Event::WriteBack { va, pa, why, .. } => write!(
+                f,
+                "dirty line {:#x} written back to pa {:#x} ({why})",
+                va, pa
+            ),
+            Event::Drop {
+                side,
+                va,
+                pa,
+                dirty,
+                why,
+                ..
+            } => write!(
                 f,
                 "{}{}-line {:#x} (pa {:#x}) dropped ({why})",
                 if *dirty { "DIRTY " } else { "" },
@@ -149,7 +224,12 @@ impl fmt::Display for Event {
             Event::TlbFlush { what, .. } => write!(f, "TLB flush {what}"),
             Event::Pte { va, what } => write!(f, "pte {:#x}: {what}", va),
             Event::Device { pa, len, write } => {
-                write!(f, "device {} {len} bytes at pa {:#x}", if *write { "writes" } else { "reads" }, pa)
+                write!(
+                    f,
+                    "device {} {len} bytes at pa {:#x}",
+                    if *write { "writes" } else { "reads" },
+                    pa
+                )
             }
         }
     }
@@ -180,7 +260,10 @@ pub struct Log {
 impl Log {
     /// A log that records if `enabled`.
     pub fn new(enabled: bool) -> Log {
-        Log { enabled, ..Log::default() }
+        Log {
+            enabled,
+            ..Log::default()
+        }
     }
 
     /// Whether events are recorded.
@@ -194,7 +277,11 @@ impl Log {
     pub fn push(&mut self, f: impl FnOnce() -> Event) {
         if self.enabled {
             let event = f();
-            self.events.push(Logged { step: self.step, actor: self.actor, event });
+            self.events.push(Logged {
+                step: self.step,
+                actor: self.actor,
+                event,
+            });
         }
     }
 

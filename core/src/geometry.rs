@@ -121,11 +121,24 @@ impl CacheGeometry {
         let set_of = |a: u64| ((a / line) % self.sets as u64) as u32;
         match self.indexing {
             Indexing::Vivt { asid_tagged } => {
-                let space = if asid_tagged { asid.map_or(0, |a| a as u64 + 1) } else { 0 };
-                Key { set: set_of(va), tag: (va / line) | (space << 48) }
+                let space = if asid_tagged {
+                    asid.map_or(0, |a| a as u64 + 1)
+                } else {
+                    0
+                };
+                Key {
+                    set: set_of(va),
+                    tag: (va / line) | (space << 48),
+                }
             }
-            Indexing::Vipt => Key { set: set_of(va), tag: pa / line },
-            Indexing::Pipt => Key { set: set_of(pa), tag: pa / line },
+            Indexing::Vipt => Key {
+                set: set_of(va),
+                tag: pa / line,
+            },
+            Indexing::Pipt => Key {
+                set: set_of(pa),
+                tag: pa / line,
+            },
         }
     }
 
@@ -157,7 +170,9 @@ pub mod presets {
         sets: 32,
         ways: 32,
         indexing: Indexing::Vivt { asid_tagged: false },
-        policy: WritePolicy::WriteBack { write_allocate: true },
+        policy: WritePolicy::WriteBack {
+            write_allocate: true,
+        },
     };
     /// ARMv6 (ARM1136/1176) 32 KiB 4-way VIPT D-cache: 2 colours with 4 KiB pages.
     pub const ARMV6_2COLOUR: CacheGeometry = CacheGeometry {
@@ -165,7 +180,9 @@ pub mod presets {
         sets: 256,
         ways: 4,
         indexing: Indexing::Vipt,
-        policy: WritePolicy::WriteBack { write_allocate: true },
+        policy: WritePolicy::WriteBack {
+            write_allocate: true,
+        },
     };
     /// ARMv6 64 KiB 4-way VIPT D-cache: 4 colours with 4 KiB pages (VA[13:12]).
     pub const ARMV6_4COLOUR: CacheGeometry = CacheGeometry {
@@ -173,7 +190,9 @@ pub mod presets {
         sets: 512,
         ways: 4,
         indexing: Indexing::Vipt,
-        policy: WritePolicy::WriteBack { write_allocate: true },
+        policy: WritePolicy::WriteBack {
+            write_allocate: true,
+        },
     };
     /// MIPS R4K-style 16 KiB direct-mapped VIPT primary: 4 colours with 4 KiB pages.
     pub const R4K: CacheGeometry = CacheGeometry {
@@ -181,7 +200,9 @@ pub mod presets {
         sets: 512,
         ways: 1,
         indexing: Indexing::Vipt,
-        policy: WritePolicy::WriteBack { write_allocate: true },
+        policy: WritePolicy::WriteBack {
+            write_allocate: true,
+        },
     };
     /// A 32 KiB 4-way PIPT cache: no aliases.
     pub const PIPT: CacheGeometry = CacheGeometry {
@@ -189,7 +210,9 @@ pub mod presets {
         sets: 256,
         ways: 4,
         indexing: Indexing::Pipt,
-        policy: WritePolicy::WriteBack { write_allocate: true },
+        policy: WritePolicy::WriteBack {
+            write_allocate: true,
+        },
     };
 
     /// Page size of the real geometries.
@@ -198,15 +221,40 @@ pub mod presets {
     pub const SMALL_PAGE: u32 = 64;
 
     /// XScale-like VIVT with 64-byte pages: 8 ways of 4 sets, 8-byte lines.
-    pub const SMALL_VIVT: CacheGeometry = CacheGeometry { line: 8, sets: 4, ways: 8, ..XSCALE };
+    pub const SMALL_VIVT: CacheGeometry = CacheGeometry {
+        line: 8,
+        sets: 4,
+        ways: 8,
+        ..XSCALE
+    };
     /// ARMv6-like 4-way VIPT with 2 colours of 64-byte pages.
-    pub const SMALL_V6_2COLOUR: CacheGeometry = CacheGeometry { line: 8, sets: 16, ways: 4, ..ARMV6_2COLOUR };
+    pub const SMALL_V6_2COLOUR: CacheGeometry = CacheGeometry {
+        line: 8,
+        sets: 16,
+        ways: 4,
+        ..ARMV6_2COLOUR
+    };
     /// ARMv6-like 4-way VIPT with 4 colours of 64-byte pages.
-    pub const SMALL_V6_4COLOUR: CacheGeometry = CacheGeometry { line: 8, sets: 32, ways: 4, ..ARMV6_4COLOUR };
+    pub const SMALL_V6_4COLOUR: CacheGeometry = CacheGeometry {
+        line: 8,
+        sets: 32,
+        ways: 4,
+        ..ARMV6_4COLOUR
+    };
     /// R4K-like direct-mapped VIPT with 4 colours of 64-byte pages.
-    pub const SMALL_R4K: CacheGeometry = CacheGeometry { line: 16, sets: 16, ways: 1, ..R4K };
+    pub const SMALL_R4K: CacheGeometry = CacheGeometry {
+        line: 16,
+        sets: 16,
+        ways: 1,
+        ..R4K
+    };
     /// A small 2-way PIPT cache.
-    pub const SMALL_PIPT: CacheGeometry = CacheGeometry { line: 8, sets: 8, ways: 2, ..PIPT };
+    pub const SMALL_PIPT: CacheGeometry = CacheGeometry {
+        line: 8,
+        sets: 8,
+        ways: 2,
+        ..PIPT
+    };
 }
 
 #[cfg(test)]
@@ -272,19 +320,38 @@ mod tests {
 
     #[test]
     fn vivt_asid_tagging_separates_equal_user_addresses() {
-        let tagged = CacheGeometry { indexing: Indexing::Vivt { asid_tagged: true }, ..SMALL_VIVT };
+        let tagged = CacheGeometry {
+            indexing: Indexing::Vivt { asid_tagged: true },
+            ..SMALL_VIVT
+        };
         assert_ne!(tagged.key(0x40, 0, Some(1)), tagged.key(0x40, 0, Some(2)));
-        assert_eq!(SMALL_VIVT.key(0x40, 0, Some(1)), SMALL_VIVT.key(0x40, 64, Some(2)));
+        assert_eq!(
+            SMALL_VIVT.key(0x40, 0, Some(1)),
+            SMALL_VIVT.key(0x40, 64, Some(2))
+        );
     }
 
     #[test]
     fn scaled_geometries_keep_the_ratios() {
-        assert_eq!(SMALL_V6_2COLOUR.colours(SMALL_PAGE), ARMV6_2COLOUR.colours(REAL_PAGE));
-        assert_eq!(SMALL_V6_4COLOUR.colours(SMALL_PAGE), ARMV6_4COLOUR.colours(REAL_PAGE));
+        assert_eq!(
+            SMALL_V6_2COLOUR.colours(SMALL_PAGE),
+            ARMV6_2COLOUR.colours(REAL_PAGE)
+        );
+        assert_eq!(
+            SMALL_V6_4COLOUR.colours(SMALL_PAGE),
+            ARMV6_4COLOUR.colours(REAL_PAGE)
+        );
         assert_eq!(SMALL_R4K.colours(SMALL_PAGE), R4K.colours(REAL_PAGE));
         assert_eq!(SMALL_V6_4COLOUR.ways, ARMV6_4COLOUR.ways);
         assert_eq!(SMALL_R4K.ways, 1);
-        for g in [SMALL_VIVT, SMALL_V6_2COLOUR, SMALL_V6_4COLOUR, SMALL_R4K, SMALL_PIPT, XSCALE] {
+        for g in [
+            SMALL_VIVT,
+            SMALL_V6_2COLOUR,
+            SMALL_V6_4COLOUR,
+            SMALL_R4K,
+            SMALL_PIPT,
+            XSCALE,
+        ] {
             g.validate().unwrap();
         }
     }

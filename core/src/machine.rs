@@ -71,6 +71,9 @@ pub struct MachineConfig {
     pub pkmap_slots: u32,
     /// Which caches may be filled speculatively through any valid translation.
     pub speculation: Speculation,
+    /// Whether the MMU walks page tables itself. Without a walker (PA-RISC's software-loaded
+    /// TLB) speculation only goes through TLB entries, so purging a TLB entry stops it.
+    pub hw_walker: bool,
 }
 
 /// Which caches the CPU fills speculatively (prefetch through any valid translation).
@@ -91,14 +94,23 @@ impl MachineConfig {
         self.dcache.validate()?;
         self.icache.validate()?;
         if self.cpus == 0 || self.cpus as usize > MAX_CPUS {
-            return Err(format!("a machine has 1 to {MAX_CPUS} CPUs, not {}", self.cpus));
+            return Err(format!(
+                "a machine has 1 to {MAX_CPUS} CPUs, not {}",
+                self.cpus
+            ));
         }
         if !self.page_size.is_power_of_two() || self.page_size < self.dcache.line {
-            return Err(format!("page size {} must be a power of two no smaller than a line", self.page_size));
+            return Err(format!(
+                "page size {} must be a power of two no smaller than a line",
+                self.page_size
+            ));
         }
         for g in [&self.dcache, &self.icache] {
             if g.colours(self.page_size) > layout::COLOUR_WIN_STRIDE {
-                return Err(format!("at most {} colours are supported", layout::COLOUR_WIN_STRIDE));
+                return Err(format!(
+                    "at most {} colours are supported",
+                    layout::COLOUR_WIN_STRIDE
+                ));
             }
         }
         if self.lowmem_frames == 0 || self.lowmem_frames as u64 > layout::PKMAP - layout::LINEAR {
@@ -139,7 +151,13 @@ pub struct Pte {
 impl Pte {
     /// A present, cacheable entry.
     pub fn new(pfn: Pfn, write: bool, exec: bool) -> Pte {
-        Pte { pfn, present: true, write, exec, cacheable: true }
+        Pte {
+            pfn,
+            present: true,
+            write,
+            exec,
+            cacheable: true,
+        }
     }
 }
 
@@ -254,13 +272,27 @@ impl Machine {
         let bytes = cfg.frames() as u64 * cfg.page_size as u64;
         let mem = (0..bytes).map(&mut initial).collect();
         let cpus = (0..cfg.cpus)
-            .map(|_| Cpu { d: Cache::new(cfg.dcache), i: Cache::new(cfg.icache), tlb: Vec::new(), mm: None })
+            .map(|_| Cpu {
+                d: Cache::new(cfg.dcache),
+                i: Cache::new(cfg.icache),
+                tlb: Vec::new(),
+                mm: None,
+            })
             .collect();
         let kernel_pt = vec![Pte::default(); (layout::KERNEL_END - layout::USER_PAGES) as usize];
         let scratch = vec![0; cfg.dcache.line.max(cfg.icache.line) as usize];
-        let mut m = Machine { cfg, mem, cpus, kernel_pt, user_pt: Vec::new(), log, scratch };
+        let mut m = Machine {
+            cfg,
+            mem,
+            cpus,
+            kernel_pt,
+            user_pt: Vec::new(),
+            log,
+            scratch,
+        };
         for pfn in 0..m.cfg.lowmem_frames {
-            m.kernel_pt[(layout::LINEAR - layout::USER_PAGES) as usize + pfn as usize] = Pte::new(pfn, true, true);
+            m.kernel_pt[(layout::LINEAR - layout::USER_PAGES) as usize + pfn as usize] =
+                Pte::new(pfn, true, true);
         }
         m
     }
@@ -288,7 +320,8 @@ impl Machine {
 
     /// The linear-map address of lowmem frame `pfn`.
     pub fn linear_va(&self, pfn: Pfn) -> Option<Va> {
-        (pfn < self.cfg.lowmem_frames).then(|| (layout::LINEAR + pfn as u64) * self.cfg.page_size as u64)
+        (pfn < self.cfg.lowmem_frames)
+            .then(|| (layout::LINEAR + pfn as u64) * self.cfg.page_size as u64)
     }
 
     // ---- page tables -------------------------------------------------------------------
@@ -305,9 +338,15 @@ impl Machine {
     /// The entry for `vpn` in `mm`'s table (user pages) or the kernel table.
     pub fn pte(&self, mm: Option<MmId>, vpn: Vpn) -> Pte {
         if vpn < layout::USER_PAGES {
-            mm.and_then(|m| self.user_pt.get(m as usize)).and_then(|t| t.get(vpn as usize)).copied().unwrap_or_default()
+            mm.and_then(|m| self.user_pt.get(m as usize))
+                .and_then(|t| t.get(vpn as usize))
+                .copied()
+                .unwrap_or_default()
         } else {
-            self.kernel_pt.get((vpn - layout::USER_PAGES) as usize).copied().unwrap_or_default()
+            self.kernel_pt
+                .get((vpn - layout::USER_PAGES) as usize)
+                .copied()
+                .unwrap_or_default()
         }
     }
 
@@ -318,7 +357,13 @@ impl Machine {
         self.log.push(|| Event::Pte {
             va: vpn * page,
             what: if pte.present {
-                format!("-> pfn {}{}{}{}", pte.pfn, if pte.write { " w" } else { " ro" }, if pte.exec { " x" } else { "" }, if pte.cacheable { "" } else { " uncached" })
+                format!(
+                    "-> pfn {}{}{}{}",
+                    pte.pfn,
+                    if pte.write { " w" } else { " ro" },
+                    if pte.exec { " x" } else { "" },
+                    if pte.cacheable { "" } else { " uncached" }
+                )
             } else {
                 "cleared".into()
             },
@@ -359,8 +404,14 @@ impl Machine {
                 if !pte.present {
                     return Err(Fault::NotPresent);
                 }
-                self.cpus[cpu as usize].tlb.push(TlbEntry { asid, vpn, pte });
-                self.log.push(|| Event::TlbFill { cpu, va: vpn * page, pa: pte.pfn as u64 * page });
+                self.cpus[cpu as usize]
+                    .tlb
+                    .push(TlbEntry { asid, vpn, pte });
+                self.log.push(|| Event::TlbFill {
+                    cpu,
+                    va: vpn * page,
+                    pa: pte.pfn as u64 * page,
+                });
                 pte
             }
         };
@@ -369,7 +420,11 @@ impl Machine {
             Access::Exec if !pte.exec => return Err(Fault::NoExec),
             _ => {}
         }
-        Ok(Translation { pa: pte.pfn as u64 * page + va % page, pte, asid })
+        Ok(Translation {
+            pa: pte.pfn as u64 * page + va % page,
+            pte,
+            asid,
+        })
     }
 
     /// The translation `cpu` would use for `va` without changing anything (TLB, else tables).
@@ -381,22 +436,57 @@ impl Machine {
             return None;
         }
         let c = &self.cpus[cpu as usize];
-        let pte = c.tlb.iter().find(|e| e.vpn == vpn && e.asid == asid).map(|e| e.pte).unwrap_or_else(|| self.pte(asid, vpn));
-        pte.present.then(|| Translation { pa: pte.pfn as u64 * page + va % page, pte, asid })
+        let pte = c
+            .tlb
+            .iter()
+            .find(|e| e.vpn == vpn && e.asid == asid)
+            .map(|e| e.pte)
+            .unwrap_or_else(|| self.pte(asid, vpn));
+        pte.present.then(|| Translation {
+            pa: pte.pfn as u64 * page + va % page,
+            pte,
+            asid,
+        })
+    }
+
+    /// The translation `cpu`'s TLB holds for `va`, if any.
+    pub fn tlb_probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
+        let page = self.cfg.page_size as u64;
+        let vpn = va / page;
+        let asid = self.asid_of(cpu, vpn);
+        let e = self.cpus[cpu as usize]
+            .tlb
+            .iter()
+            .find(|e| e.vpn == vpn && e.asid == asid)?;
+        Some(Translation {
+            pa: e.pte.pfn as u64 * page + va % page,
+            pte: e.pte,
+            asid,
+        })
     }
 
     /// Every virtual page `cpu` can translate right now (TLB entries and present table entries
     /// of the kernel and of its current address space), sorted.
     pub fn valid_translations(&self, cpu: CpuId) -> Vec<Vpn> {
         let c = &self.cpus[cpu as usize];
-        let mut v: Vec<Vpn> = c.tlb.iter().filter(|e| e.vpn >= layout::USER_PAGES || e.asid == c.mm).map(|e| e.vpn).collect();
+        let mut v: Vec<Vpn> = c
+            .tlb
+            .iter()
+            .filter(|e| e.vpn >= layout::USER_PAGES || e.asid == c.mm)
+            .map(|e| e.vpn)
+            .collect();
         for (i, p) in self.kernel_pt.iter().enumerate() {
             if p.present {
                 v.push(i as u64 + layout::USER_PAGES);
             }
         }
         if let Some(t) = c.mm.and_then(|m| self.user_pt.get(m as usize)) {
-            v.extend(t.iter().enumerate().filter(|(_, p)| p.present).map(|(i, _)| i as u64));
+            v.extend(
+                t.iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.present)
+                    .map(|(i, _)| i as u64),
+            );
         }
         v.sort_unstable();
         v.dedup();
@@ -420,10 +510,19 @@ impl Machine {
     }
 
     /// Invalidates TLB entries matching `pred(asid, vpn)`.
-    pub fn tlb_invalidate(&mut self, cpu: CpuId, scope: Scope, what: impl Fn() -> String, pred: impl Fn(Option<MmId>, Vpn) -> bool) {
+    pub fn tlb_invalidate(
+        &mut self,
+        cpu: CpuId,
+        scope: Scope,
+        what: impl Fn() -> String,
+        pred: impl Fn(Option<MmId>, Vpn) -> bool,
+    ) {
         for c in self.tlb_targets(cpu, scope) {
             self.cpus[c].tlb.retain(|e| !pred(e.asid, e.vpn));
-            self.log.push(|| Event::TlbFlush { cpu: c as CpuId, what: what() });
+            self.log.push(|| Event::TlbFlush {
+                cpu: c as CpuId,
+                what: what(),
+            });
         }
     }
 
@@ -442,7 +541,13 @@ impl Machine {
         let pa = v.meta.pa as usize;
         self.mem[pa..pa + data.len()].copy_from_slice(data);
         let (slot, va, pa) = (v.slot, v.meta.va, v.meta.pa);
-        self.log.push(|| Event::WriteBack { cpu, slot, va, pa, why });
+        self.log.push(|| Event::WriteBack {
+            cpu,
+            slot,
+            va,
+            pa,
+            why,
+        });
     }
 
     /// Writes back and removes a D-line.
@@ -455,7 +560,15 @@ impl Machine {
             self.write_back(cpu, &Victim { slot, meta }, why);
         }
         self.cpus[cpu as usize].d.take(slot);
-        self.log.push(|| Event::Drop { cpu, side: Side::D, slot, va: meta.va, pa: meta.pa, dirty: false, why });
+        self.log.push(|| Event::Drop {
+            cpu,
+            side: Side::D,
+            slot,
+            va: meta.va,
+            pa: meta.pa,
+            dirty: false,
+            why,
+        });
         true
     }
 
@@ -477,14 +590,29 @@ impl Machine {
                 }
                 if exclusive {
                     self.cpus[other as usize].d.take(slot);
-                    self.log.push(|| Event::Drop { cpu: other, side: Side::D, slot, va: meta.va, pa: meta.pa, dirty: false, why: "coherence snoop" });
+                    self.log.push(|| Event::Drop {
+                        cpu: other,
+                        side: Side::D,
+                        slot,
+                        va: meta.va,
+                        pa: meta.pa,
+                        dirty: false,
+                        why: "coherence snoop",
+                    });
                 }
             }
         }
     }
 
     /// Fills the D-line for (`va`, `pa`) on `cpu` from memory, writing back the victim.
-    fn fill_d(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, speculative: bool) -> Slot {
+    fn fill_d(
+        &mut self,
+        cpu: CpuId,
+        va: Va,
+        pa: Pa,
+        asid: Option<MmId>,
+        speculative: bool,
+    ) -> Slot {
         let g = self.cfg.dcache;
         let key = g.key(va, pa, asid);
         self.snoop_others(cpu, key, false);
@@ -496,14 +624,24 @@ impl Machine {
             let bytes = &self.mem[lpa as usize..lpa as usize + n];
             self.cpus[cpu as usize].d.install(key, lpa, lva, bytes)
         };
-        self.log.push(|| Event::Fill { cpu, side: Side::D, slot, va: lva, pa: lpa, speculative });
+        self.log.push(|| Event::Fill {
+            cpu,
+            side: Side::D,
+            slot,
+            va: lva,
+            pa: lpa,
+            speculative,
+        });
         slot
     }
 
     /// A data load by `cpu` through `va`, translated to `t`.
     pub fn load(&mut self, cpu: CpuId, va: Va, t: &Translation) -> Observed {
         let obs = if !t.pte.cacheable {
-            Observed { value: self.mem[t.pa as usize], from: Source::Memory }
+            Observed {
+                value: self.mem[t.pa as usize],
+                from: Source::Memory,
+            }
         } else {
             let g = self.cfg.dcache;
             let key = g.key(va, t.pa, t.asid);
@@ -515,11 +653,25 @@ impl Machine {
             let meta = d.meta(slot);
             Observed {
                 value: d.read(slot, (t.pa - meta.pa) as u32),
-                from: Source::Cache { cpu, side: Side::D, slot, dirty: meta.dirty, line_va: meta.va },
+                from: Source::Cache {
+                    cpu,
+                    side: Side::D,
+                    slot,
+                    dirty: meta.dirty,
+                    line_va: meta.va,
+                },
             }
         };
         let page = self.cfg.page_size;
-        self.log.push(|| Event::Load { cpu, va, pa: t.pa, alias: AliasKind::of(va, page), value: obs.value, from: obs.from, fetch: false });
+        self.log.push(|| Event::Load {
+            cpu,
+            va,
+            pa: t.pa,
+            alias: AliasKind::of(va, page),
+            value: obs.value,
+            from: obs.from,
+            fetch: false,
+        });
         obs
     }
 
@@ -536,7 +688,9 @@ impl Machine {
                     Some(s)
                 }
                 None => match g.policy {
-                    WritePolicy::WriteBack { write_allocate: true } => Some(self.fill_d(cpu, va, t.pa, t.asid, false)),
+                    WritePolicy::WriteBack {
+                        write_allocate: true,
+                    } => Some(self.fill_d(cpu, va, t.pa, t.asid, false)),
                     _ => None,
                 },
             };
@@ -556,7 +710,14 @@ impl Machine {
         }
         self.snoop_icaches(t.pa);
         let page = self.cfg.page_size;
-        self.log.push(|| Event::Store { cpu, va, pa: t.pa, alias: AliasKind::of(va, page), value: v, hit });
+        self.log.push(|| Event::Store {
+            cpu,
+            va,
+            pa: t.pa,
+            alias: AliasKind::of(va, page),
+            value: v,
+            hit,
+        });
     }
 
     fn snoop_icaches(&mut self, pa: Pa) {
@@ -568,7 +729,15 @@ impl Machine {
             let slots: Vec<Slot> = self.cpus[cpu].i.slots_holding(lpa).collect();
             for s in slots {
                 let m = self.cpus[cpu].i.take(s).expect("valid slot").meta;
-                self.log.push(|| Event::Drop { cpu: cpu as CpuId, side: Side::I, slot: s, va: m.va, pa: m.pa, dirty: false, why: "I-cache snoop" });
+                self.log.push(|| Event::Drop {
+                    cpu: cpu as CpuId,
+                    side: Side::I,
+                    slot: s,
+                    va: m.va,
+                    pa: m.pa,
+                    dirty: false,
+                    why: "I-cache snoop",
+                });
             }
         }
     }
@@ -607,7 +776,8 @@ impl Machine {
                         let meta = self.cpus[cpu as usize].d.meta(s);
                         let end = (meta.pa + dl).min(lpa + n as u64);
                         for q in p..end {
-                            scratch[(q - lpa) as usize] = self.cpus[cpu as usize].d.read(s, (q - meta.pa) as u32);
+                            scratch[(q - lpa) as usize] =
+                                self.cpus[cpu as usize].d.read(s, (q - meta.pa) as u32);
                         }
                         p = end;
                     } else {
@@ -625,19 +795,43 @@ impl Machine {
         lpa
     }
 
-    fn fill_i(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, speculative: bool) -> Slot {
+    fn fill_i(
+        &mut self,
+        cpu: CpuId,
+        va: Va,
+        pa: Pa,
+        asid: Option<MmId>,
+        speculative: bool,
+    ) -> Slot {
         let gi = self.cfg.icache;
         let key = gi.key(va, pa, asid);
         let lpa = self.ifill_bytes(cpu, va, pa, asid);
         let lva = gi.line_base(va);
         let n = gi.line as usize;
         let scratch = std::mem::take(&mut self.scratch);
-        let (slot, old) = self.cpus[cpu as usize].i.install(key, lpa, lva, &scratch[..n]);
+        let (slot, old) = self.cpus[cpu as usize]
+            .i
+            .install(key, lpa, lva, &scratch[..n]);
         self.scratch = scratch;
         if let Some(o) = old {
-            self.log.push(|| Event::Drop { cpu, side: Side::I, slot, va: o.meta.va, pa: o.meta.pa, dirty: false, why: "replaced" });
+            self.log.push(|| Event::Drop {
+                cpu,
+                side: Side::I,
+                slot,
+                va: o.meta.va,
+                pa: o.meta.pa,
+                dirty: false,
+                why: "replaced",
+            });
         }
-        self.log.push(|| Event::Fill { cpu, side: Side::I, slot, va: lva, pa: lpa, speculative });
+        self.log.push(|| Event::Fill {
+            cpu,
+            side: Side::I,
+            slot,
+            va: lva,
+            pa: lpa,
+            speculative,
+        });
         slot
     }
 
@@ -653,10 +847,24 @@ impl Machine {
         let meta = i.meta(slot);
         let obs = Observed {
             value: i.read(slot, (t.pa - meta.pa) as u32),
-            from: Source::Cache { cpu, side: Side::I, slot, dirty: false, line_va: meta.va },
+            from: Source::Cache {
+                cpu,
+                side: Side::I,
+                slot,
+                dirty: false,
+                line_va: meta.va,
+            },
         };
         let page = self.cfg.page_size;
-        self.log.push(|| Event::Load { cpu, va, pa: t.pa, alias: AliasKind::of(va, page), value: obs.value, from: obs.from, fetch: true });
+        self.log.push(|| Event::Load {
+            cpu,
+            va,
+            pa: t.pa,
+            alias: AliasKind::of(va, page),
+            value: obs.value,
+            from: obs.from,
+            fetch: true,
+        });
         obs
     }
 
@@ -669,7 +877,16 @@ impl Machine {
                 let d = &self.cpus[cpu as usize].d;
                 if let Some(s) = d.lookup(key) {
                     let m = d.meta(s);
-                    return Observed { value: d.read(s, (pa - m.pa) as u32), from: Source::Cache { cpu, side, slot: s, dirty: m.dirty, line_va: m.va } };
+                    return Observed {
+                        value: d.read(s, (pa - m.pa) as u32),
+                        from: Source::Cache {
+                            cpu,
+                            side,
+                            slot: s,
+                            dirty: m.dirty,
+                            line_va: m.va,
+                        },
+                    };
                 }
                 if self.cfg.dcache_coherent {
                     for c in 0..self.cpus.len() {
@@ -677,22 +894,46 @@ impl Machine {
                         if let Some(s) = d.lookup(key) {
                             let m = d.meta(s);
                             if m.dirty {
-                                return Observed { value: d.read(s, (pa - m.pa) as u32), from: Source::Cache { cpu: c as CpuId, side, slot: s, dirty: true, line_va: m.va } };
+                                return Observed {
+                                    value: d.read(s, (pa - m.pa) as u32),
+                                    from: Source::Cache {
+                                        cpu: c as CpuId,
+                                        side,
+                                        slot: s,
+                                        dirty: true,
+                                        line_va: m.va,
+                                    },
+                                };
                             }
                         }
                     }
                 }
-                Observed { value: self.mem[pa as usize], from: Source::Memory }
+                Observed {
+                    value: self.mem[pa as usize],
+                    from: Source::Memory,
+                }
             }
             Side::I => {
                 let key = self.cfg.icache.key(va, pa, asid);
                 let i = &self.cpus[cpu as usize].i;
                 if let Some(s) = i.lookup(key) {
                     let m = i.meta(s);
-                    return Observed { value: i.read(s, (pa - m.pa) as u32), from: Source::Cache { cpu, side, slot: s, dirty: false, line_va: m.va } };
+                    return Observed {
+                        value: i.read(s, (pa - m.pa) as u32),
+                        from: Source::Cache {
+                            cpu,
+                            side,
+                            slot: s,
+                            dirty: false,
+                            line_va: m.va,
+                        },
+                    };
                 }
                 let lpa = self.ifill_bytes(cpu, va, pa, asid);
-                Observed { value: self.scratch[(pa - lpa) as usize], from: Source::Memory }
+                Observed {
+                    value: self.scratch[(pa - lpa) as usize],
+                    from: Source::Memory,
+                }
             }
         }
     }
@@ -710,19 +951,33 @@ impl Machine {
         if !allowed {
             return false;
         }
-        let Some(t) = self.probe(cpu, va) else { return false };
+        let t = if self.cfg.hw_walker {
+            self.probe(cpu, va)
+        } else {
+            self.tlb_probe(cpu, va)
+        };
+        let Some(t) = t else { return false };
         if !t.pte.cacheable {
             return false;
         }
         match side {
             Side::D => {
-                if self.cpus[cpu as usize].d.lookup(self.cfg.dcache.key(va, t.pa, t.asid)).is_none() {
+                if self.cpus[cpu as usize]
+                    .d
+                    .lookup(self.cfg.dcache.key(va, t.pa, t.asid))
+                    .is_none()
+                {
                     self.fill_d(cpu, va, t.pa, t.asid, true);
                     return true;
                 }
             }
             Side::I => {
-                if t.pte.exec && self.cpus[cpu as usize].i.lookup(self.cfg.icache.key(va, t.pa, t.asid)).is_none() {
+                if t.pte.exec
+                    && self.cpus[cpu as usize]
+                        .i
+                        .lookup(self.cfg.icache.key(va, t.pa, t.asid))
+                        .is_none()
+                {
                     self.fill_i(cpu, va, t.pa, t.asid, true);
                     return true;
                 }
@@ -745,7 +1000,15 @@ impl Machine {
             Side::D => self.evict_d(cpu, slot, "evicted"),
             Side::I => {
                 let m = self.cpus[cpu as usize].i.take(slot).expect("valid").meta;
-                self.log.push(|| Event::Drop { cpu, side, slot, va: m.va, pa: m.pa, dirty: false, why: "evicted" });
+                self.log.push(|| Event::Drop {
+                    cpu,
+                    side,
+                    slot,
+                    va: m.va,
+                    pa: m.pa,
+                    dirty: false,
+                    why: "evicted",
+                });
                 true
             }
         }
@@ -773,7 +1036,15 @@ impl Machine {
         if op != CacheOp::Clean {
             self.cpus[cpu as usize].d.take(slot);
             let dirty = meta.dirty && op == CacheOp::Invalidate;
-            self.log.push(|| Event::Drop { cpu, side: Side::D, slot, va: meta.va, pa: meta.pa, dirty, why: op.why() });
+            self.log.push(|| Event::Drop {
+                cpu,
+                side: Side::D,
+                slot,
+                va: meta.va,
+                pa: meta.pa,
+                dirty,
+                why: op.why(),
+            });
         }
     }
 
@@ -783,7 +1054,11 @@ impl Machine {
     pub fn dcache_va(&mut self, cpu: CpuId, op: CacheOp, va: Va, scope: Scope) {
         let g = self.cfg.dcache;
         let key = if g.virtually_tagged() {
-            let asid = self.probe(cpu, va).and_then(|t| t.asid).or_else(|| (va / self.cfg.page_size as u64 <= layout::USER_PAGES).then_some(self.cpus[cpu as usize].mm).flatten());
+            let asid = self.probe(cpu, va).and_then(|t| t.asid).or_else(|| {
+                (va / self.cfg.page_size as u64 <= layout::USER_PAGES)
+                    .then_some(self.cpus[cpu as usize].mm)
+                    .flatten()
+            });
             g.key(va, 0, asid)
         } else {
             match self.probe(cpu, va) {
@@ -805,7 +1080,11 @@ impl Machine {
 
     /// Maintenance of the whole D-cache of `cpu`, or of every CPU.
     pub fn dcache_all(&mut self, cpu: CpuId, op: CacheOp, scope: Scope) {
-        let targets = if scope == Scope::AllCpus { 0..self.cpus.len() } else { cpu as usize..cpu as usize + 1 };
+        let targets = if scope == Scope::AllCpus {
+            0..self.cpus.len()
+        } else {
+            cpu as usize..cpu as usize + 1
+        };
         for c in targets {
             let slots: Vec<Slot> = self.cpus[c].d.valid_slots().collect();
             for s in slots {
@@ -825,19 +1104,39 @@ impl Machine {
         for c in self.cache_targets(cpu, scope) {
             if let Some(s) = self.cpus[c].i.lookup(key) {
                 let m = self.cpus[c].i.take(s).expect("valid").meta;
-                self.log.push(|| Event::Drop { cpu: c as CpuId, side: Side::I, slot: s, va: m.va, pa: m.pa, dirty: false, why: "I-cache invalidate" });
+                self.log.push(|| Event::Drop {
+                    cpu: c as CpuId,
+                    side: Side::I,
+                    slot: s,
+                    va: m.va,
+                    pa: m.pa,
+                    dirty: false,
+                    why: "I-cache invalidate",
+                });
             }
         }
     }
 
     /// Invalidates the whole I-cache of `cpu`, or of every CPU.
     pub fn icache_all(&mut self, cpu: CpuId, scope: Scope) {
-        let targets = if scope == Scope::AllCpus || self.cfg.broadcast >= Broadcast::Cache { 0..self.cpus.len() } else { cpu as usize..cpu as usize + 1 };
+        let targets = if scope == Scope::AllCpus || self.cfg.broadcast >= Broadcast::Cache {
+            0..self.cpus.len()
+        } else {
+            cpu as usize..cpu as usize + 1
+        };
         for c in targets {
             let slots: Vec<Slot> = self.cpus[c].i.valid_slots().collect();
             for s in slots {
                 let m = self.cpus[c].i.take(s).expect("valid").meta;
-                self.log.push(|| Event::Drop { cpu: c as CpuId, side: Side::I, slot: s, va: m.va, pa: m.pa, dirty: false, why: "I-cache invalidate all" });
+                self.log.push(|| Event::Drop {
+                    cpu: c as CpuId,
+                    side: Side::I,
+                    slot: s,
+                    va: m.va,
+                    pa: m.pa,
+                    dirty: false,
+                    why: "I-cache invalidate all",
+                });
             }
         }
     }
@@ -848,7 +1147,10 @@ impl Machine {
     pub fn device_read(&mut self, pa: Pa, out: &mut Vec<Observed>, len: u32) {
         out.clear();
         for p in pa..pa + len as u64 {
-            let mut obs = Observed { value: self.mem[p as usize], from: Source::Memory };
+            let mut obs = Observed {
+                value: self.mem[p as usize],
+                from: Source::Memory,
+            };
             if self.cfg.dma_coherent {
                 let lpa = self.cfg.dcache.line_base(p);
                 'outer: for c in 0..self.cpus.len() {
@@ -856,7 +1158,16 @@ impl Machine {
                     for s in d.slots_holding(lpa) {
                         let m = d.meta(s);
                         if m.dirty {
-                            obs = Observed { value: d.read(s, (p - lpa) as u32), from: Source::Cache { cpu: c as CpuId, side: Side::D, slot: s, dirty: true, line_va: m.va } };
+                            obs = Observed {
+                                value: d.read(s, (p - lpa) as u32),
+                                from: Source::Cache {
+                                    cpu: c as CpuId,
+                                    side: Side::D,
+                                    slot: s,
+                                    dirty: true,
+                                    line_va: m.va,
+                                },
+                            };
                             break 'outer;
                         }
                     }
@@ -864,7 +1175,11 @@ impl Machine {
             }
             out.push(obs);
         }
-        self.log.push(|| Event::Device { pa, len, write: false });
+        self.log.push(|| Event::Device {
+            pa,
+            len,
+            write: false,
+        });
     }
 
     /// The device writes `values` at `pa`.
@@ -892,7 +1207,15 @@ impl Machine {
                             }
                         }
                         self.cpus[c].d.take(s);
-                        self.log.push(|| Event::Drop { cpu: c as CpuId, side: Side::D, slot: s, va: meta.va, pa: meta.pa, dirty: false, why: "coherent DMA" });
+                        self.log.push(|| Event::Drop {
+                            cpu: c as CpuId,
+                            side: Side::D,
+                            slot: s,
+                            va: meta.va,
+                            pa: meta.pa,
+                            dirty: false,
+                            why: "coherent DMA",
+                        });
                     }
                 }
                 lpa += dl;
@@ -901,7 +1224,11 @@ impl Machine {
                 self.snoop_icaches_force(p);
             }
         }
-        self.log.push(|| Event::Device { pa, len, write: true });
+        self.log.push(|| Event::Device {
+            pa,
+            len,
+            write: true,
+        });
     }
 
     fn snoop_icaches_force(&mut self, pa: Pa) {

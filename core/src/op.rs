@@ -45,13 +45,30 @@ pub enum Action {
     /// `munmap()` of `pages` pages from a mapped page.
     Munmap { page: u8, pages: u8 },
     /// `mmap()` of a file at user page `at` (a hint, or exact with `fixed`).
-    Mmap { file: u8, pgoff: u8, at: u8, shared: bool, exec: bool, fixed: bool },
+    Mmap {
+        file: u8,
+        pgoff: u8,
+        at: u8,
+        shared: bool,
+        exec: bool,
+        fixed: bool,
+    },
     /// `mprotect()` of one mapped page.
     Mprotect { page: u8, write: bool, exec: bool },
     /// `read()` of a file page into a user page.
-    ReadFile { file: u8, index: u8, off: u8, page: u8 },
+    ReadFile {
+        file: u8,
+        index: u8,
+        off: u8,
+        page: u8,
+    },
     /// `write()` of a user page into a file page.
-    WriteFile { file: u8, index: u8, off: u8, page: u8 },
+    WriteFile {
+        file: u8,
+        index: u8,
+        off: u8,
+        page: u8,
+    },
     /// A `get_user_pages` user (FUSE): pins a user page, reads or writes it through a kmap.
     Gup { page: u8, off: u8, write: bool },
     /// Direct I/O: pins a user page and DMAs to or from it.

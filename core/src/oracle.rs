@@ -42,7 +42,15 @@ impl Kind {
 
     /// Parses a name written by [`Kind::name`].
     pub fn from_name(s: &str) -> Option<Kind> {
-        [Kind::StaleLoad, Kind::StaleFetch, Kind::StaleDeviceRead, Kind::LostWrite, Kind::Misuse].into_iter().find(|k| k.name() == s)
+        [
+            Kind::StaleLoad,
+            Kind::StaleFetch,
+            Kind::StaleDeviceRead,
+            Kind::LostWrite,
+            Kind::Misuse,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
     }
 }
 
@@ -132,6 +140,8 @@ pub struct Violation {
     pub write_context: &'static str,
     /// Whether the newest value still exists anywhere (memory or a cache line).
     pub newest_survives: bool,
+    /// Where the newest value is at the moment of the violation.
+    pub newest_at: Vec<Source>,
     /// Events that touched the byte's line, when the run was logged.
     pub history: Vec<Logged>,
 }
@@ -151,6 +161,19 @@ impl Violation {
     }
 }
 
+/// What a logical write means to the oracle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteFlags {
+    /// The writer, when the write belongs to an operation that has not returned: until it does,
+    /// readers may still see the old value.
+    pub racing: Option<ActorId>,
+    /// User data (a user store, or data written at the user's request): the I-side may ignore
+    /// it until the user's cacheflush.
+    pub user_data: bool,
+    /// A change to a page-cache page after its fill: private mappings need not see it.
+    pub page_cache: bool,
+}
+
 const UNSYNCED: u8 = 1;
 const PRIVATE_UNSPEC: u8 = 2;
 
@@ -168,6 +191,7 @@ pub struct Oracle {
     page_size: u32,
     next: Stamp,
     racing_bytes: Vec<Pa>,
+    contested: Vec<Option<Stamp>>,
 }
 
 impl Oracle {
@@ -187,6 +211,7 @@ impl Oracle {
             page_size,
             next,
             racing_bytes: Vec::new(),
+            contested: vec![None; n],
         }
     }
 
@@ -230,10 +255,20 @@ impl Oracle {
         self.device_owned[pfn as usize]
     }
 
-    /// Records a logical write of `v` to `pa`. `racing_until_done` names the writer when the
-    /// write belongs to an operation that has not returned, so readers may still see the old
-    /// value. `user_code` marks a user store, which the I-side may ignore until a cacheflush.
-    pub fn write(&mut self, pa: Pa, v: Stamp, info: WriteInfo, ctx: &'static str, racing_until_done: Option<ActorId>, user_store: bool, page_cache: bool) {
+    /// Records a logical write of `v` to `pa`, with what the write means (see [`WriteFlags`]).
+    pub fn write(
+        &mut self,
+        pa: Pa,
+        v: Stamp,
+        info: WriteInfo,
+        ctx: &'static str,
+        flags: WriteFlags,
+    ) {
+        let WriteFlags {
+            racing: racing_until_done,
+            user_data: user_store,
+            page_cache,
+        } = flags;
         let i = pa as usize;
         if racing_until_done.is_some() && self.racing[i].is_none() {
             self.previous[i] = self.intended[i];
@@ -243,6 +278,7 @@ impl Oracle {
             self.racing[i] = racing_until_done;
         }
         self.intended[i] = v;
+        self.contested[i] = None;
         self.writes[i] = info;
         self.write_ctx[i] = ctx;
         if user_store {
@@ -266,6 +302,21 @@ impl Oracle {
     /// Whether the byte was last written as user data not yet synchronised for the I-side.
     pub fn user_code(&self, pa: Pa) -> bool {
         self.flags[pa as usize] & UNSYNCED != 0
+    }
+
+    /// The write just made to `pa` raced with `other`, written by another actor while the
+    /// writer's operation was in flight: either may be the byte's final value.
+    pub fn contest(&mut self, pa: Pa, other: Stamp) {
+        self.contested[pa as usize] = Some(other);
+    }
+
+    /// A user store into an executable mapping of frame `pfn`: the user is writing code, and
+    /// until its cacheflush the I-side of the whole page is its business.
+    pub fn user_code_page(&mut self, pfn: Pfn) {
+        let p = self.page_size as usize;
+        for f in &mut self.flags[pfn as usize * p..(pfn as usize + 1) * p] {
+            *f |= UNSYNCED;
+        }
     }
 
     /// The user synchronised the I-side for these bytes (cacheflush returned).
@@ -293,7 +344,13 @@ impl Oracle {
 
     /// Judges a read of `observed` at `pa`: `Ok(None)` if coherent, `Ok(Some(rule))` if not
     /// checked, `Err(kind)` if it is a violation.
-    pub fn judge(&self, pa: Pa, observed: Stamp, how: ReadKind, reader: Option<ActorId>) -> Result<Option<Rule>, Kind> {
+    pub fn judge(
+        &self,
+        pa: Pa,
+        observed: Stamp,
+        how: ReadKind,
+        reader: Option<ActorId>,
+    ) -> Result<Option<Rule>, Kind> {
         let i = pa as usize;
         let frame = self.frame(pa);
         if !self.live[frame] {
@@ -304,6 +361,9 @@ impl Oracle {
         }
         if observed == self.intended[i] {
             return Ok(None);
+        }
+        if self.contested[i] == Some(observed) {
+            return Ok(Some(Rule::RacingWrite));
         }
         if let Some(w) = self.racing[i] {
             if Some(w) != reader && observed == self.previous[i] {
@@ -345,17 +405,42 @@ mod tests {
         let b = o.fresh();
         assert_ne!(a, b);
         assert!(a > 100);
-        o.write(3, a, WriteInfo::default(), "test", Some(1), false, false);
+        o.write(
+            3,
+            a,
+            WriteInfo::default(),
+            "test",
+            WriteFlags {
+                racing: Some(1),
+                user_data: false,
+                page_cache: false,
+            },
+        );
         // Actor 2 may see the old value while actor 1's operation runs, but not a third value.
-        assert_eq!(o.judge(3, 4, ReadKind::Kernel, Some(2)), Ok(Some(Rule::RacingWrite)));
-        assert_eq!(o.judge(3, 999, ReadKind::Kernel, Some(2)), Err(Kind::StaleLoad));
+        assert_eq!(
+            o.judge(3, 4, ReadKind::Kernel, Some(2)),
+            Ok(Some(Rule::RacingWrite))
+        );
+        assert_eq!(
+            o.judge(3, 999, ReadKind::Kernel, Some(2)),
+            Err(Kind::StaleLoad)
+        );
         // The writer itself must see its own write.
-        assert_eq!(o.judge(3, 4, ReadKind::Kernel, Some(1)), Err(Kind::StaleLoad));
+        assert_eq!(
+            o.judge(3, 4, ReadKind::Kernel, Some(1)),
+            Err(Kind::StaleLoad)
+        );
         o.operation_done(1);
-        assert_eq!(o.judge(3, 4, ReadKind::Kernel, Some(2)), Err(Kind::StaleLoad));
+        assert_eq!(
+            o.judge(3, 4, ReadKind::Kernel, Some(2)),
+            Err(Kind::StaleLoad)
+        );
         assert_eq!(o.judge(3, a, ReadKind::Kernel, Some(2)), Ok(None));
         // Free frames are never judged.
-        assert_eq!(o.judge(9, 0, ReadKind::Kernel, None), Ok(Some(Rule::FreeFrame)));
+        assert_eq!(
+            o.judge(9, 0, ReadKind::Kernel, None),
+            Ok(Some(Rule::FreeFrame))
+        );
     }
 
     #[test]
@@ -363,10 +448,35 @@ mod tests {
         let mut o = Oracle::new(1, 8, |_| 0, 10);
         o.set_live(0, true);
         let v = o.fresh();
-        o.write(2, v, WriteInfo::default(), "store", None, true, false);
-        let fetch = ReadKind::UserFetch { private_file: false };
-        assert_eq!(o.judge(2, 0, fetch, Some(0)), Ok(Some(Rule::UserCodeUnsynced)));
-        assert_eq!(o.judge(2, 0, ReadKind::UserLoad { private_file: false }, Some(0)), Err(Kind::StaleLoad));
+        o.write(
+            2,
+            v,
+            WriteInfo::default(),
+            "store",
+            WriteFlags {
+                racing: None,
+                user_data: true,
+                page_cache: false,
+            },
+        );
+        let fetch = ReadKind::UserFetch {
+            private_file: false,
+        };
+        assert_eq!(
+            o.judge(2, 0, fetch, Some(0)),
+            Ok(Some(Rule::UserCodeUnsynced))
+        );
+        assert_eq!(
+            o.judge(
+                2,
+                0,
+                ReadKind::UserLoad {
+                    private_file: false
+                },
+                Some(0)
+            ),
+            Err(Kind::StaleLoad)
+        );
         o.user_code_synced(0, 8);
         assert_eq!(o.judge(2, 0, fetch, Some(0)), Err(Kind::StaleFetch));
     }

@@ -57,13 +57,25 @@ impl Switches {
                 v.push(n)
             }
         };
-        add(self.gup_without_flush_anon_page, "gup_without_flush_anon_page");
+        add(
+            self.gup_without_flush_anon_page,
+            "gup_without_flush_anon_page",
+        );
         add(self.icache_sync_after_set_pte, "icache_sync_after_set_pte");
         add(self.dma_page_address_unpinned, "dma_page_address_unpinned");
-        add(self.generic_copy_user_highpage, "generic_copy_user_highpage");
-        add(self.readdir_decodes_through_vmap, "readdir_decodes_through_vmap");
+        add(
+            self.generic_copy_user_highpage,
+            "generic_copy_user_highpage",
+        );
+        add(
+            self.readdir_decodes_through_vmap,
+            "readdir_decodes_through_vmap",
+        );
         add(self.fork_flush_cache_mm, "fork_flush_cache_mm");
-        add(self.pio_without_flush_dcache_page, "pio_without_flush_dcache_page");
+        add(
+            self.pio_without_flush_dcache_page,
+            "pio_without_flush_dcache_page",
+        );
         add(self.arch_1_dirty_polarity, "arch_1_dirty_polarity");
         v
     }
@@ -135,7 +147,16 @@ pub struct WorldShape {
 
 impl Default for WorldShape {
     fn default() -> Self {
-        WorldShape { threads: 2, spare_threads: 1, kthreads: 2, irq: true, files: 2, file_pages: 4, buffers_low: 1, buffers_high: 3 }
+        WorldShape {
+            threads: 2,
+            spare_threads: 1,
+            kthreads: 2,
+            irq: true,
+            files: 2,
+            file_pages: 4,
+            buffers_low: 1,
+            buffers_high: 3,
+        }
     }
 }
 
@@ -172,11 +193,15 @@ fn small(dcache: CacheGeometry, icache: CacheGeometry) -> MachineConfig {
         highmem_frames: 0,
         pkmap_slots: 2,
         speculation: Speculation::None,
+        hw_walker: true,
     }
 }
 
 fn icache_of(d: CacheGeometry) -> CacheGeometry {
-    CacheGeometry { policy: WritePolicy::WriteThrough, ..d }
+    CacheGeometry {
+        policy: WritePolicy::WriteThrough,
+        ..d
+    }
 }
 
 fn base_presets() -> Vec<Preset> {
@@ -187,9 +212,19 @@ fn base_presets() -> Vec<Preset> {
         cpus: 2,
         broadcast: Broadcast::None,
         speculation: Speculation::Icache,
-        ..small(geo::SMALL_PIPT, CacheGeometry { indexing: Indexing::Pipt, ..icache_of(geo::SMALL_PIPT) })
+        ..small(
+            geo::SMALL_PIPT,
+            CacheGeometry {
+                indexing: Indexing::Pipt,
+                ..icache_of(geo::SMALL_PIPT)
+            },
+        )
     };
-    let highmem = MachineConfig { lowmem_frames: 12, highmem_frames: 4, ..vivt.clone() };
+    let highmem = MachineConfig {
+        lowmem_frames: 12,
+        highmem_frames: 4,
+        ..vivt.clone()
+    };
     let world = WorldShape::default();
     vec![
         Preset {
@@ -212,10 +247,10 @@ fn base_presets() -> Vec<Preset> {
         },
         Preset {
             name: "exec-icache-smp".into(),
-            description: "2 CPUs, coherent D-caches, non-snooping I-caches, maintenance not broadcast; PIO page cache; I-cache sync after set_pte_at; dirty-polarity PG_arch_1 (mail 002)".into(),
+            description: "2 CPUs, coherent D-caches, non-snooping I-caches, maintenance not broadcast; a PIO driver that skips flush_dcache_page; the D-cache write-back and I-cache sync in update_mmu_cache, after set_pte_at (mail 002)".into(),
             machine: smp,
             arch: ArchKind::ArmV6,
-            switches: Switches { icache_sync_after_set_pte: true, arch_1_dirty_polarity: true, pio_without_flush_dcache_page: true, ..Switches::default() },
+            switches: Switches { icache_sync_after_set_pte: true, pio_without_flush_dcache_page: true, ..Switches::default() },
             io: Io::Pio,
             world,
         },
@@ -273,7 +308,7 @@ pub fn all() -> Vec<Preset> {
     v.push(Preset {
         name: "parisc".into(),
         description: "PA-RISC-like equivalent aliasing (4 colours, speculative fills) with mainline behaviour".into(),
-        machine: MachineConfig { speculation: Speculation::Both, ..small(geo::SMALL_V6_4COLOUR, icache_of(geo::SMALL_V6_4COLOUR)) },
+        machine: MachineConfig { speculation: Speculation::Both, hw_walker: false, ..small(geo::SMALL_V6_4COLOUR, icache_of(geo::SMALL_V6_4COLOUR)) },
         arch: ArchKind::Parisc,
         switches: Switches::default(),
         io: Io::Dma,
@@ -290,4 +325,19 @@ pub fn by_name(name: &str) -> Option<Preset> {
 /// Names of every preset.
 pub fn names() -> Vec<String> {
     all().into_iter().map(|p| p.name).collect()
+}
+
+impl Preset {
+    /// The actors' names, by id: threads `T0..`, kernel threads `K0..`, then `IRQ`.
+    pub fn actor_names(&self) -> Vec<String> {
+        let w = &self.world;
+        let mut v: Vec<String> = (0..w.threads + w.spare_threads)
+            .map(|t| format!("T{t}"))
+            .collect();
+        v.extend((0..w.kthreads).map(|k| format!("K{k}")));
+        if w.irq {
+            v.push("IRQ".into());
+        }
+        v
+    }
 }

@@ -57,7 +57,9 @@ pub struct Runner<A: Arch> {
 
 impl<A: Arch> std::fmt::Debug for Runner<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runner").field("ops_applied", &self.ops_applied).finish()
+        f.debug_struct("Runner")
+            .field("ops_applied", &self.ops_applied)
+            .finish()
     }
 }
 
@@ -69,18 +71,33 @@ fn initial(pa: Pa) -> Stamp {
 /// Builds the initial state of `preset`.
 pub fn build_state(preset: &Preset, log: bool) -> State {
     let cfg = preset.machine.clone();
-    cfg.validate().unwrap_or_else(|e| panic!("preset {}: {e}", preset.name));
+    cfg.validate()
+        .unwrap_or_else(|e| panic!("preset {}: {e}", preset.name));
     let frames = cfg.frames();
     let page = cfg.page_size as u64;
     let mut m = Machine::new(cfg.clone(), Log::new(log), initial);
     let mut next = frames as Stamp * page as Stamp + 1;
     let shape = preset.world;
-    let mut pages: Vec<Page> = (0..frames).map(|_| Page { kind: PageKind::Free, rmap: Vec::new(), refs: 0, arch_1: false, io_pin: 0 }).collect();
+    let mut pages: Vec<Page> = (0..frames)
+        .map(|_| Page {
+            kind: PageKind::Free,
+            rmap: Vec::new(),
+            refs: 0,
+            arch_1: false,
+            io_pin: 0,
+        })
+        .collect();
     let mut o = Oracle::new(frames, cfg.page_size, initial, 0);
     // Driver buffers: lowmem from the top of lowmem, highmem from the top of highmem.
     let mut buffers = Vec::new();
     let take = |pfn: Pfn, pages: &mut Vec<Page>, o: &mut Oracle| {
-        pages[pfn as usize] = Page { kind: PageKind::Kernel, rmap: Vec::new(), refs: 1, arch_1: false, io_pin: 0 };
+        pages[pfn as usize] = Page {
+            kind: PageKind::Kernel,
+            rmap: Vec::new(),
+            refs: 1,
+            arch_1: false,
+            io_pin: 0,
+        };
         o.set_live(pfn, true);
         pfn
     };
@@ -88,7 +105,11 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         buffers.push(take(cfg.lowmem_frames - 1 - i, &mut pages, &mut o));
     }
     for i in 0..shape.buffers_high as u32 {
-        let pfn = if cfg.highmem_frames > i { frames - 1 - i } else { cfg.lowmem_frames - 1 - shape.buffers_low as u32 - i };
+        let pfn = if cfg.highmem_frames > i {
+            frames - 1 - i
+        } else {
+            cfg.lowmem_frames - 1 - shape.buffers_low as u32 - i
+        };
         buffers.push(take(pfn, &mut pages, &mut o));
     }
     let files = (0..shape.files)
@@ -102,34 +123,103 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
                 .collect(),
         })
         .collect();
-    // Process 0: anonymous heap at pages 0..4, a private executable file mapping at 8..12
-    // (file 0), a shared writable file mapping at 16..20 (file 1).
+    // Process 0: anonymous heap at pages 0..4, private read-only executable text at 8..12
+    // (file 0), a shared writable file mapping at 16..20 (file 1). User programs are W^X: no
+    // mapping is writable and executable at once.
     let fp = shape.file_pages as u64;
     let vmas = vec![
-        Vma { start: 0, end: 4, kind: VmaKind::Anon, write: true, exec: false },
-        Vma { start: 8, end: 8 + fp, kind: VmaKind::File { file: 0, pgoff: 0, shared: false }, write: true, exec: true },
-        Vma { start: 16, end: 16 + fp, kind: VmaKind::File { file: 1.min(shape.files - 1), pgoff: 0, shared: true }, write: true, exec: false },
+        Vma {
+            start: 0,
+            end: 4,
+            kind: VmaKind::Anon,
+            write: true,
+            exec: false,
+        },
+        Vma {
+            start: 8,
+            end: 8 + fp,
+            kind: VmaKind::File {
+                file: 0,
+                pgoff: 0,
+                shared: false,
+            },
+            write: false,
+            exec: true,
+        },
+        Vma {
+            start: 16,
+            end: 16 + fp,
+            kind: VmaKind::File {
+                file: 1.min(shape.files - 1),
+                pgoff: 0,
+                shared: true,
+            },
+            write: true,
+            exec: false,
+        },
     ];
     m.create_user_pt(0);
-    let mms = vec![Mm { vmas, alive: true, cpumask: 0 }];
+    let mms = vec![Mm {
+        vmas,
+        alive: true,
+        cpumask: 0,
+        exiting: false,
+    }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
-        actors.push(Actor { kind: ActorKind::Thread { pid: 0 }, alive: t < shape.threads, busy: false, cpu: None, preempt: 0, irqs_off: 0, path: "idle", name: format!("T{t}") });
+        actors.push(Actor {
+            kind: ActorKind::Thread { pid: 0 },
+            alive: t < shape.threads,
+            busy: false,
+            cpu: None,
+            preempt: 0,
+            irqs_off: 0,
+            path: "idle",
+            op_start: 0,
+            name: format!("T{t}"),
+        });
     }
     for k in 0..shape.kthreads {
-        actors.push(Actor { kind: ActorKind::Kthread, alive: true, busy: false, cpu: None, preempt: 0, irqs_off: 0, path: "idle", name: format!("K{k}") });
+        actors.push(Actor {
+            kind: ActorKind::Kthread,
+            alive: true,
+            busy: false,
+            cpu: None,
+            preempt: 0,
+            irqs_off: 0,
+            path: "idle",
+            op_start: 0,
+            name: format!("K{k}"),
+        });
     }
     if shape.irq {
-        actors.push(Actor { kind: ActorKind::Irq, alive: true, busy: false, cpu: None, preempt: 0, irqs_off: 0, path: "idle", name: "IRQ".into() });
+        actors.push(Actor {
+            kind: ActorKind::Irq,
+            alive: true,
+            busy: false,
+            cpu: None,
+            preempt: 0,
+            irqs_off: 0,
+            path: "idle",
+            op_start: 0,
+            name: "IRQ".into(),
+        });
     }
     let k = KernelState {
         pages,
         mms,
         procs: vec![0],
         files,
-        pkmap: Pkmap { count: vec![0; cfg.pkmap_slots as usize], page: vec![None; cfg.pkmap_slots as usize], last: 0 },
+        pkmap: Pkmap {
+            count: vec![0; cfg.pkmap_slots as usize],
+            page: vec![None; cfg.pkmap_slots as usize],
+            last: 0,
+        },
         buffers,
-        locks: vec![None; kernel::MMAP_LOCK_BASE + kernel::fork::MAX_MMS],
+        locks: vec![
+            None;
+            kernel::buffer_lock(0) + (shape.buffers_low + shape.buffers_high) as usize
+        ],
         vmalloc: vec![false; layout::VMALLOC_PAGES as usize],
         fixmap_depth: [0; crate::addr::MAX_CPUS],
         io: preset.io,
@@ -137,7 +227,14 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;
     while o2.fresh() < next {}
-    State { m, k, o: o2, sched: Sched::new(cfg.cpus, actors), sw: preset.switches, violation: None }
+    State {
+        m,
+        k,
+        o: o2,
+        sched: Sched::new(cfg.cpus, actors),
+        sw: preset.switches,
+        violation: None,
+    }
 }
 
 impl<A: Arch> Runner<A> {
@@ -145,7 +242,14 @@ impl<A: Arch> Runner<A> {
     pub fn new(preset: &Preset, arch: A, opts: RunOptions) -> Runner<A> {
         let st = build_state(preset, opts.log);
         let n = st.sched.len();
-        Runner { w: Rc::new(World { st: std::cell::RefCell::new(st), arch }), scripts: (0..n).map(|_| None).collect(), ops_applied: 0 }
+        Runner {
+            w: Rc::new(World {
+                st: std::cell::RefCell::new(st),
+                arch,
+            }),
+            scripts: (0..n).map(|_| None).collect(),
+            ops_applied: 0,
+        }
     }
 
     fn cx(&self, a: ActorId) -> Cx<A> {
@@ -160,7 +264,9 @@ impl<A: Arch> Runner<A> {
     /// Places `a` on a CPU and switches address space if needed. False if it cannot run now.
     fn place(&mut self, a: ActorId, want: CpuId) -> bool {
         let placed = self.w.st.borrow_mut().sched.place(a, want);
-        let Placement::On { cpu, .. } = placed else { return false };
+        let Placement::On { cpu, .. } = placed else {
+            return false;
+        };
         let need = {
             let st = self.w.st.borrow();
             match st.sched.actor(a).kind {
@@ -187,7 +293,8 @@ impl<A: Arch> Runner<A> {
             let mut st = self.w.st.borrow_mut();
             st.m.log.actor = Some(a);
             let cpu = st.sched.cpu_of(a).unwrap_or(0);
-            st.m.log.push(|| crate::event::Event::Step { actor: a, cpu });
+            st.m.log
+                .push(|| crate::event::Event::Step { actor: a, cpu });
         }
         let mut cx = Context::from_waker(Waker::noop());
         let done = match self.scripts[a as usize].as_mut() {
@@ -201,7 +308,10 @@ impl<A: Arch> Runner<A> {
             let actor = st.sched.actor_mut(a);
             actor.busy = false;
             actor.path = "idle";
-            assert_eq!(actor.preempt, 0, "an action returned with preemption disabled");
+            assert_eq!(
+                actor.preempt, 0,
+                "an action returned with preemption disabled"
+            );
             let (kind, alive) = (actor.kind, actor.alive);
             if kind == ActorKind::Irq {
                 st.sched.irq_done(a);
@@ -228,7 +338,12 @@ impl<A: Arch> Runner<A> {
         if !alive {
             return;
         }
-        if kind == ActorKind::Irq && !matches!(action, Action::Dma { .. } | Action::DmaSync { .. } | Action::KmapAtomicWrite { .. }) {
+        if kind == ActorKind::Irq
+            && !matches!(
+                action,
+                Action::Dma { .. } | Action::DmaSync { .. } | Action::KmapAtomicWrite { .. }
+            )
+        {
             // Interrupt context cannot sleep: it only runs DMA mappings and atomic kmaps.
             return;
         }
@@ -240,9 +355,12 @@ impl<A: Arch> Runner<A> {
             let actor = st.sched.actor_mut(a);
             actor.busy = true;
             actor.path = action.name();
+            actor.op_start = self.ops_applied as u32;
         }
         let cx = self.cx(a);
-        self.scripts[a as usize] = Some(Box::pin(async move { kernel::run_action(&cx, action).await }));
+        self.scripts[a as usize] = Some(Box::pin(
+            async move { kernel::run_action(&cx, action).await },
+        ));
         self.poll(a);
     }
 
@@ -280,7 +398,11 @@ impl<A: Arch> Runner<A> {
             }
             Op::Evict { cpu, icache, pick } => {
                 let mut st = self.w.st.borrow_mut();
-                st.m.evict(cpu % ncpus, if icache { Side::I } else { Side::D }, pick as usize);
+                st.m.evict(
+                    cpu % ncpus,
+                    if icache { Side::I } else { Side::D },
+                    pick as usize,
+                );
             }
         }
     }
@@ -291,7 +413,9 @@ impl<A: Arch> Runner<A> {
         let mut polls = 0;
         let mut step = self.ops_applied as u32;
         while !self.stopped() && polls < MAX_DRAIN_POLLS {
-            let busy: Vec<ActorId> = (0..n as ActorId).filter(|&a| self.scripts[a as usize].is_some()).collect();
+            let busy: Vec<ActorId> = (0..n as ActorId)
+                .filter(|&a| self.scripts[a as usize].is_some())
+                .collect();
             if busy.is_empty() {
                 break;
             }
@@ -330,10 +454,20 @@ impl<A: Arch> Runner<A> {
         if let Some(v) = violation.as_mut() {
             let line = st.m.config().dcache.line.max(st.m.config().icache.line) as u64;
             let pa_line = v.pa & !(line - 1);
-            v.history = events.iter().filter(|e| e.event.touches(pa_line, line)).cloned().collect();
+            v.history = events
+                .iter()
+                .filter(|e| e.event.touches(pa_line, line))
+                .cloned()
+                .collect();
         }
         events.shrink_to_fit();
-        Report { violation, ops_applied: self.ops_applied, steps: step, events, actors: st.sched.actors().iter().map(|a| a.name.clone()).collect() }
+        Report {
+            violation,
+            ops_applied: self.ops_applied,
+            steps: step,
+            events,
+            actors: st.sched.actors().iter().map(|a| a.name.clone()).collect(),
+        }
     }
 }
 
@@ -346,7 +480,15 @@ fn poll_to_completion<F: Future<Output = ()>>(fut: F, what: &str) {
     }
 }
 
-fn audit_violation(st: &State, pa: Pa, observed: Stamp, from: crate::event::Source, va: u64, alias: AliasKind, kind: crate::oracle::Kind) -> Violation {
+fn audit_violation(
+    st: &State,
+    pa: Pa,
+    observed: Stamp,
+    from: crate::event::Source,
+    va: u64,
+    alias: AliasKind,
+    kind: crate::oracle::Kind,
+) -> Violation {
     let (write, write_context) = st.o.last_write(pa);
     Violation {
         kind,
@@ -363,6 +505,7 @@ fn audit_violation(st: &State, pa: Pa, observed: Stamp, from: crate::event::Sour
         write,
         write_context,
         newest_survives: crate::world::survives(st, pa),
+        newest_at: crate::world::where_is(st, pa),
         history: Vec::new(),
     }
 }
@@ -379,7 +522,15 @@ pub fn audit(st: &mut State) {
         for pa in pfn as u64 * page..(pfn as u64 + 1) * page {
             if !crate::world::survives(st, pa) {
                 let obs = st.m.memory(pa);
-                let v = audit_violation(st, pa, obs, crate::event::Source::Memory, 0, AliasKind::Unmapped, crate::oracle::Kind::LostWrite);
+                let v = audit_violation(
+                    st,
+                    pa,
+                    obs,
+                    crate::event::Source::Memory,
+                    0,
+                    AliasKind::Unmapped,
+                    crate::oracle::Kind::LostWrite,
+                );
                 st.violation = Some(v);
                 return;
             }
@@ -391,8 +542,22 @@ pub fn audit(st: &mut State) {
         for (i, value) in line.into_iter().enumerate() {
             let pa = lpa + i as u64;
             if st.o.judge(pa, value, ReadKind::DirtyLine, None).is_err() {
-                let from = crate::event::Source::Cache { cpu, side: Side::D, slot, dirty: true, line_va: lva };
-                let v = audit_violation(st, pa, value, from, lva + i as u64, AliasKind::of(lva, page as u32), crate::oracle::Kind::LostWrite);
+                let from = crate::event::Source::Cache {
+                    cpu,
+                    side: Side::D,
+                    slot,
+                    dirty: true,
+                    line_va: lva,
+                };
+                let v = audit_violation(
+                    st,
+                    pa,
+                    value,
+                    from,
+                    lva + i as u64,
+                    AliasKind::of(lva, page as u32),
+                    crate::oracle::Kind::LostWrite,
+                );
                 st.violation = Some(v);
                 return;
             }
@@ -426,7 +591,15 @@ pub fn audit(st: &mut State) {
                     for (side, how) in sides {
                         let obs = st.m.peek(cpu, va, pa, Some(mm), side);
                         if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
-                            let mut v = audit_violation(st, pa, obs.value, obs.from, va, AliasKind::User, kind);
+                            let mut v = audit_violation(
+                                st,
+                                pa,
+                                obs.value,
+                                obs.from,
+                                va,
+                                AliasKind::User,
+                                kind,
+                            );
                             v.cpu = Some(cpu);
                             st.violation = Some(v);
                             return;

@@ -43,6 +43,8 @@ pub struct Actor {
     pub irqs_off: u32,
     /// The kernel path or user action it is in, for reports.
     pub path: &'static str,
+    /// The step its current action started in.
+    pub op_start: u32,
     /// Its display name (T0, K1, IRQ).
     pub name: String,
 }
@@ -68,7 +70,12 @@ pub enum Placement {
 impl Sched {
     /// A scheduler for `ncpus` CPUs and these actors.
     pub fn new(ncpus: u8, actors: Vec<Actor>) -> Sched {
-        Sched { actors, current: [None; MAX_CPUS], irq: [None; MAX_CPUS], ncpus }
+        Sched {
+            actors,
+            current: [None; MAX_CPUS],
+            irq: [None; MAX_CPUS],
+            ncpus,
+        }
     }
 
     /// Number of actors.
@@ -133,17 +140,24 @@ impl Sched {
         let actor = &self.actors[a as usize];
         if actor.kind == ActorKind::Irq {
             if let Some(c) = actor.cpu {
-                return Placement::On { cpu: c, switched: false };
+                return Placement::On {
+                    cpu: c,
+                    switched: false,
+                };
             }
             // An interrupt nests on top of whatever runs, unless another interrupt is there or
             // that task has interrupts off.
             for i in 0..n {
                 let c = (want + i) % n;
-                let irqs_off = self.current[c as usize].is_some_and(|t| self.actors[t as usize].irqs_off > 0);
+                let irqs_off =
+                    self.current[c as usize].is_some_and(|t| self.actors[t as usize].irqs_off > 0);
                 if self.irq[c as usize].is_none() && !irqs_off {
                     self.irq[c as usize] = Some(a);
                     self.actors[a as usize].cpu = Some(c);
-                    return Placement::On { cpu: c, switched: true };
+                    return Placement::On {
+                        cpu: c,
+                        switched: true,
+                    };
                 }
             }
             return Placement::Blocked;
@@ -154,17 +168,26 @@ impl Sched {
             }
             let pinned = actor.busy && actor.preempt > 0;
             if c == want || pinned || !self.displaceable(want) {
-                return Placement::On { cpu: c, switched: false };
+                return Placement::On {
+                    cpu: c,
+                    switched: false,
+                };
             }
             self.current[c as usize] = None;
             self.switch_in(a, want);
-            return Placement::On { cpu: want, switched: true };
+            return Placement::On {
+                cpu: want,
+                switched: true,
+            };
         }
         for i in 0..n {
             let c = (want + i) % n;
             if self.displaceable(c) {
                 self.switch_in(a, c);
-                return Placement::On { cpu: c, switched: true };
+                return Placement::On {
+                    cpu: c,
+                    switched: true,
+                };
             }
         }
         Placement::Blocked
@@ -199,7 +222,10 @@ impl Sched {
 
     /// The first dead thread slot, for a fork child.
     pub fn free_thread_slot(&self) -> Option<ActorId> {
-        self.actors.iter().position(|a| !a.alive && matches!(a.kind, ActorKind::Thread { .. })).map(|i| i as ActorId)
+        self.actors
+            .iter()
+            .position(|a| !a.alive && matches!(a.kind, ActorKind::Thread { .. }))
+            .map(|i| i as ActorId)
     }
 
     /// The address space an actor needs loaded, if any.

@@ -12,7 +12,7 @@ use crate::arch::Arch;
 use crate::event::{Event, Side};
 use crate::kernel::KernelState;
 use crate::machine::{Access, CacheOp, Fault, Machine, Pte, Scope};
-use crate::oracle::{Kind, Oracle, ReadKind, Violation, WriteInfo};
+use crate::oracle::{Oracle, ReadKind, Violation, WriteInfo};
 use crate::preset::Switches;
 use crate::sched::Sched;
 use std::cell::{RefCell, RefMut};
@@ -56,7 +56,10 @@ pub struct Cx<A> {
 
 impl<A> Clone for Cx<A> {
     fn clone(&self) -> Self {
-        Cx { w: self.w.clone(), me: self.me }
+        Cx {
+            w: self.w.clone(),
+            me: self.me,
+        }
     }
 }
 
@@ -112,7 +115,10 @@ impl<A: Arch> Cx<A> {
 
     /// The CPU the actor runs on now.
     pub fn cpu(&self) -> CpuId {
-        self.st().sched.cpu_of(self.me).expect("a stepping actor runs on a CPU")
+        self.st()
+            .sched
+            .cpu_of(self.me)
+            .expect("a stepping actor runs on a CPU")
     }
 
     /// Ends the current step: other actors may run (on other CPUs always; on this one unless
@@ -130,7 +136,10 @@ impl<A: Arch> Cx<A> {
     pub fn preempt_enable(&self) {
         let mut st = self.st();
         let a = st.sched.actor_mut(self.me);
-        a.preempt = a.preempt.checked_sub(1).expect("preempt_enable without preempt_disable");
+        a.preempt = a
+            .preempt
+            .checked_sub(1)
+            .expect("preempt_enable without preempt_disable");
     }
 
     /// Takes a spinlock: spins (yielding) while another actor holds it, then holds it with
@@ -147,7 +156,11 @@ impl<A: Arch> Cx<A> {
                     a.irqs_off += 1;
                     return;
                 }
-                assert_ne!(holder, Some(self.me), "spinlock {lock} taken twice by one actor");
+                assert_ne!(
+                    holder,
+                    Some(self.me),
+                    "spinlock {lock} taken twice by one actor"
+                );
             }
             self.step().await;
         }
@@ -199,13 +212,16 @@ impl<A: Arch> Cx<A> {
         }
     }
 
-    fn judge(&self, st: &mut State, va: Va, pa: Pa, obs: crate::machine::Observed, how: ReadKind, reader: Option<ActorId>) {
+    fn judge(
+        &self,
+        st: &mut State,
+        va: Va,
+        pa: Pa,
+        obs: crate::machine::Observed,
+        how: ReadKind,
+        reader: Option<ActorId>,
+    ) {
         if let Err(kind) = st.o.judge(pa, obs.value, how, reader) {
-            let kind = if kind == Kind::StaleLoad || kind == Kind::StaleFetch || kind == Kind::StaleDeviceRead {
-                kind
-            } else {
-                kind
-            };
             let (write, write_context) = st.o.last_write(pa);
             let newest_survives = survives(st, pa);
             let context = reader.map_or("device", |r| st.sched.actor(r).path);
@@ -214,7 +230,11 @@ impl<A: Arch> Cx<A> {
                 kind,
                 pa,
                 va,
-                alias: if how == ReadKind::Device { AliasKind::Unmapped } else { AliasKind::of(va, page) },
+                alias: if how == ReadKind::Device {
+                    AliasKind::Unmapped
+                } else {
+                    AliasKind::of(va, page)
+                },
                 expected: st.o.intended(pa),
                 observed: obs.value,
                 from: obs.from,
@@ -225,6 +245,7 @@ impl<A: Arch> Cx<A> {
                 write,
                 write_context,
                 newest_survives,
+                newest_at: where_is(st, pa),
                 history: Vec::new(),
             };
             self.report(st, v);
@@ -246,7 +267,9 @@ impl<A: Arch> Cx<A> {
     pub fn kload(&self, va: Va) -> Stamp {
         let cpu = self.cpu();
         let mut st = self.st();
-        let t = st.m.translate(cpu, va, Access::Read).unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let t =
+            st.m.translate(cpu, va, Access::Read)
+                .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
         let obs = st.m.load(cpu, va, &t);
         self.judge(&mut st, va, t.pa, obs, ReadKind::Kernel, Some(self.me));
         obs.value
@@ -262,16 +285,42 @@ impl<A: Arch> Cx<A> {
     pub fn kstore_as(&self, va: Va, v: Stamp, multi_step: bool, kind: StoreKind) {
         let cpu = self.cpu();
         let mut st = self.st();
-        let t = st.m.translate(cpu, va, Access::Write).unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let t =
+            st.m.translate(cpu, va, Access::Write)
+                .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
         if st.o.device_owned((t.pa / st.m.page_size() as u64) as Pfn) {
-            let obs = crate::machine::Observed { value: v, from: crate::event::Source::Memory };
+            let obs = crate::machine::Observed {
+                value: v,
+                from: crate::event::Source::Memory,
+            };
             self.judge(&mut st, va, t.pa, obs, ReadKind::Kernel, Some(self.me));
         }
         st.m.store(cpu, va, &t, v);
         let info = self.write_info(&st, va);
         let path = st.sched.actor(self.me).path;
         let pc = kind != StoreKind::Fill && st.k.is_page_cache(t.pa / st.m.page_size() as u64);
-        st.o.write(t.pa, v, info, path, multi_step.then_some(self.me), kind == StoreKind::UserData, pc);
+        let (prev_info, _) = st.o.last_write(t.pa);
+        let prev = st.o.intended(t.pa);
+        let op_start = st.sched.actor(self.me).op_start;
+        st.o.write(
+            t.pa,
+            v,
+            info,
+            path,
+            crate::oracle::WriteFlags {
+                racing: multi_step.then_some(self.me),
+                user_data: kind == StoreKind::UserData,
+                page_cache: pc,
+            },
+        );
+        if kind == StoreKind::UserData
+            && prev_info.actor.is_some_and(|a| a != self.me)
+            && prev_info.step >= op_start
+        {
+            // Another actor wrote these bytes while this user-requested operation was in
+            // flight: the operation may as well have taken effect first.
+            st.o.contest(t.pa, prev);
+        }
     }
 
     /// A fresh value for a logical write.
@@ -287,22 +336,42 @@ impl<A: Arch> Cx<A> {
 
     /// As [`Cx::user_access`], storing `value` (a copy) instead of a fresh stamp for writes.
     /// Used by `copy_to_user`, which writes user data through the user's own address.
-    pub fn user_access_value(&self, va: Va, access: Access, value: Option<Stamp>) -> Result<Option<Stamp>, Fault> {
+    pub fn user_access_value(
+        &self,
+        va: Va,
+        access: Access,
+        value: Option<Stamp>,
+    ) -> Result<Option<Stamp>, Fault> {
         let cpu = self.cpu();
         let mut st = self.st();
         let t = st.m.translate(cpu, va, access)?;
         let page = st.m.page_size() as u64;
         let pfn = (t.pa / page) as Pfn;
-        let private_file = st.k.is_private_file_mapping(st.m.cpus[cpu as usize].mm, va / page, pfn);
+        let private_file =
+            st.k.is_private_file_mapping(st.m.cpus[cpu as usize].mm, va / page, pfn);
         match access {
             Access::Read => {
                 let obs = st.m.load(cpu, va, &t);
-                self.judge(&mut st, va, t.pa, obs, ReadKind::UserLoad { private_file }, Some(self.me));
+                self.judge(
+                    &mut st,
+                    va,
+                    t.pa,
+                    obs,
+                    ReadKind::UserLoad { private_file },
+                    Some(self.me),
+                );
                 Ok(Some(obs.value))
             }
             Access::Exec => {
                 let obs = st.m.fetch(cpu, va, &t);
-                self.judge(&mut st, va, t.pa, obs, ReadKind::UserFetch { private_file }, Some(self.me));
+                self.judge(
+                    &mut st,
+                    va,
+                    t.pa,
+                    obs,
+                    ReadKind::UserFetch { private_file },
+                    Some(self.me),
+                );
                 Ok(Some(obs.value))
             }
             Access::Write => {
@@ -311,7 +380,20 @@ impl<A: Arch> Cx<A> {
                 let info = self.write_info(&st, va);
                 let pc = st.k.is_page_cache(pfn as u64);
                 let path = st.sched.actor(self.me).path;
-                st.o.write(t.pa, v, info, path, None, true, pc);
+                st.o.write(
+                    t.pa,
+                    v,
+                    info,
+                    path,
+                    crate::oracle::WriteFlags {
+                        racing: None,
+                        user_data: true,
+                        page_cache: pc,
+                    },
+                );
+                if t.pte.exec {
+                    st.o.user_code_page(pfn);
+                }
                 Ok(None)
             }
         }
@@ -367,7 +449,12 @@ impl<A: Arch> Cx<A> {
         self.st().m.tlb_invalidate(
             cpu,
             scope,
-            || format!("mm {mm} {}", range.map_or("all".into(), |(a, b)| format!("pages {a}..{b}"))),
+            || {
+                format!(
+                    "mm {mm} {}",
+                    range.map_or("all".into(), |(a, b)| format!("pages {a}..{b}"))
+                )
+            },
             |asid, vpn| asid == Some(mm) && range.is_none_or(|(a, b)| vpn >= a && vpn < b),
         );
     }
@@ -375,7 +462,12 @@ impl<A: Arch> Cx<A> {
     /// Invalidates TLB entries of kernel pages `[start, end)`.
     pub fn tlb_kernel(&self, start: Vpn, end: Vpn, scope: Scope) {
         let cpu = self.cpu();
-        self.st().m.tlb_invalidate(cpu, scope, || format!("kernel pages {start}..{end}"), |asid, vpn| asid.is_none() && vpn >= start && vpn < end);
+        self.st().m.tlb_invalidate(
+            cpu,
+            scope,
+            || format!("kernel pages {start}..{end}"),
+            |asid, vpn| asid.is_none() && vpn >= start && vpn < end,
+        );
     }
 
     /// Writes a page-table entry (user pages of `mm`, or kernel pages).
@@ -389,9 +481,14 @@ impl<A: Arch> Cx<A> {
         let cpu = self.cpu();
         let mut st = self.st();
         let page = st.m.page_size() as u64;
-        let colours = st.m.config().dcache.colours(page as u32).max(st.m.config().icache.colours(page as u32));
+        let colours =
+            st.m.config()
+                .dcache
+                .colours(page as u32)
+                .max(st.m.config().icache.colours(page as u32));
         let colour = (like_va / page) % colours;
-        let vpn = layout::COLOUR_WIN + (cpu as u64 * 2 + which) * layout::COLOUR_WIN_STRIDE + colour;
+        let vpn =
+            layout::COLOUR_WIN + (cpu as u64 * 2 + which) * layout::COLOUR_WIN_STRIDE + colour;
         st.m.set_pte(None, vpn, Pte::new(pfn, true, false));
         drop(st);
         self.tlb_kernel(vpn, vpn + 1, Scope::Local);
@@ -409,7 +506,11 @@ impl<A: Arch> Cx<A> {
     /// linear map for lowmem, the pkmap slot for a kmapped highmem page (`page_address`).
     pub fn page_address(&self, pfn: Pfn) -> Option<Va> {
         let st = self.st();
-        st.m.linear_va(pfn).or_else(|| st.k.pkmap.slot_of(pfn).map(|s| (layout::PKMAP + s as u64) * st.m.page_size() as u64))
+        st.m.linear_va(pfn).or_else(|| {
+            st.k.pkmap
+                .slot_of(pfn)
+                .map(|s| (layout::PKMAP + s as u64) * st.m.page_size() as u64)
+        })
     }
 
     /// The linear-map address of lowmem frame `pfn`.
@@ -420,17 +521,28 @@ impl<A: Arch> Cx<A> {
     /// The user mappings of `pfn` in `mm` (or in every mm if `None`), as `(mm, vpn, shared)`.
     pub fn user_mappings(&self, pfn: Pfn, mm: Option<MmId>) -> Vec<(MmId, Vpn, bool)> {
         let st = self.st();
-        st.k.pages[pfn as usize].rmap.iter().filter(|(m, _)| mm.is_none_or(|x| x == *m)).map(|&(m, v)| (m, v, st.k.is_shared_mapping(m, v))).collect()
+        st.k.pages[pfn as usize]
+            .rmap
+            .iter()
+            .filter(|(m, _)| mm.is_none_or(|x| x == *m))
+            .map(|&(m, v)| (m, v, st.k.is_shared_mapping(m, v)))
+            .collect()
     }
 
     /// Whether `pfn` is an anonymous page.
     pub fn page_is_anon(&self, pfn: Pfn) -> bool {
-        matches!(self.st().k.pages[pfn as usize].kind, crate::kernel::PageKind::Anon)
+        matches!(
+            self.st().k.pages[pfn as usize].kind,
+            crate::kernel::PageKind::Anon
+        )
     }
 
     /// Whether `pfn` is a page-cache page.
     pub fn page_is_file(&self, pfn: Pfn) -> bool {
-        matches!(self.st().k.pages[pfn as usize].kind, crate::kernel::PageKind::PageCache { .. })
+        matches!(
+            self.st().k.pages[pfn as usize].kind,
+            crate::kernel::PageKind::PageCache { .. }
+        )
     }
 
     /// The page's `PG_arch_1` flag.
@@ -514,7 +626,10 @@ impl<A: Arch> Cx<A> {
     /// Pages of the pkmap area, as `[start, end)` page numbers.
     pub fn pkmap_range(&self) -> (Vpn, Vpn) {
         let st = self.st();
-        (layout::PKMAP, layout::PKMAP + st.m.config().pkmap_slots as u64)
+        (
+            layout::PKMAP,
+            layout::PKMAP + st.m.config().pkmap_slots as u64,
+        )
     }
 
     /// Whether a speculative or real access could fill through `va` on any CPU (used by arches
@@ -532,5 +647,34 @@ pub fn survives(st: &State, pa: Pa) -> bool {
     }
     let dl = st.m.config().dcache.line as u64;
     let lpa = pa & !(dl - 1);
-    st.m.cpus.iter().any(|c| c.d.slots_holding(lpa).any(|s| c.d.read(s, (pa - lpa) as u32) == want))
+    st.m.cpus.iter().any(|c| {
+        c.d.slots_holding(lpa)
+            .any(|s| c.d.read(s, (pa - lpa) as u32) == want)
+    })
+}
+
+/// Every place the newest value of `pa` is: memory and the valid D-lines holding it.
+pub fn where_is(st: &State, pa: Pa) -> Vec<crate::event::Source> {
+    let want = st.o.intended(pa);
+    let mut v = Vec::new();
+    if st.m.memory(pa) == want {
+        v.push(crate::event::Source::Memory);
+    }
+    let dl = st.m.config().dcache.line as u64;
+    let lpa = pa & !(dl - 1);
+    for (c, cpu) in st.m.cpus.iter().enumerate() {
+        for s in cpu.d.slots_holding(lpa) {
+            if cpu.d.read(s, (pa - lpa) as u32) == want {
+                let m = cpu.d.meta(s);
+                v.push(crate::event::Source::Cache {
+                    cpu: c as CpuId,
+                    side: Side::D,
+                    slot: s,
+                    dirty: m.dirty,
+                    line_va: m.va,
+                });
+            }
+        }
+    }
+    v
 }

@@ -19,7 +19,9 @@ pub fn live_here<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
 /// shared user mappings of the current address space (`__flush_dcache_aliases`).
 pub async fn flush_dcache_page_now<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     kernel_alias_op(cx, pfn, CacheOp::Flush).await;
-    let Some(index) = page_index(cx, pfn) else { return };
+    let Some(index) = page_index(cx, pfn) else {
+        return;
+    };
     let page = cx.page_size();
     if cx.dcache_vivt() {
         for (mm, vpn, shared) in cx.user_mappings(pfn, cx.current_mm()) {
@@ -72,7 +74,12 @@ pub async fn make_coherent<A: Arch>(arch: &A, cx: &Cx<A>, mm: MmId, vpn: Vpn, pt
     if !cx.st().k.is_shared_mapping(mm, vpn) {
         return;
     }
-    let aliases: Vec<Vpn> = cx.user_mappings(pte.pfn, Some(mm)).into_iter().filter(|&(_, v, shared)| shared && v != vpn).map(|(_, v, _)| v).collect();
+    let aliases: Vec<Vpn> = cx
+        .user_mappings(pte.pfn, Some(mm))
+        .into_iter()
+        .filter(|&(_, v, shared)| shared && v != vpn)
+        .map(|(_, v, _)| v)
+        .collect();
     if aliases.is_empty() {
         return;
     }
@@ -81,9 +88,21 @@ pub async fn make_coherent<A: Arch>(arch: &A, cx: &Cx<A>, mm: MmId, vpn: Vpn, pt
         let p = cx.st().m.pte(Some(mm), v);
         if p.present && p.cacheable {
             page_op(cx, CacheOp::Flush, v * page, Scope::Local);
-            cx.write_pte(Some(mm), v, Pte { cacheable: false, ..p });
+            cx.write_pte(
+                Some(mm),
+                v,
+                Pte {
+                    cacheable: false,
+                    ..p
+                },
+            );
             arch.flush_tlb_page(cx, mm, v).await;
         }
     }
-    cx.note(|| format!("make_coherent: shared aliases of page {} made uncacheable", pte.pfn));
+    cx.note(|| {
+        format!(
+            "make_coherent: shared aliases of page {} made uncacheable",
+            pte.pfn
+        )
+    });
 }

@@ -31,9 +31,19 @@ pub fn copy_page<A: Arch>(cx: &Cx<A>, kto: Va, kfrom: Va) {
         let user_code = {
             let cpu = cx.cpu();
             let st = cx.st();
-            st.m.probe(cpu, kfrom + off).is_some_and(|t| st.o.user_code(t.pa))
+            st.m.probe(cpu, kfrom + off)
+                .is_some_and(|t| st.o.user_code(t.pa))
         };
-        cx.kstore_as(kto + off, v, false, if user_code { crate::world::StoreKind::UserData } else { crate::world::StoreKind::Kernel });
+        cx.kstore_as(
+            kto + off,
+            v,
+            false,
+            if user_code {
+                crate::world::StoreKind::UserData
+            } else {
+                crate::world::StoreKind::Kernel
+            },
+        );
     }
 }
 
@@ -46,10 +56,12 @@ pub async fn clear_user_highpage<A: Arch>(cx: &Cx<A>, pfn: Pfn, vpn: Vpn) {
 }
 
 /// Fills the page at kernel address `k` with fresh values (zeros, as far as anyone can tell).
+/// Fresh anonymous memory is data: executing it before the user's cacheflush is undefined, so
+/// the zeros are user data for the oracle's I-side rule.
 pub fn clear_page<A: Arch>(cx: &Cx<A>, k: Va) {
     for off in 0..cx.page_size() {
         let v = cx.fresh();
-        cx.kstore(k + off, v, false);
+        cx.kstore_as(k + off, v, false, crate::world::StoreKind::UserData);
     }
 }
 
@@ -124,7 +136,11 @@ pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, map: bool) {
         }
     };
     let Some(va) = va else { return };
-    let scope = if cx.cache_ops_broadcast() { Scope::Local } else { Scope::AllCpus };
+    let scope = if cx.cache_ops_broadcast() {
+        Scope::Local
+    } else {
+        Scope::AllCpus
+    };
     let line = cx.st().m.config().dcache.line as u64;
     let page = cx.page_size();
     let mut a = va;

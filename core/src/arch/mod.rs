@@ -81,13 +81,27 @@ pub trait Arch: Sized + 'static {
     }
 
     /// Before the translations of user pages `[start, end)` of `mm` change.
-    fn flush_cache_range(&self, cx: &Cx<Self>, mm: MmId, start: Vpn, end: Vpn, exec: bool) -> impl Future<Output = ()> {
+    fn flush_cache_range(
+        &self,
+        cx: &Cx<Self>,
+        mm: MmId,
+        start: Vpn,
+        end: Vpn,
+        exec: bool,
+    ) -> impl Future<Output = ()> {
         let _ = (cx, mm, start, end, exec);
         async {}
     }
 
     /// Before the translation of user page `vpn` of `mm` (mapping `pfn`) changes.
-    fn flush_cache_page(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) -> impl Future<Output = ()> {
+    fn flush_cache_page(
+        &self,
+        cx: &Cx<Self>,
+        mm: MmId,
+        vpn: Vpn,
+        pfn: Pfn,
+        exec: bool,
+    ) -> impl Future<Output = ()> {
         let _ = (cx, mm, vpn, pfn, exec);
         async {}
     }
@@ -99,7 +113,13 @@ pub trait Arch: Sized + 'static {
     }
 
     /// Before the kernel accesses anonymous page `pfn` that `mm` maps at `vpn` (GUP).
-    fn flush_anon_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn) -> impl Future<Output = ()> {
+    fn flush_anon_page(
+        &self,
+        cx: &Cx<Self>,
+        mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+    ) -> impl Future<Output = ()> {
         let _ = (cx, mm, pfn, vpn);
         async {}
     }
@@ -111,7 +131,12 @@ pub trait Arch: Sized + 'static {
     }
 
     /// After I/O into pages the kernel will read through vmap range `[va, va + len)`.
-    fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) -> impl Future<Output = ()> {
+    fn invalidate_kernel_vmap_range(
+        &self,
+        cx: &Cx<Self>,
+        va: Va,
+        len: u64,
+    ) -> impl Future<Output = ()> {
         let _ = (cx, va, len);
         async {}
     }
@@ -141,7 +166,12 @@ pub trait Arch: Sized + 'static {
     }
 
     /// The cacheflush system call over user range `[start, end)` of the current address space.
-    fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) -> impl Future<Output = ()> {
+    fn flush_icache_user_range(
+        &self,
+        cx: &Cx<Self>,
+        start: Va,
+        end: Va,
+    ) -> impl Future<Output = ()> {
         let _ = (cx, start, end);
         async {}
     }
@@ -165,7 +195,14 @@ pub trait Arch: Sized + 'static {
     }
 
     /// Copies page `from` to page `to` for the user of `mm` who will see `to` at `vpn`.
-    fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) -> impl Future<Output = ()> {
+    fn copy_user_highpage(
+        &self,
+        cx: &Cx<Self>,
+        to: Pfn,
+        from: Pfn,
+        vpn: Vpn,
+        mm: MmId,
+    ) -> impl Future<Output = ()> {
         let _ = mm;
         generic::copy_user_highpage(cx, to, from, vpn)
     }
@@ -177,13 +214,26 @@ pub trait Arch: Sized + 'static {
 
     /// Called by the generic copy and clear with the kernel address `kto` just written and the
     /// user page `vpn` it will appear at (MIPS `copy_user_page`'s trailing flush).
-    fn copy_user_page_done(&self, cx: &Cx<Self>, kto: Va, to: Pfn, vpn: Vpn) -> impl Future<Output = ()> {
+    fn copy_user_page_done(
+        &self,
+        cx: &Cx<Self>,
+        kto: Va,
+        to: Pfn,
+        vpn: Vpn,
+    ) -> impl Future<Output = ()> {
         let _ = (cx, kto, to, vpn);
         async {}
     }
 
     /// ptrace: writes one byte at offset `off` of page `pfn`, which `mm` maps at `vpn`.
-    fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) -> impl Future<Output = ()> {
+    fn copy_to_user_page(
+        &self,
+        cx: &Cx<Self>,
+        mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+    ) -> impl Future<Output = ()> {
         let _ = mm;
         generic::copy_to_user_page(cx, pfn, vpn, off)
     }
@@ -218,7 +268,13 @@ pub trait Arch: Sized + 'static {
     }
 
     /// No translation of user pages `[start, end)` of `mm` remains.
-    fn flush_tlb_range(&self, cx: &Cx<Self>, mm: MmId, start: Vpn, end: Vpn) -> impl Future<Output = ()> {
+    fn flush_tlb_range(
+        &self,
+        cx: &Cx<Self>,
+        mm: MmId,
+        start: Vpn,
+        end: Vpn,
+    ) -> impl Future<Output = ()> {
         async move { cx.tlb_user(mm, Some((start, end)), Scope::AllCpus) }
     }
 
@@ -228,7 +284,12 @@ pub trait Arch: Sized + 'static {
     }
 
     /// No translation of kernel pages `[start, end)` remains.
-    fn flush_tlb_kernel_range(&self, cx: &Cx<Self>, start: Vpn, end: Vpn) -> impl Future<Output = ()> {
+    fn flush_tlb_kernel_range(
+        &self,
+        cx: &Cx<Self>,
+        start: Vpn,
+        end: Vpn,
+    ) -> impl Future<Output = ()> {
         async move { cx.tlb_kernel(start, end, Scope::AllCpus) }
     }
 

@@ -36,7 +36,14 @@ impl Arch for Parisc {
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _start: Vpn, _end: Vpn, _exec: bool) {
+    async fn flush_cache_range(
+        &self,
+        cx: &Cx<Self>,
+        _mm: MmId,
+        _start: Vpn,
+        _end: Vpn,
+        _exec: bool,
+    ) {
         cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }

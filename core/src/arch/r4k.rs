@@ -60,7 +60,14 @@ impl Arch for MipsR4k {
 
     async fn flush_cache_dup_mm(&self, _cx: &Cx<Self>, _mm: MmId) {}
 
-    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _start: Vpn, _end: Vpn, exec: bool) {
+    async fn flush_cache_range(
+        &self,
+        cx: &Cx<Self>,
+        _mm: MmId,
+        _start: Vpn,
+        _end: Vpn,
+        exec: bool,
+    ) {
         if cx.dcache_aliases() || exec {
             cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         }
@@ -161,7 +168,10 @@ impl Arch for MipsR4k {
         }
         let page = cx.page_size();
         let (kto, ht) = kmap::kmap_atomic(cx, to).await;
-        if cx.dcache_aliases() && !cx.user_mappings(from, None).is_empty() && !kernel_alias_maybe_dirty(self, cx, from) {
+        if cx.dcache_aliases()
+            && !cx.user_mappings(from, None).is_empty()
+            && !kernel_alias_maybe_dirty(self, cx, from)
+        {
             // kmap_coherent: the source at the user's colour, so a dirty user line is read.
             let kfrom = cx.map_colour_window(0, vpn * page, from);
             generic::copy_page(cx, kto, kfrom);
@@ -188,7 +198,10 @@ impl Arch for MipsR4k {
     async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
         let page = cx.page_size();
         let v = cx.fresh();
-        if cx.dcache_aliases() && !cx.user_mappings(pfn, None).is_empty() && !kernel_alias_maybe_dirty(self, cx, pfn) {
+        if cx.dcache_aliases()
+            && !cx.user_mappings(pfn, None).is_empty()
+            && !kernel_alias_maybe_dirty(self, cx, pfn)
+        {
             cx.preempt_disable();
             let w = cx.map_colour_window(0, vpn * page, pfn);
             cx.kstore(w + off, v, false);

@@ -53,7 +53,14 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _start: Vpn, _end: Vpn, exec: bool) {
+    async fn flush_cache_range(
+        &self,
+        cx: &Cx<Self>,
+        _mm: MmId,
+        _start: Vpn,
+        _end: Vpn,
+        exec: bool,
+    ) {
         if cx.dcache_aliases() {
             cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         }

@@ -60,6 +60,7 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
                     write,
                     write_context,
                     newest_survives: crate::world::survives(&st, p),
+                    newest_at: crate::world::where_is(&st, p),
                     history: Vec::new(),
                 };
                 cx.report(&mut st, v);
@@ -73,7 +74,20 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
         st.m.device_write(pa, &values);
         let step = st.m.log.step;
         for (i, v) in values.iter().enumerate() {
-            st.o.write(pa + i as u64, *v, WriteInfo { step, ..WriteInfo::default() }, "device", None, false, false);
+            st.o.write(
+                pa + i as u64,
+                *v,
+                WriteInfo {
+                    step,
+                    ..WriteInfo::default()
+                },
+                "device",
+                crate::oracle::WriteFlags {
+                    racing: None,
+                    user_data: false,
+                    page_cache: false,
+                },
+            );
         }
     }
 }

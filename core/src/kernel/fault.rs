@@ -3,7 +3,10 @@
 //! fault that publishes a page with `set_pte_at` before `update_mmu_cache`. Also the
 //! cacheflush system call a JIT uses after writing code.
 
-use super::{alloc_page, file, get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, uva, KernelState, PageKind, Vma, VmaKind};
+use super::{
+    alloc_page, file, get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, uva,
+    KernelState, PageKind, Vma, VmaKind,
+};
 use crate::addr::{MmId, Pfn, Va, Vpn};
 use crate::arch::Arch;
 use crate::machine::{Access, Fault, Pte};
@@ -13,7 +16,9 @@ use crate::world::Cx;
 /// handling and retry as the hardware and kernel do. A user thread does not touch a page while
 /// I/O is in progress on it; it waits.
 pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, access: Access) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let va = uva(cx, vpn, off);
     let name = match access {
         Access::Read => "user load",
@@ -40,7 +45,9 @@ pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, acces
     cx.leave(prev);
 }
 
-fn io_in_progress<A: Arch>(cx: &Cx<A>, va: Va) -> bool {
+/// Whether I/O is in progress on the page `va` translates to on this CPU: a user thread (or a
+/// system call copying to or from its memory) waits rather than touch it.
+pub fn io_in_progress<A: Arch>(cx: &Cx<A>, va: Va) -> bool {
     let cpu = cx.cpu();
     let st = cx.st();
     match st.m.probe(cpu, va) {
@@ -54,16 +61,39 @@ fn io_in_progress<A: Arch>(cx: &Cx<A>, va: Va) -> bool {
 
 /// `handle_mm_fault`: resolves a fault of `mm` at `vpn`. `force` is GUP's `FOLL_FORCE` (ptrace
 /// writes to read-only private mappings). Returns false for SIGSEGV.
-pub async fn handle_mm_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, access: Access, fault: Fault, force: bool) -> bool {
+pub async fn handle_mm_fault<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    access: Access,
+    fault: Fault,
+    force: bool,
+) -> bool {
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
-    let ok = fault_locked(cx, mm, vpn, access, fault, force).await;
+    // I/O may have started on the page while this thread waited for the lock: leave it alone
+    // and let the access retry.
+    let busy = {
+        let st = cx.st();
+        let pte = st.m.pte(Some(mm), vpn);
+        pte.present && (st.k.pages[pte.pfn as usize].io_pin > 0 || st.o.device_owned(pte.pfn))
+    };
+    let ok = busy || fault_locked(cx, mm, vpn, access, fault, force).await;
     mutex_unlock(cx, lock);
     ok
 }
 
-async fn fault_locked<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, access: Access, _fault: Fault, force: bool) -> bool {
-    let Some(vma) = cx.st().k.mms[mm as usize].vma(vpn).copied() else { return false };
+async fn fault_locked<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    access: Access,
+    _fault: Fault,
+    force: bool,
+) -> bool {
+    let Some(vma) = cx.st().k.mms[mm as usize].vma(vpn).copied() else {
+        return false;
+    };
     let allowed = match access {
         Access::Read => true,
         Access::Write => vma.write || (force && !vma.shared()),
@@ -73,11 +103,15 @@ async fn fault_locked<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, access: Access, _
         return false;
     }
     let pte = cx.st().m.pte(Some(mm), vpn);
-    let prev = cx.enter("handle_mm_fault", || format!("mm {mm}, page {vpn}, {access:?}"));
+    let prev = cx.enter("handle_mm_fault", || {
+        format!("mm {mm}, page {vpn}, {access:?}")
+    });
     if !pte.present {
         match (vma.kind, access) {
             (VmaKind::Anon, _) => do_anonymous_page(cx, mm, vpn, &vma).await,
-            (VmaKind::File { shared: false, .. }, Access::Write) => do_cow_fault(cx, mm, vpn, &vma).await,
+            (VmaKind::File { shared: false, .. }, Access::Write) => {
+                do_cow_fault(cx, mm, vpn, &vma).await
+            }
             (VmaKind::File { .. }, _) => do_read_fault(cx, mm, vpn, &vma, access).await,
         }
     } else if access == Access::Write && !pte.write {
@@ -95,7 +129,9 @@ async fn fault_locked<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, access: Access, _
 pub async fn install_pte<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
     cx.st().k.pages[pte.pfn as usize].rmap.push((mm, vpn));
     cx.preempt_disable();
-    let prev = cx.enter("set_pte_at", || format!("mm {mm}, page {vpn} -> pfn {}", pte.pfn));
+    let prev = cx.enter("set_pte_at", || {
+        format!("mm {mm}, page {vpn} -> pfn {}", pte.pfn)
+    });
     cx.arch().set_pte_at(cx, mm, vpn, pte).await;
     cx.leave(prev);
     cx.step().await;
@@ -106,8 +142,12 @@ pub async fn install_pte<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
 }
 
 async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
-    let Some(pfn) = alloc_page(cx, true, PageKind::Anon) else { return };
-    let prev = cx.enter("clear_user_highpage", || format!("page {pfn}, user page {vpn}"));
+    let Some(pfn) = alloc_page(cx, true, PageKind::Anon) else {
+        return;
+    };
+    let prev = cx.enter("clear_user_highpage", || {
+        format!("page {pfn}, user page {vpn}")
+    });
     cx.arch().clear_user_highpage(cx, pfn, vpn).await;
     cx.leave(prev);
     cx.step().await;
@@ -116,7 +156,9 @@ async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
 
 async fn do_read_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, access: Access) {
     let (f, index) = vma.file_index(vpn).expect("file vma");
-    let Some(pfn) = file::find_or_read_page(cx, f, index as u8).await else { return };
+    let Some(pfn) = file::find_or_read_page(cx, f, index as u8).await else {
+        return;
+    };
     let prev = cx.enter("flush_icache_page", || format!("page {pfn}"));
     cx.arch().flush_icache_page(cx, mm, pfn).await;
     cx.leave(prev);
@@ -126,7 +168,9 @@ async fn do_read_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, acces
 
 async fn do_cow_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
     let (f, index) = vma.file_index(vpn).expect("file vma");
-    let Some(src) = file::find_or_read_page(cx, f, index as u8).await else { return };
+    let Some(src) = file::find_or_read_page(cx, f, index as u8).await else {
+        return;
+    };
     let Some(new) = alloc_page(cx, true, PageKind::Anon) else {
         put_page(cx, src);
         return;
@@ -138,7 +182,9 @@ async fn do_cow_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
 }
 
 async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
-    let prev = cx.enter("copy_user_highpage", || format!("page {from} -> page {to}, user page {vpn}"));
+    let prev = cx.enter("copy_user_highpage", || {
+        format!("page {from} -> page {to}, user page {vpn}")
+    });
     cx.arch().copy_user_highpage(cx, to, from, vpn, mm).await;
     cx.leave(prev);
 }
@@ -160,7 +206,9 @@ async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte
         cx.leave(prev);
         return;
     }
-    let Some(new) = alloc_page(cx, true, PageKind::Anon) else { return };
+    let Some(new) = alloc_page(cx, true, PageKind::Anon) else {
+        return;
+    };
     let prev = cx.enter("wp_page_copy", || format!("page {old} -> page {new}"));
     copy_user_highpage(cx, new, old, vpn, mm).await;
     cx.step().await;
@@ -169,7 +217,9 @@ async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte
     cx.arch().flush_cache_page(cx, mm, vpn, old, vma.exec).await;
     cx.write_pte(Some(mm), vpn, Pte::default());
     cx.arch().flush_tlb_page(cx, mm, vpn).await;
-    cx.st().k.pages[old as usize].rmap.retain(|&(m, v)| (m, v) != (mm, vpn));
+    cx.st().k.pages[old as usize]
+        .rmap
+        .retain(|&(m, v)| (m, v) != (mm, vpn));
     cx.preempt_enable();
     install_pte(cx, mm, vpn, super::user_pte(vma, new, true)).await;
     put_page(cx, old);
@@ -178,7 +228,13 @@ async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte
 
 /// GUP's `follow_page` + `faultin_page`: the frame at `vpn` of `mm`, faulting it in (for write
 /// if `write`) as needed, with a reference taken. `None` if it cannot be had.
-pub async fn get_user_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, write: bool, force: bool) -> Option<Pfn> {
+pub async fn get_user_page<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    write: bool,
+    force: bool,
+) -> Option<Pfn> {
     for _ in 0..4 {
         let pte = cx.st().m.pte(Some(mm), vpn);
         if pte.present && (!write || pte.write) {
@@ -186,7 +242,11 @@ pub async fn get_user_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, write: bool,
             return Some(pte.pfn);
         }
         let access = if write { Access::Write } else { Access::Read };
-        let fault = if pte.present { Fault::WriteProtect } else { Fault::NotPresent };
+        let fault = if pte.present {
+            Fault::WriteProtect
+        } else {
+            Fault::NotPresent
+        };
         if !fault_locked(cx, mm, vpn, access, fault, force).await {
             return None;
         }
@@ -196,10 +256,16 @@ pub async fn get_user_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, write: bool,
 
 /// The cacheflush system call over user page `page` of the caller (after a JIT wrote code).
 pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let size = cx.page_size();
-    let prev = cx.enter("sys_cacheflush", || format!("{:#x}..{:#x}", vpn * size, (vpn + 1) * size));
-    cx.arch().flush_icache_user_range(cx, vpn * size, (vpn + 1) * size).await;
+    let prev = cx.enter("sys_cacheflush", || {
+        format!("{:#x}..{:#x}", vpn * size, (vpn + 1) * size)
+    });
+    cx.arch()
+        .flush_icache_user_range(cx, vpn * size, (vpn + 1) * size)
+        .await;
     let pte = cx.st().m.pte(Some(mm), vpn);
     if pte.present {
         cx.st().o.user_code_synced(pte.pfn as u64 * size, size);

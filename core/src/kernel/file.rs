@@ -24,13 +24,27 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
     let file = file % cx.st().k.files.len() as u8;
     if let Some(pfn) = existing {
         get_page(cx, pfn);
+        // The page is locked while readpage fills it: wait until it is up to date.
+        for _ in 0..256 {
+            if cx.st().k.pages[pfn as usize].io_pin == 0 {
+                break;
+            }
+            cx.step().await;
+        }
         return Some(pfn);
     }
     let pfn = alloc_page(cx, true, PageKind::PageCache { file, index })?;
-    cx.st().k.files[file as usize].pages[index as usize] = Some(pfn);
+    {
+        let mut st = cx.st();
+        st.k.files[file as usize].pages[index as usize] = Some(pfn);
+        // Locked (PG_locked) until it is up to date.
+        st.k.pages[pfn as usize].io_pin += 1;
+    }
     // The page-cache reference plus the caller's.
     get_page(cx, pfn);
-    let prev = cx.enter("readpage", || format!("file {file} page {index} into page {pfn}"));
+    let prev = cx.enter("readpage", || {
+        format!("file {file} page {index} into page {pfn}")
+    });
     let io = cx.st().k.io;
     let page = cx.page_size();
     match io {
@@ -51,20 +65,38 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
         Io::Dma => {
             dma::dma_map_page(cx, pfn, DmaDir::FromDevice, "dma_map_page").await;
             cx.step().await;
-            let values: Vec<_> = (0..page).map(|off| cx.st().k.files[file as usize].disk[(index as u64 * page + off) as usize]).collect();
+            let values: Vec<_> = (0..page)
+                .map(|off| {
+                    cx.st().k.files[file as usize].disk[(index as u64 * page + off) as usize]
+                })
+                .collect();
             {
                 let mut st = cx.st();
                 let pa = pfn as u64 * page;
                 st.m.device_write(pa, &values);
                 let step = st.m.log.step;
                 for (i, v) in values.iter().enumerate() {
-                    st.o.write(pa + i as u64, *v, crate::oracle::WriteInfo { step, ..Default::default() }, "device", None, false, false);
+                    st.o.write(
+                        pa + i as u64,
+                        *v,
+                        crate::oracle::WriteInfo {
+                            step,
+                            ..Default::default()
+                        },
+                        "device",
+                        crate::oracle::WriteFlags {
+                            racing: None,
+                            user_data: false,
+                            page_cache: false,
+                        },
+                    );
                 }
             }
             cx.step().await;
             dma::dma_unmap_page(cx, pfn, DmaDir::FromDevice, "dma_unmap_page").await;
         }
     }
+    cx.st().k.pages[pfn as usize].io_pin -= 1;
     cx.leave(prev);
     // Waiting for the I/O: others run.
     cx.step().await;
@@ -73,7 +105,9 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
 
 /// `read()` of one byte of a file page into the caller's `page`-th user page.
 pub async fn read<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, page: u8) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let prev = cx.enter("sys_read", || format!("file {file} page {index}"));
     if let Some(pfn) = find_or_read_page(cx, file, index).await {
         // generic read: a page that user space may write through shared mappings is flushed
@@ -92,12 +126,30 @@ pub async fn read<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, p
 }
 
 /// `copy_to_user` of one byte, faulting the destination in as needed.
-pub async fn copy_to_user<A: Arch>(cx: &Cx<A>, mm: MmId, va: crate::addr::Va, v: crate::addr::Stamp) {
-    for _ in 0..4 {
+pub async fn copy_to_user<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    va: crate::addr::Va,
+    v: crate::addr::Stamp,
+) {
+    for _ in 0..16 {
+        if super::fault::io_in_progress(cx, va) {
+            cx.step().await;
+            continue;
+        }
         match cx.user_access_value(va, Access::Write, Some(v)) {
             Ok(_) => return,
             Err(f) => {
-                if !super::fault::handle_mm_fault(cx, mm, va / cx.page_size(), Access::Write, f, false).await {
+                if !super::fault::handle_mm_fault(
+                    cx,
+                    mm,
+                    va / cx.page_size(),
+                    Access::Write,
+                    f,
+                    false,
+                )
+                .await
+                {
                     return;
                 }
             }
@@ -107,11 +159,17 @@ pub async fn copy_to_user<A: Arch>(cx: &Cx<A>, mm: MmId, va: crate::addr::Va, v:
 
 /// `write()` of one byte of the caller's `page`-th user page into a file page.
 pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, page: u8) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let prev = cx.enter("sys_write", || format!("file {file} page {index}"));
     // copy_from_user
     let mut v = None;
-    for _ in 0..4 {
+    for _ in 0..16 {
+        if super::fault::io_in_progress(cx, uva(cx, vpn, off)) {
+            cx.step().await;
+            continue;
+        }
         match cx.user_access(uva(cx, vpn, off), Access::Read) {
             Ok(x) => {
                 v = x;
@@ -126,8 +184,20 @@ pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, 
     }
     cx.step().await;
     if let (Some(v), Some(pfn)) = (v, find_or_read_page(cx, file, index).await) {
+        // generic_perform_write: a page user space may write through shared mappings is
+        // flushed before the kernel writes it, so no older user line lands on the new data.
+        if cx.user_mappings(pfn, None).iter().any(|m| m.2) {
+            let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+            cx.arch().flush_dcache_page(cx, pfn).await;
+            cx.leave(p);
+        }
         let ka = kmap::kmap(cx, pfn).await;
-        cx.kstore_as(ka + off as u64 % cx.page_size(), v, false, StoreKind::UserData);
+        cx.kstore_as(
+            ka + off as u64 % cx.page_size(),
+            v,
+            false,
+            StoreKind::UserData,
+        );
         kmap::kunmap(cx, pfn).await;
         let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
         cx.arch().flush_dcache_page(cx, pfn).await;

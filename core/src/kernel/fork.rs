@@ -1,7 +1,9 @@
 //! Address-space lifecycle: `fork` (`dup_mmap`), `exit` (`exit_mmap`), `munmap`, `mmap` of files
 //! with the arch's colour alignment, and `mprotect`.
 
-use super::{get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, KernelState, Mm, Vma, VmaKind};
+use super::{
+    get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, KernelState, Mm, Vma, VmaKind,
+};
 use crate::addr::{layout, MmId, Vpn};
 use crate::arch::Arch;
 use crate::machine::Pte;
@@ -41,7 +43,12 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     cx.step().await;
     {
         let mut st = cx.st();
-        st.k.mms.push(Mm { vmas: Vec::new(), alive: true, cpumask: 0 });
+        st.k.mms.push(Mm {
+            vmas: Vec::new(),
+            alive: true,
+            cpumask: 0,
+            exiting: false,
+        });
         st.m.create_user_pt(child_mm);
     }
     let vmas = cx.st().k.mms[mm as usize].vmas.clone();
@@ -55,9 +62,23 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             let cow = !vma.shared();
             if cow && pte.write {
                 // ptep_set_wrprotect: no cache work, the TLB flush comes at the end.
-                cx.write_pte(Some(mm), vpn, Pte { write: false, ..pte });
+                cx.write_pte(
+                    Some(mm),
+                    vpn,
+                    Pte {
+                        write: false,
+                        ..pte
+                    },
+                );
             }
-            let child = if cow { Pte { write: false, ..pte } } else { pte };
+            let child = if cow {
+                Pte {
+                    write: false,
+                    ..pte
+                }
+            } else {
+                pte
+            };
             cx.write_pte(Some(child_mm), vpn, child);
             cx.st().k.pages[pte.pfn as usize].rmap.push((child_mm, vpn));
             get_page(cx, pte.pfn);
@@ -84,9 +105,18 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
 
 /// Unmaps every present page of `[start, end)` of `mm`: cache flush, PTE clear, TLB flush, then
 /// the pages are freed, in that order.
-async fn unmap_range<A: Arch>(cx: &Cx<A>, mm: MmId, start: Vpn, end: Vpn, exec: bool, whole_mm: bool) {
+async fn unmap_range<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    start: Vpn,
+    end: Vpn,
+    exec: bool,
+    whole_mm: bool,
+) {
     if !whole_mm {
-        let p = cx.enter("flush_cache_range", || format!("mm {mm}, pages {start}..{end}"));
+        let p = cx.enter("flush_cache_range", || {
+            format!("mm {mm}, pages {start}..{end}")
+        });
         cx.arch().flush_cache_range(cx, mm, start, end, exec).await;
         cx.leave(p);
     }
@@ -95,7 +125,9 @@ async fn unmap_range<A: Arch>(cx: &Cx<A>, mm: MmId, start: Vpn, end: Vpn, exec: 
         let pte = cx.st().m.pte(Some(mm), vpn);
         if pte.present {
             cx.write_pte(Some(mm), vpn, Pte::default());
-            cx.st().k.pages[pte.pfn as usize].rmap.retain(|&(m, v)| (m, v) != (mm, vpn));
+            cx.st().k.pages[pte.pfn as usize]
+                .rmap
+                .retain(|&(m, v)| (m, v) != (mm, vpn));
             freed.push(pte.pfn);
         }
     }
@@ -108,16 +140,24 @@ async fn unmap_range<A: Arch>(cx: &Cx<A>, mm: MmId, start: Vpn, end: Vpn, exec: 
 }
 
 /// `exit()` of the whole process: `exit_mmap` flushes the address space's caches, unmaps
-/// everything, flushes its TLB entries. Only when the process's other threads are idle.
+/// everything, flushes its TLB entries, once the process's other threads have finished their
+/// current work (they start nothing new).
 pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
     let kind = cx.st().sched.actor(cx.me()).kind;
     let pid = match kind {
         ActorKind::Thread { pid } => pid,
         _ => return,
     };
-    let others_busy = cx.st().sched.actors().iter().enumerate().any(|(i, a)| i != cx.me() as usize && a.alive && a.busy && a.kind == ActorKind::Thread { pid });
-    if others_busy {
-        return;
+    cx.st().k.mms[mm as usize].exiting = true;
+    // The other threads finish what they are doing in the kernel before the address space goes.
+    loop {
+        let others_busy = cx.st().sched.actors().iter().enumerate().any(|(i, a)| {
+            i != cx.me() as usize && a.alive && a.busy && a.kind == ActorKind::Thread { pid }
+        });
+        if !others_busy {
+            break;
+        }
+        cx.step().await;
     }
     let prev = cx.enter("exit_mmap", || format!("mm {mm}"));
     let lock = KernelState::mmap_lock(mm);
@@ -157,18 +197,35 @@ fn remove_vma_range(m: &mut Mm, start: Vpn, end: Vpn, replace: impl Fn(&Vma) -> 
             continue;
         }
         let skip = |n: Vpn| match v.kind {
-            VmaKind::File { file, pgoff, shared } => VmaKind::File { file, pgoff: pgoff + (n - v.start) as u32, shared },
+            VmaKind::File {
+                file,
+                pgoff,
+                shared,
+            } => VmaKind::File {
+                file,
+                pgoff: pgoff + (n - v.start) as u32,
+                shared,
+            },
             VmaKind::Anon => VmaKind::Anon,
         };
         if v.start < start {
             out.push(Vma { end: start, ..*v });
         }
-        let mid = Vma { start: v.start.max(start), end: v.end.min(end), kind: skip(v.start.max(start)), ..*v };
+        let mid = Vma {
+            start: v.start.max(start),
+            end: v.end.min(end),
+            kind: skip(v.start.max(start)),
+            ..*v
+        };
         if let Some(r) = replace(&mid) {
             out.push(r);
         }
         if v.end > end {
-            out.push(Vma { start: end, kind: skip(end), ..*v });
+            out.push(Vma {
+                start: end,
+                kind: skip(end),
+                ..*v
+            });
         }
     }
     out.sort_by_key(|v| v.start);
@@ -178,7 +235,9 @@ fn remove_vma_range(m: &mut Mm, start: Vpn, end: Vpn, replace: impl Fn(&Vma) -> 
 /// `munmap()` of up to `pages` pages starting at the caller's `page`-th mapped page, within
 /// its VMA.
 pub async fn munmap<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, pages: u8) {
-    let Some(start) = nth_user_page(cx, mm, page) else { return };
+    let Some(start) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
     let Some(vma) = cx.st().k.mms[mm as usize].vma(start).copied() else {
@@ -197,7 +256,16 @@ pub async fn munmap<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, pages: u8) {
 /// or above `at` that the arch's colouring allows; with `fixed`, exactly `at`, refused when it
 /// overlaps a mapping or when the arch rejects an incongruent shared mapping.
 #[allow(clippy::too_many_arguments)]
-pub async fn mmap<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, pgoff: u8, at: u8, shared: bool, exec: bool, fixed: bool) {
+pub async fn mmap<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    file: u8,
+    pgoff: u8,
+    at: u8,
+    shared: bool,
+    exec: bool,
+    fixed: bool,
+) {
     let (file, npages) = {
         let st = cx.st();
         let f = file % st.k.files.len() as u8;
@@ -208,8 +276,20 @@ pub async fn mmap<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, pgoff: u8, at: u8, sh
     let modulus = cx.arch().mmap_colour_pages(cx, shared).max(1);
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
-    let prev = cx.enter("mmap", || format!("file {file} from page {pgoff}, {}{}", if shared { "shared" } else { "private" }, if fixed { ", fixed" } else { "" }));
-    let free = |st: &crate::world::State, s: Vpn| s + len <= layout::USER_PAGES && st.k.mms[mm as usize].vmas.iter().all(|v| v.end <= s || v.start >= s + len);
+    let prev = cx.enter("mmap", || {
+        format!(
+            "file {file} from page {pgoff}, {}{}",
+            if shared { "shared" } else { "private" },
+            if fixed { ", fixed" } else { "" }
+        )
+    });
+    let free = |st: &crate::world::State, s: Vpn| {
+        s + len <= layout::USER_PAGES
+            && st.k.mms[mm as usize]
+                .vmas
+                .iter()
+                .all(|v| v.end <= s || v.start >= s + len)
+    };
     let congruent = |s: Vpn| (s + modulus * 64 - pgoff) % modulus == 0;
     let start = {
         let st = cx.st();
@@ -223,11 +303,24 @@ pub async fn mmap<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, pgoff: u8, at: u8, sh
                 free(&st, at).then_some(at)
             }
         } else {
-            (at..layout::USER_PAGES).chain(0..at).find(|&s| congruent(s) && free(&st, s))
+            (at..layout::USER_PAGES)
+                .chain(0..at)
+                .find(|&s| congruent(s) && free(&st, s))
         }
     };
     if let Some(start) = start {
-        let vma = Vma { start, end: start + len, kind: VmaKind::File { file, pgoff: pgoff as u32, shared }, write: true, exec };
+        // W^X: an executable mapping is not writable.
+        let vma = Vma {
+            start,
+            end: start + len,
+            kind: VmaKind::File {
+                file,
+                pgoff: pgoff as u32,
+                shared,
+            },
+            write: !exec,
+            exec,
+        };
         let mut st = cx.st();
         let m = &mut st.k.mms[mm as usize];
         m.vmas.push(vma);
@@ -239,18 +332,39 @@ pub async fn mmap<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, pgoff: u8, at: u8, sh
     cx.leave(prev);
 }
 
-/// `mprotect()` of one mapped page: new permissions (read always), PTE rewritten through
-/// `set_pte_at`, TLB flushed. Write permission on private mappings stays for the COW fault.
+/// `mprotect()` of one mapped page: new permissions (read always; never write and execute
+/// together), PTE rewritten through `set_pte_at`, TLB flushed. Write permission on private
+/// mappings stays for the COW fault.
 pub async fn mprotect<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, write: bool, exec: bool) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
-    let prev = cx.enter("mprotect", || format!("mm {mm}, page {vpn}, {}{}", if write { "w" } else { "ro" }, if exec { "x" } else { "" }));
-    remove_vma_range(&mut cx.st().k.mms[mm as usize], vpn, vpn + 1, |v| Some(Vma { write, exec, ..*v }));
+    let prev = cx.enter("mprotect", || {
+        format!(
+            "mm {mm}, page {vpn}, {}{}",
+            if write { "w" } else { "ro" },
+            if exec { "x" } else { "" }
+        )
+    });
+    // W^X: asking for both gives execute only.
+    let write = write && !exec;
+    remove_vma_range(&mut cx.st().k.mms[mm as usize], vpn, vpn + 1, |v| {
+        Some(Vma { write, exec, ..*v })
+    });
     let pte = cx.st().m.pte(Some(mm), vpn);
+    if pte.present && exec && !pte.exec {
+        // Making memory executable is the first half of loading code; the second is the user's
+        // cacheflush, until which the I-side of the page is the user's business.
+        cx.st().o.user_code_page(pte.pfn);
+    }
     if pte.present {
-        let shared = cx.st().k.is_shared_mapping(mm, vpn);
-        let new = Pte { write: pte.write && write || (shared && write && pte.write), exec, ..pte };
+        let new = Pte {
+            write: pte.write && write,
+            exec,
+            ..pte
+        };
         if new != pte {
             cx.arch().set_pte_at(cx, mm, vpn, new).await;
             cx.arch().flush_tlb_page(cx, mm, vpn).await;

@@ -15,10 +15,34 @@ use crate::world::Cx;
 
 /// `get_user_pages` of one page, with the flushes GUP does for it. The page comes back pinned
 /// for I/O.
-pub async fn get_user_pages<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, write: bool, force: bool) -> Option<Pfn> {
+pub async fn get_user_pages<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    write: bool,
+    force: bool,
+) -> Option<Pfn> {
     let lock = KernelState::mmap_lock(mm);
-    mutex_lock(cx, lock).await;
-    let prev = cx.enter("get_user_pages", || format!("mm {mm}, page {vpn}{}", if write { ", write" } else { "" }));
+    // A program does not start two I/Os on one buffer at once: wait for the other to end.
+    for _ in 0..64 {
+        mutex_lock(cx, lock).await;
+        let busy = {
+            let st = cx.st();
+            let pte = st.m.pte(Some(mm), vpn);
+            pte.present && (st.k.pages[pte.pfn as usize].io_pin > 0 || st.o.device_owned(pte.pfn))
+        };
+        if !busy {
+            break;
+        }
+        mutex_unlock(cx, lock);
+        cx.step().await;
+    }
+    if cx.st().k.locks[lock] != Some(cx.me()) {
+        mutex_lock(cx, lock).await;
+    }
+    let prev = cx.enter("get_user_pages", || {
+        format!("mm {mm}, page {vpn}{}", if write { ", write" } else { "" })
+    });
     let pfn = get_user_page(cx, mm, vpn, write, force).await;
     if let Some(pfn) = pfn {
         cx.st().k.pages[pfn as usize].io_pin += 1;
@@ -44,8 +68,17 @@ fn unpin<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
 /// A FUSE-like request: the kernel pins the caller's page and reads or writes one byte of it
 /// through a kmap, then `flush_dcache_page` if it wrote.
 pub async fn fuse_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, write: bool) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
-    let prev = cx.enter(if write { "fuse-write-to-user" } else { "fuse-read-from-user" }, || format!("user page {vpn}"));
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
+    let prev = cx.enter(
+        if write {
+            "fuse-write-to-user"
+        } else {
+            "fuse-read-from-user"
+        },
+        || format!("user page {vpn}"),
+    );
     if let Some(pfn) = get_user_pages(cx, mm, vpn, write, false).await {
         cx.step().await;
         let va = kmap::kmap(cx, pfn).await;
@@ -53,6 +86,11 @@ pub async fn fuse_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, write
         if write {
             let v = cx.fresh();
             cx.kstore_as(a, v, false, crate::world::StoreKind::UserData);
+            // Data written at the user's request into an executable mapping is code the user
+            // must cacheflush before running, as if it had stored it itself.
+            if cx.st().k.mms[mm as usize].vma(vpn).is_some_and(|v| v.exec) {
+                cx.st().o.user_code_page(pfn);
+            }
         } else {
             cx.kload(a);
         }
@@ -71,8 +109,14 @@ pub async fn fuse_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, write
 /// Direct I/O on the caller's page: GUP, `dma_map_page`, the device's transfer,
 /// `dma_unmap_page`.
 pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool) {
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
-    let dir = if to_device { DmaDir::ToDevice } else { DmaDir::FromDevice };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
+    let dir = if to_device {
+        DmaDir::ToDevice
+    } else {
+        DmaDir::FromDevice
+    };
     let prev = cx.enter("direct-io", || format!("user page {vpn}, {dir:?}"));
     if let Some(pfn) = get_user_pages(cx, mm, vpn, !to_device, false).await {
         cx.step().await;
@@ -83,13 +127,25 @@ pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool)
         dma::dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
         if !to_device {
             // The device's data is user data: the I-side waits for the user's cacheflush.
+            // A page-cache page changed under the file's private mappings too.
             let page = cx.page_size();
             let mut st = cx.st();
             let pa = pfn as u64 * page;
+            let pc = st.k.is_page_cache(pfn as u64);
             for p in pa..pa + page {
                 let v = st.o.intended(p);
                 let (w, c) = st.o.last_write(p);
-                st.o.write(p, v, w, c, None, true, false);
+                st.o.write(
+                    p,
+                    v,
+                    w,
+                    c,
+                    crate::oracle::WriteFlags {
+                        racing: None,
+                        user_data: true,
+                        page_cache: pc,
+                    },
+                );
             }
         }
         unpin(cx, pfn);
@@ -114,12 +170,18 @@ pub async fn ptrace_poke<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
     if !cx.st().k.mms[mm as usize].alive {
         return;
     }
-    let Some(vpn) = nth_user_page(cx, mm, page) else { return };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
     let prev = cx.enter("access_process_vm", || format!("mm {mm}, user page {vpn}"));
     if let Some(pfn) = get_user_pages(cx, mm, vpn, true, true).await {
         cx.step().await;
-        let p = cx.enter("copy_to_user_page", || format!("page {pfn}, user page {vpn}"));
-        cx.arch().copy_to_user_page(cx, mm, pfn, vpn, off as u64 % cx.page_size()).await;
+        let p = cx.enter("copy_to_user_page", || {
+            format!("page {pfn}, user page {vpn}")
+        });
+        cx.arch()
+            .copy_to_user_page(cx, mm, pfn, vpn, off as u64 % cx.page_size())
+            .await;
         cx.leave(p);
         cx.step().await;
         unpin(cx, pfn);

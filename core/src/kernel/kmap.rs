@@ -24,7 +24,13 @@ pub async fn flush_all_zero_pkmaps<A: Arch>(cx: &Cx<A>) {
             let old = st.k.pkmap.page[s].take();
             st.m.set_pte(None, layout::PKMAP + s as u64, Pte::default());
             drop(st);
-            cx.note(|| format!("pkmap slot {s} ({:#x}) recycled: page {} loses its page_address", (layout::PKMAP + s as u64) * page, old.map_or(-1, |p| p as i64)));
+            cx.note(|| {
+                format!(
+                    "pkmap slot {s} ({:#x}) recycled: page {} loses its page_address",
+                    (layout::PKMAP + s as u64) * page,
+                    old.map_or(-1, |p| p as i64)
+                )
+            });
             any = true;
         }
     }
@@ -70,7 +76,12 @@ pub async fn kmap_high<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Va {
             st.k.pkmap.count[s as usize] = 2;
             st.k.pkmap.page[s as usize] = Some(pfn);
             drop(st);
-            cx.note(|| format!("page {pfn} kmapped at pkmap slot {s} ({:#x})", (layout::PKMAP + s as u64) * page));
+            cx.note(|| {
+                format!(
+                    "page {pfn} kmapped at pkmap slot {s} ({:#x})",
+                    (layout::PKMAP + s as u64) * page
+                )
+            });
             cx.spin_unlock(KMAP_LOCK);
             return (layout::PKMAP + s as u64) * page;
         }
@@ -83,7 +94,12 @@ pub async fn kmap_high<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Va {
 /// `kunmap_high`: drops one user of the page's slot; the mapping stays until recycled.
 pub async fn kunmap_high<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     cx.spin_lock(KMAP_LOCK).await;
-    let s = cx.st().k.pkmap.slot_of(pfn).expect("kunmap_high of a page that is not kmapped");
+    let s = cx
+        .st()
+        .k
+        .pkmap
+        .slot_of(pfn)
+        .expect("kunmap_high of a page that is not kmapped");
     cx.st().k.pkmap.count[s as usize] -= 1;
     cx.spin_unlock(KMAP_LOCK);
 }
@@ -140,7 +156,10 @@ pub async fn kmap_atomic<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> (Va, AtomicMap) {
     let vpn = {
         let mut st = cx.st();
         let depth = st.k.fixmap_depth[cpu as usize];
-        assert!(depth < layout::FIXMAP_PER_CPU, "kmap_atomic nesting too deep");
+        assert!(
+            depth < layout::FIXMAP_PER_CPU,
+            "kmap_atomic nesting too deep"
+        );
         st.k.fixmap_depth[cpu as usize] += 1;
         let vpn = layout::FIXMAP + cpu as u64 * layout::FIXMAP_PER_CPU + depth;
         st.m.set_pte(None, vpn, Pte::new(pfn, true, false));
@@ -169,7 +188,9 @@ pub async fn kunmap_atomic<A: Arch>(cx: &Cx<A>, va: Va, how: AtomicMap) {
 
 /// A driver touching one byte of its buffer through `kmap`.
 pub async fn kmap_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, off: u8, write: bool) {
-    let prev = cx.enter(if write { "kmap-write" } else { "kmap-read" }, || format!("page {pfn}"));
+    let prev = cx.enter(if write { "kmap-write" } else { "kmap-read" }, || {
+        format!("page {pfn}")
+    });
     let va = kmap(cx, pfn).await;
     cx.step().await;
     let a = va + off as u64 % cx.page_size();

@@ -116,6 +116,8 @@ pub struct Mm {
     pub alive: bool,
     /// CPUs that have run it.
     pub cpumask: u8,
+    /// `exit` has begun: its threads start nothing new.
+    pub exiting: bool,
 }
 
 impl Mm {
@@ -153,7 +155,10 @@ pub struct Pkmap {
 impl Pkmap {
     /// The slot mapping `pfn`, if any (`page_address` of a highmem page).
     pub fn slot_of(&self, pfn: Pfn) -> Option<u32> {
-        self.page.iter().position(|p| *p == Some(pfn)).map(|s| s as u32)
+        self.page
+            .iter()
+            .position(|p| *p == Some(pfn))
+            .map(|s| s as u32)
     }
 }
 
@@ -185,13 +190,19 @@ pub struct KernelState {
 impl KernelState {
     /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
     pub fn is_page_cache(&self, pfn: u64) -> bool {
-        matches!(self.pages.get(pfn as usize).map(|p| p.kind), Some(PageKind::PageCache { .. }))
+        matches!(
+            self.pages.get(pfn as usize).map(|p| p.kind),
+            Some(PageKind::PageCache { .. })
+        )
     }
 
     /// Whether `vpn` of `mm` is a private file mapping still showing page-cache page `pfn`.
     pub fn is_private_file_mapping(&self, mm: Option<MmId>, vpn: Vpn, pfn: Pfn) -> bool {
         let Some(mm) = mm else { return false };
-        matches!(self.mms[mm as usize].vma(vpn).map(|v| v.kind), Some(VmaKind::File { shared: false, .. })) && self.is_page_cache(pfn as u64)
+        matches!(
+            self.mms[mm as usize].vma(vpn).map(|v| v.kind),
+            Some(VmaKind::File { shared: false, .. })
+        ) && self.is_page_cache(pfn as u64)
     }
 
     /// Whether `vpn` of `mm` is in a shared mapping.
@@ -209,11 +220,29 @@ impl KernelState {
 pub fn alloc_page<A: Arch>(cx: &Cx<A>, highmem: bool, kind: PageKind) -> Option<Pfn> {
     let mut st = cx.st();
     let cfg = st.m.config().clone();
-    let zone = if highmem { cfg.lowmem_frames..cfg.frames() } else { 0..cfg.lowmem_frames };
-    let pick = zone.clone().find(|&p| st.k.pages[p as usize].kind == PageKind::Free);
+    let zone = if highmem {
+        cfg.lowmem_frames..cfg.frames()
+    } else {
+        0..cfg.lowmem_frames
+    };
+    let pick = zone
+        .clone()
+        .find(|&p| st.k.pages[p as usize].kind == PageKind::Free);
     // GFP_HIGHUSER falls back to lowmem when highmem is exhausted.
-    let pfn = pick.or_else(|| if highmem { (0..cfg.lowmem_frames).find(|&p| st.k.pages[p as usize].kind == PageKind::Free) } else { None })?;
-    st.k.pages[pfn as usize] = Page { kind, rmap: Vec::new(), refs: 1, arch_1: false, io_pin: 0 };
+    let pfn = pick.or_else(|| {
+        if highmem {
+            (0..cfg.lowmem_frames).find(|&p| st.k.pages[p as usize].kind == PageKind::Free)
+        } else {
+            None
+        }
+    })?;
+    st.k.pages[pfn as usize] = Page {
+        kind,
+        rmap: Vec::new(),
+        refs: 1,
+        arch_1: false,
+        io_pin: 0,
+    };
     st.o.set_live(pfn, true);
     st.o.reset_flags(pfn);
     drop(st);
@@ -230,7 +259,13 @@ pub fn put_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
         if let PageKind::PageCache { file, index } = p.kind {
             st.k.files[file as usize].pages[index as usize] = None;
         }
-        st.k.pages[pfn as usize] = Page { kind: PageKind::Free, rmap: Vec::new(), refs: 0, arch_1: false, io_pin: 0 };
+        st.k.pages[pfn as usize] = Page {
+            kind: PageKind::Free,
+            rmap: Vec::new(),
+            refs: 0,
+            arch_1: false,
+            io_pin: 0,
+        };
         st.o.set_live(pfn, false);
     }
 }
@@ -258,7 +293,11 @@ pub async fn mutex_lock<A: Arch>(cx: &Cx<A>, lock: usize) {
 /// Releases a sleeping lock.
 pub fn mutex_unlock<A: Arch>(cx: &Cx<A>, lock: usize) {
     let mut st = cx.st();
-    assert_eq!(st.k.locks[lock], Some(cx.me()), "mutex_unlock by a non-owner");
+    assert_eq!(
+        st.k.locks[lock],
+        Some(cx.me()),
+        "mutex_unlock by a non-owner"
+    );
     st.k.locks[lock] = None;
 }
 
@@ -279,6 +318,28 @@ pub fn nth_user_page<A: Arch>(cx: &Cx<A>, mm: MmId, n: u8) -> Option<Vpn> {
     (count > 0).then(|| m.pages().nth(n as usize % count).expect("in range"))
 }
 
+/// The lock a driver holds on its buffer `n` for the whole of an action: a driver never
+/// touches a buffer while it has given it to the device, and two drivers do not share one.
+pub fn buffer_lock(n: usize) -> usize {
+    MMAP_LOCK_BASE + fork::MAX_MMS + n
+}
+
+/// Takes driver buffer `n`'s lock: waits in process context; in interrupt context (which
+/// cannot sleep) gives up if it is taken.
+pub async fn lock_buffer<A: Arch>(cx: &Cx<A>, n: usize) -> bool {
+    let irq = cx.st().sched.actor(cx.me()).kind == crate::sched::ActorKind::Irq;
+    if irq {
+        let mut st = cx.st();
+        if st.k.locks[buffer_lock(n)].is_some() {
+            return false;
+        }
+        st.k.locks[buffer_lock(n)] = Some(cx.me());
+        return true;
+    }
+    mutex_lock(cx, buffer_lock(n)).await;
+    true
+}
+
 /// The `n`-th driver buffer.
 pub fn buffer<A: Arch>(cx: &Cx<A>, n: u8) -> Pfn {
     let st = cx.st();
@@ -294,27 +355,92 @@ pub fn uva<A: Arch>(cx: &Cx<A>, vpn: Vpn, off: u8) -> Va {
 /// Runs one action to completion as the acting actor's script.
 pub async fn run_action<A: Arch>(cx: &Cx<A>, action: Action) {
     let user = my_mm(cx);
+    if user.is_some_and(|mm| {
+        let st = cx.st();
+        let m = &st.k.mms[mm as usize];
+        m.exiting || !m.alive
+    }) {
+        return;
+    }
     match (action, user) {
-        (Action::Load { page, off }, Some(mm)) => fault::user_access(cx, mm, page, off, crate::machine::Access::Read).await,
-        (Action::Store { page, off }, Some(mm)) => fault::user_access(cx, mm, page, off, crate::machine::Access::Write).await,
-        (Action::Fetch { page, off }, Some(mm)) => fault::user_access(cx, mm, page, off, crate::machine::Access::Exec).await,
+        (Action::Load { page, off }, Some(mm)) => {
+            fault::user_access(cx, mm, page, off, crate::machine::Access::Read).await
+        }
+        (Action::Store { page, off }, Some(mm)) => {
+            fault::user_access(cx, mm, page, off, crate::machine::Access::Write).await
+        }
+        (Action::Fetch { page, off }, Some(mm)) => {
+            fault::user_access(cx, mm, page, off, crate::machine::Access::Exec).await
+        }
         (Action::Fork, Some(mm)) => fork::fork(cx, mm).await,
         (Action::Exit, Some(mm)) => fork::exit(cx, mm).await,
         (Action::Munmap { page, pages }, Some(mm)) => fork::munmap(cx, mm, page, pages).await,
-        (Action::Mmap { file, pgoff, at, shared, exec, fixed }, Some(mm)) => fork::mmap(cx, mm, file, pgoff, at, shared, exec, fixed).await,
-        (Action::Mprotect { page, write, exec }, Some(mm)) => fork::mprotect(cx, mm, page, write, exec).await,
-        (Action::ReadFile { file, index, off, page }, Some(mm)) => file::read(cx, mm, file, index, off, page).await,
-        (Action::WriteFile { file, index, off, page }, Some(mm)) => file::write(cx, mm, file, index, off, page).await,
-        (Action::Gup { page, off, write }, Some(mm)) => gup::fuse_access(cx, mm, page, off, write).await,
-        (Action::DirectIo { page, to_device }, Some(mm)) => gup::direct_io(cx, mm, page, to_device).await,
-        (Action::PtracePoke { target, page, off }, Some(_)) => gup::ptrace_poke(cx, target, page, off).await,
+        (
+            Action::Mmap {
+                file,
+                pgoff,
+                at,
+                shared,
+                exec,
+                fixed,
+            },
+            Some(mm),
+        ) => fork::mmap(cx, mm, file, pgoff, at, shared, exec, fixed).await,
+        (Action::Mprotect { page, write, exec }, Some(mm)) => {
+            fork::mprotect(cx, mm, page, write, exec).await
+        }
+        (
+            Action::ReadFile {
+                file,
+                index,
+                off,
+                page,
+            },
+            Some(mm),
+        ) => file::read(cx, mm, file, index, off, page).await,
+        (
+            Action::WriteFile {
+                file,
+                index,
+                off,
+                page,
+            },
+            Some(mm),
+        ) => file::write(cx, mm, file, index, off, page).await,
+        (Action::Gup { page, off, write }, Some(mm)) => {
+            gup::fuse_access(cx, mm, page, off, write).await
+        }
+        (Action::DirectIo { page, to_device }, Some(mm)) => {
+            gup::direct_io(cx, mm, page, to_device).await
+        }
+        (Action::PtracePoke { target, page, off }, Some(_)) => {
+            gup::ptrace_poke(cx, target, page, off).await
+        }
         (Action::Cacheflush { page }, Some(mm)) => fault::cacheflush(cx, mm, page).await,
-        (Action::KmapWrite { buf, off }, _) => kmap::kmap_access(cx, buffer(cx, buf), off, true).await,
-        (Action::KmapRead { buf, off }, _) => kmap::kmap_access(cx, buffer(cx, buf), off, false).await,
-        (Action::KmapAtomicWrite { buf, off }, _) => kmap::kmap_atomic_write(cx, buffer(cx, buf), off).await,
+        (
+            Action::KmapWrite { buf, .. }
+            | Action::KmapRead { buf, .. }
+            | Action::KmapAtomicWrite { buf, .. }
+            | Action::Dma { buf, .. }
+            | Action::DmaSync { buf, .. },
+            _,
+        ) => {
+            let n = buf as usize % cx.st().k.buffers.len();
+            if !lock_buffer(cx, n).await {
+                return;
+            }
+            let pfn = buffer(cx, buf);
+            match action {
+                Action::KmapWrite { off, .. } => kmap::kmap_access(cx, pfn, off, true).await,
+                Action::KmapRead { off, .. } => kmap::kmap_access(cx, pfn, off, false).await,
+                Action::KmapAtomicWrite { off, .. } => kmap::kmap_atomic_write(cx, pfn, off).await,
+                Action::Dma { dir, .. } => dma::transfer(cx, pfn, dir).await,
+                Action::DmaSync { dir, .. } => dma::sync_cycle(cx, pfn, dir).await,
+                _ => unreachable!("buffer actions only"),
+            }
+            mutex_unlock(cx, buffer_lock(n));
+        }
         (Action::Readdir { at, pages }, _) => vmap::readdir(cx, at, pages).await,
-        (Action::Dma { buf, dir }, _) => dma::transfer(cx, buffer(cx, buf), dir).await,
-        (Action::DmaSync { buf, dir }, _) => dma::sync_cycle(cx, buffer(cx, buf), dir).await,
         // User actions of kernel threads and interrupts do nothing.
         _ => {}
     }

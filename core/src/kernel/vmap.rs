@@ -17,7 +17,9 @@ pub async fn vm_map_ram<A: Arch>(cx: &Cx<A>, pfns: &[Pfn], at: u8) -> Option<Va>
     let start = {
         let st = cx.st();
         let at = at as u64 % layout::VMALLOC_PAGES;
-        (at..layout::VMALLOC_PAGES).chain(0..at).find(|&s| s + n <= layout::VMALLOC_PAGES && (s..s + n).all(|p| !st.k.vmalloc[p as usize]))?
+        (at..layout::VMALLOC_PAGES).chain(0..at).find(|&s| {
+            s + n <= layout::VMALLOC_PAGES && (s..s + n).all(|p| !st.k.vmalloc[p as usize])
+        })?
     };
     let page = cx.page_size();
     let va = (layout::VMALLOC + start) * page;
@@ -25,7 +27,11 @@ pub async fn vm_map_ram<A: Arch>(cx: &Cx<A>, pfns: &[Pfn], at: u8) -> Option<Va>
     for (i, &pfn) in pfns.iter().enumerate() {
         let mut st = cx.st();
         st.k.vmalloc[(start + i as u64) as usize] = true;
-        st.m.set_pte(None, layout::VMALLOC + start + i as u64, Pte::new(pfn, true, false));
+        st.m.set_pte(
+            None,
+            layout::VMALLOC + start + i as u64,
+            Pte::new(pfn, true, false),
+        );
     }
     cx.arch().flush_cache_vmap(cx, va, va + n * page).await;
     cx.leave(prev);
@@ -61,7 +67,11 @@ pub async fn readdir<A: Arch>(cx: &Cx<A>, at: u8, pages: u8) {
         }
     }
     let through_vmap = cx.switches().readdir_decodes_through_vmap;
-    let vmap = if through_vmap && pfns.len() == n { vm_map_ram(cx, &pfns, at).await } else { None };
+    let vmap = if through_vmap && pfns.len() == n {
+        vm_map_ram(cx, &pfns, at).await
+    } else {
+        None
+    };
     cx.step().await;
     let page = cx.page_size();
     for &pfn in &pfns {

@@ -1,0 +1,66 @@
+//! `flushfuzz presets [--json]`: the presets, with machine, arch, switches and description.
+
+use flushfuzz::preset;
+
+/// Arguments of `presets`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print one JSON array of {name, machine, arch, switches, description}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `presets`.
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let all = preset::all();
+    if a.json {
+        let v: Vec<_> = all
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name,
+                    "machine": p.machine,
+                    "arch": p.arch,
+                    "switches": p.switches.names(),
+                    "io": p.io,
+                    "description": p.description,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for p in &all {
+        let m = &p.machine;
+        let d = &m.dcache;
+        let index = match d.indexing {
+            flushfuzz::geometry::Indexing::Vivt { .. } => "VIVT",
+            flushfuzz::geometry::Indexing::Vipt => "VIPT",
+            flushfuzz::geometry::Indexing::Pipt => "PIPT",
+        };
+        println!("{}", p.name);
+        println!("    {}", p.description);
+        println!(
+            "    machine: {} CPU(s), {}-byte pages, D-cache {index} {} sets x {} ways x {}-byte lines ({} colour(s)), I-cache {:?}, DMA {}",
+            m.cpus,
+            m.page_size,
+            d.sets,
+            d.ways,
+            d.line,
+            d.colours(m.page_size),
+            m.icache_coherence,
+            if m.dma_coherent { "coherent" } else { "non-coherent" }
+        );
+        let sw = p.switches.names();
+        println!(
+            "    arch: {:?}; switches: {}",
+            p.arch,
+            if sw.is_empty() {
+                "none (mainline)".to_string()
+            } else {
+                sw.join(", ")
+            }
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,196 @@
+//! The one harness every front end calls: decoding fuzzer bytes into a preset and ops, loading
+//! input files (trace text or raw libFuzzer bytes), and the fuzz entry point that turns a
+//! violation into a panic so libFuzzer records the input.
+
+use crate::op::Op;
+use crate::preset::{self, Preset};
+use crate::run::{run, Report, RunOptions};
+use crate::trace::{Trace, TraceError};
+use arbitrary::{Arbitrary, Unstructured};
+use std::sync::OnceLock;
+
+/// The presets a fuzz input may choose among when no preset is fixed: the five races.
+pub const RACE_PRESETS: [&str; 5] = [
+    "nfs-vmap-alias",
+    "gup-anon-alias",
+    "exec-icache-smp",
+    "kmap-recycle-dma",
+    "fork-cow-alias",
+];
+
+/// The environment variable that fixes the preset of fuzz inputs (set by `flushfuzz hunt`).
+pub const PRESET_ENV: &str = "FLUSHFUZZ_PRESET";
+
+/// A fuzz input: a preset choice (ignored when the preset is fixed) and the ops.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub struct FuzzInput {
+    /// Index into [`RACE_PRESETS`], modulo its length.
+    pub preset: u8,
+    /// The ops.
+    pub ops: Vec<Op>,
+}
+
+fn fixed_preset() -> Option<&'static Preset> {
+    static FIXED: OnceLock<Option<Preset>> = OnceLock::new();
+    FIXED
+        .get_or_init(|| {
+            let name = std::env::var(PRESET_ENV).ok()?;
+            Some(
+                preset::by_name(&name)
+                    .unwrap_or_else(|| panic!("{PRESET_ENV}={name}: unknown preset")),
+            )
+        })
+        .as_ref()
+}
+
+/// Decodes fuzzer bytes. `fixed` overrides the input's preset choice.
+pub fn decode(data: &[u8], fixed: Option<&Preset>) -> (Preset, Vec<Op>) {
+    let input = FuzzInput::arbitrary_take_rest(Unstructured::new(data)).unwrap_or(FuzzInput {
+        preset: 0,
+        ops: Vec::new(),
+    });
+    let p = match fixed {
+        Some(p) => p.clone(),
+        None => preset::by_name(RACE_PRESETS[input.preset as usize % RACE_PRESETS.len()])
+            .expect("race preset exists"),
+    };
+    (p, input.ops)
+}
+
+/// Encodes a preset choice and ops as fuzzer bytes that [`decode`] maps back to them (for
+/// seeding corpora).
+pub fn encode(preset_index: u8, ops: &[Op]) -> Vec<u8> {
+    crate::encode::encode_input(preset_index, ops)
+}
+
+/// The fuzz target body: runs the input and panics on a violation.
+pub fn fuzz_one(data: &[u8]) {
+    let (p, ops) = decode(data, fixed_preset());
+    let r = run(&p, &ops, RunOptions::default());
+    if let Some(v) = r.violation {
+        panic!(
+            "flushfuzz: {} on preset {} ({} ops)",
+            v.signature(),
+            p.name,
+            r.ops_applied
+        );
+    }
+}
+
+/// An input loaded from a file.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The preset it runs on.
+    pub preset: Preset,
+    /// Its ops.
+    pub ops: Vec<Op>,
+    /// The outcome it expects, for traces (`Some(None)`: expects no violation).
+    pub expect: Option<Option<String>>,
+    /// Whether it was a trace (text) rather than raw fuzzer bytes.
+    pub is_trace: bool,
+}
+
+/// Why a file could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The trace text is malformed.
+    Trace(TraceError),
+    /// The file is larger than any input flushfuzz writes.
+    TooLarge(u64),
+    /// The preset given does not exist.
+    UnknownPreset(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Io(e) => write!(f, "{e}"),
+            LoadError::Trace(e) => write!(f, "{e}"),
+            LoadError::TooLarge(n) => write!(
+                f,
+                "{n} bytes is larger than any input ({} bytes at most)",
+                MAX_INPUT
+            ),
+            LoadError::UnknownPreset(p) => write!(
+                f,
+                "unknown preset `{p}` (known: {})",
+                preset::names().join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// The largest file accepted as an input.
+pub const MAX_INPUT: u64 = 1 << 20;
+
+/// Loads a trace file or raw fuzzer bytes. A file is a trace if it starts with
+/// `flushfuzz-trace` (after comments and blank lines). `preset` overrides the file's preset.
+pub fn load_bytes(bytes: &[u8], preset_override: Option<&str>) -> Result<Loaded, LoadError> {
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(LoadError::TooLarge(bytes.len() as u64));
+    }
+    let over = match preset_override {
+        Some(n) => Some(preset::by_name(n).ok_or_else(|| LoadError::UnknownPreset(n.into()))?),
+        None => None,
+    };
+    let text = std::str::from_utf8(bytes).ok();
+    let is_trace = text.is_some_and(|t| {
+        t.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .is_some_and(|l| l.starts_with("flushfuzz-trace"))
+    });
+    if is_trace {
+        let t = Trace::parse(text.expect("utf-8")).map_err(LoadError::Trace)?;
+        let p = over
+            .clone()
+            .unwrap_or_else(|| preset::by_name(&t.preset).expect("parser checked the preset"));
+        let ops = crate::trace::canonical(&p, &t.ops);
+        let expect = if over.is_some() { None } else { Some(t.expect) };
+        return Ok(Loaded {
+            preset: p,
+            ops,
+            expect,
+            is_trace: true,
+        });
+    }
+    let (p, ops) = decode(bytes, over.as_ref());
+    Ok(Loaded {
+        ops: crate::trace::canonical(&p, &ops),
+        preset: p,
+        expect: None,
+        is_trace: false,
+    })
+}
+
+/// Loads a file (see [`load_bytes`]).
+pub fn load_file(
+    path: &std::path::Path,
+    preset_override: Option<&str>,
+) -> Result<Loaded, LoadError> {
+    let meta = std::fs::metadata(path).map_err(LoadError::Io)?;
+    if meta.len() > MAX_INPUT {
+        return Err(LoadError::TooLarge(meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(LoadError::Io)?;
+    load_bytes(&bytes, preset_override)
+}
+
+/// Runs a loaded input with the event log on.
+pub fn replay(l: &Loaded) -> Report {
+    run(&l.preset, &l.ops, RunOptions { log: true })
+}
+
+/// The trace-parser fuzz target body: parsing never panics, and an accepted trace prints and
+/// parses back to the same trace.
+pub fn fuzz_trace_parser(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(t) = Trace::parse(text) {
+        let again = Trace::parse(&t.to_text(&[])).expect("printed traces parse");
+        assert_eq!(again, t, "trace round trip");
+    }
+}

@@ -1,0 +1,187 @@
+//! The minimizer: reduces an input on its decoded operations while the violation signature stays
+//! the same. Passes: delete chunks of ops (halving the chunk size down to single ops), then
+//! simplify each op (a `start` that only stepped a busy actor becomes a `step`, CPUs and picks
+//! go to 0, action fields toward 0 or `false`, actors toward lower numbers), repeated until
+//! nothing changes. The result is never longer than the input, and the same input always gives
+//! the same result.
+
+use crate::op::Op;
+use crate::preset::Preset;
+use crate::run::{run, RunOptions};
+use crate::trace::{action_fields, action_from_fields};
+
+/// The most runs one minimization makes.
+pub const MAX_RUNS: usize = 20_000;
+
+/// The outcome of a minimization.
+#[derive(Clone, Debug)]
+pub struct Minimized {
+    /// The reduced ops.
+    pub ops: Vec<Op>,
+    /// The signature kept.
+    pub signature: String,
+    /// Runs made.
+    pub runs: usize,
+}
+
+struct Oracle<'a> {
+    preset: &'a Preset,
+    target: String,
+    runs: usize,
+}
+
+impl Oracle<'_> {
+    fn keeps(&mut self, ops: &[Op]) -> bool {
+        if self.runs >= MAX_RUNS {
+            return false;
+        }
+        self.runs += 1;
+        run(self.preset, ops, RunOptions::default())
+            .violation
+            .is_some_and(|v| v.signature() == self.target)
+    }
+}
+
+/// The signature `ops` produce on `preset`, if any.
+pub fn signature_of(preset: &Preset, ops: &[Op]) -> Option<String> {
+    run(preset, ops, RunOptions::default())
+        .violation
+        .map(|v| v.signature())
+}
+
+/// Candidate simplifications of one op, simplest first.
+fn simpler(op: &Op) -> Vec<Op> {
+    let mut v = Vec::new();
+    match *op {
+        Op::Step { actor, cpu } => {
+            if cpu != 0 {
+                v.push(Op::Step { actor, cpu: 0 });
+            }
+            for a in 0..actor {
+                v.push(Op::Step { actor: a, cpu });
+            }
+        }
+        Op::Start { actor, cpu, action } => {
+            v.push(Op::Step { actor, cpu });
+            if cpu != 0 {
+                v.push(Op::Start {
+                    actor,
+                    cpu: 0,
+                    action,
+                });
+            }
+            for a in 0..actor {
+                v.push(Op::Start {
+                    actor: a,
+                    cpu,
+                    action,
+                });
+            }
+            let fields = action_fields(&action);
+            for i in 0..fields.len() {
+                let cur = fields[i].1.clone();
+                let mut cands: Vec<String> = Vec::new();
+                if let Ok(n) = cur.parse::<u8>() {
+                    cands.extend(
+                        [0u8, n / 2, n.saturating_sub(1)]
+                            .into_iter()
+                            .filter(|c| *c < n)
+                            .map(|c| c.to_string()),
+                    );
+                } else if cur == "true" {
+                    cands.push("false".into());
+                } else if cur == "bidirectional" {
+                    cands.extend(["to-device".into(), "from-device".into()]);
+                } else if cur == "from-device" {
+                    cands.push("to-device".into());
+                }
+                for c in cands {
+                    let mut f = fields.clone();
+                    f[i].1 = c;
+                    if let Some(a) = action_from_fields(action.name(), &f) {
+                        v.push(Op::Start {
+                            actor,
+                            cpu,
+                            action: a,
+                        });
+                    }
+                }
+            }
+        }
+        Op::Speculate { cpu, icache, pick } | Op::Evict { cpu, icache, pick } => {
+            let make = |cpu, pick| {
+                if matches!(op, Op::Speculate { .. }) {
+                    Op::Speculate { cpu, icache, pick }
+                } else {
+                    Op::Evict { cpu, icache, pick }
+                }
+            };
+            if cpu != 0 {
+                v.push(make(0, pick));
+            }
+            for p in [0, pick / 2, pick.saturating_sub(1)] {
+                if p < pick {
+                    v.push(make(cpu, p));
+                }
+            }
+        }
+    }
+    v.dedup();
+    v
+}
+
+/// Minimizes `ops` on `preset`, keeping the signature they produce. `None` if they produce no
+/// violation.
+pub fn minimize(preset: &Preset, ops: &[Op]) -> Option<Minimized> {
+    let target = signature_of(preset, ops)?;
+    let mut o = Oracle {
+        preset,
+        target,
+        runs: 1,
+    };
+    let mut cur = ops.to_vec();
+    // A violation ends the run: ops after it never ran.
+    let applied = run(preset, &cur, RunOptions::default()).ops_applied;
+    cur.truncate(applied.max(1));
+    loop {
+        let before = cur.clone();
+        // Delete chunks, largest first.
+        let mut chunk = (cur.len() / 2).max(1);
+        loop {
+            let mut i = 0;
+            while i < cur.len() {
+                let end = (i + chunk).min(cur.len());
+                let mut cand = cur.clone();
+                cand.drain(i..end);
+                if !cand.is_empty() && o.keeps(&cand) {
+                    cur = cand;
+                } else {
+                    i += chunk;
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk /= 2;
+        }
+        // Simplify each op.
+        for i in 0..cur.len() {
+            for s in simpler(&cur[i]) {
+                let mut cand = cur.clone();
+                cand[i] = s;
+                if o.keeps(&cand) {
+                    cur = cand;
+                    break;
+                }
+            }
+        }
+        if cur == before || o.runs >= MAX_RUNS {
+            break;
+        }
+    }
+    Some(Minimized {
+        ops: cur,
+        signature: o.target,
+        runs: o.runs,
+    })
+}

@@ -1,0 +1,99 @@
+//! bolero properties of the whole model: no false positives on coherent hardware whatever the
+//! kernel does, none under mainline behaviour on the race machines, determinism, and the
+//! minimizer's laws. Bounded for `cargo test`; `cargo bolero test` runs them for longer.
+
+use flushfuzz::minimize::minimize;
+use flushfuzz::op::Op;
+use flushfuzz::preset;
+use flushfuzz::run::{run, RunOptions};
+use flushfuzz::trace::Trace;
+
+/// Fails with the input as a trace file, ready for `flushfuzz replay`.
+fn assert_clean(p: &flushfuzz::preset::Preset, ops: &[Op]) {
+    let r = run(p, ops, RunOptions::default());
+    if let Some(v) = r.violation {
+        let t = Trace::new(p, &ops[..r.ops_applied.min(ops.len())], Some(v.signature()));
+        panic!(
+            "{} on {}; as a trace:\n{}",
+            v.signature(),
+            p.name,
+            t.to_text(&[])
+        );
+    }
+}
+
+fn ops_gen() -> impl bolero::generator::ValueGenerator<Output = Vec<Op>> {
+    bolero::produce::<Vec<Op>>().with().len(1usize..=48)
+}
+
+/// On `coherent` (PIPT D-cache, snooping I-cache, coherent DMA, 2 CPUs) with every historical
+/// switch on, no input may produce a violation: a report from flushfuzz is a real bug.
+#[test]
+fn coherent_hardware_with_every_historical_switch_has_no_violation() {
+    let p = preset::by_name("coherent").unwrap();
+    assert!(p.switches.names().len() >= 8);
+    bolero::check!()
+        .with_generator(ops_gen())
+        .with_iterations(1500)
+        .for_each(|ops: &Vec<Op>| assert_clean(&p, ops));
+}
+
+/// Mainline behaviour on each race machine finds nothing either.
+#[test]
+fn fixed_twins_have_no_violation() {
+    for name in [
+        "nfs-vmap-alias-fixed",
+        "gup-anon-alias-fixed",
+        "exec-icache-smp-fixed",
+        "kmap-recycle-dma-fixed",
+        "fork-cow-alias-fixed",
+        "parisc",
+    ] {
+        let p = preset::by_name(name).unwrap();
+        bolero::check!()
+            .with_generator(ops_gen())
+            .with_iterations(400)
+            .for_each(|ops: &Vec<Op>| assert_clean(&p, ops));
+    }
+}
+
+/// The same input twice gives the identical event log and outcome.
+#[test]
+fn runs_are_deterministic() {
+    let p = preset::by_name("kmap-recycle-dma").unwrap();
+    let q = preset::by_name("exec-icache-smp").unwrap();
+    bolero::check!()
+        .with_generator(ops_gen())
+        .with_iterations(300)
+        .for_each(|ops: &Vec<Op>| {
+            for p in [&p, &q] {
+                let a = run(p, ops, RunOptions { log: true });
+                let b = run(p, ops, RunOptions { log: true });
+                assert_eq!(a.events, b.events);
+                assert_eq!(a.violation, b.violation);
+            }
+        });
+}
+
+/// The minimizer keeps the violation's signature and never grows the input.
+#[test]
+fn minimizer_keeps_the_signature_and_never_grows() {
+    let presets: Vec<_> = flushfuzz::harness::RACE_PRESETS
+        .iter()
+        .map(|n| preset::by_name(n).unwrap())
+        .collect();
+    bolero::check!()
+        .with_generator(ops_gen())
+        .with_iterations(300)
+        .for_each(|ops: &Vec<Op>| {
+            for p in &presets {
+                let Some(sig) = flushfuzz::minimize::signature_of(p, ops) else {
+                    continue;
+                };
+                let m = minimize(p, ops).expect("violation");
+                assert_eq!(m.signature, sig);
+                assert!(m.ops.len() <= ops.len());
+                assert_eq!(flushfuzz::minimize::signature_of(p, &m.ops), Some(sig));
+            }
+        });
+}
