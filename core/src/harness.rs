@@ -188,7 +188,9 @@ pub fn replay(l: &Loaded) -> Report {
 /// The trace-parser fuzz target body: parsing never panics, and an accepted trace prints and
 /// parses back to the same trace.
 pub fn fuzz_trace_parser(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(t) = Trace::parse(text) {
         let again = Trace::parse(&t.to_text(&[])).expect("printed traces parse");
         assert_eq!(again, t, "trace round trip");

@@ -2,6 +2,7 @@
 pub mod addr;
 pub mod arch;
 pub mod cache;
+pub mod choice;
 pub mod encode;
 pub mod event;
 pub mod explain;

@@ -5,9 +5,10 @@
 //! nothing changes. The result is never longer than the input, and the same input always gives
 //! the same result.
 
+use crate::arch::Arch;
 use crate::op::Op;
 use crate::preset::Preset;
-use crate::run::{run, RunOptions};
+use crate::run::{run, run_with, RunOptions};
 use crate::trace::{action_fields, action_from_fields};
 
 /// The most runs one minimization makes.
@@ -25,7 +26,7 @@ pub struct Minimized {
 }
 
 struct Oracle<'a> {
-    preset: &'a Preset,
+    signature: &'a mut dyn FnMut(&[Op]) -> Option<String>,
     target: String,
     runs: usize,
 }
@@ -36,9 +37,7 @@ impl Oracle<'_> {
             return false;
         }
         self.runs += 1;
-        run(self.preset, ops, RunOptions::default())
-            .violation
-            .is_some_and(|v| v.signature() == self.target)
+        (self.signature)(ops).as_deref() == Some(self.target.as_str())
     }
 }
 
@@ -130,18 +129,44 @@ fn simpler(op: &Op) -> Vec<Op> {
     v
 }
 
-/// Minimizes `ops` on `preset`, keeping the signature they produce. `None` if they produce no
-/// violation.
+/// Minimizes `ops` on `preset` with its shipped arch, keeping the signature they produce.
+/// `None` if they produce no violation.
 pub fn minimize(preset: &Preset, ops: &[Op]) -> Option<Minimized> {
-    let target = signature_of(preset, ops)?;
+    let applied = run(preset, ops, RunOptions::default()).ops_applied;
+    minimize_by(&mut |o: &[Op]| signature_of(preset, o), ops, applied)
+}
+
+/// Minimizes `ops` on `preset` with an arch of the caller's (built afresh by `make` for each
+/// run), keeping the signature they produce.
+pub fn minimize_with<A: Arch>(
+    preset: &Preset,
+    make: impl Fn() -> A,
+    ops: &[Op],
+) -> Option<Minimized> {
+    let applied = run_with(preset, make(), ops, RunOptions::default()).ops_applied;
+    let mut sig = |o: &[Op]| {
+        run_with(preset, make(), o, RunOptions::default())
+            .violation
+            .map(|v| v.signature())
+    };
+    minimize_by(&mut sig, ops, applied)
+}
+
+/// The reduction itself, over any function from ops to a signature. `applied` is how many ops
+/// the original run applied before its violation ended it.
+fn minimize_by(
+    signature: &mut dyn FnMut(&[Op]) -> Option<String>,
+    ops: &[Op],
+    applied: usize,
+) -> Option<Minimized> {
+    let target = signature(ops)?;
     let mut o = Oracle {
-        preset,
+        signature,
         target,
         runs: 1,
     };
     let mut cur = ops.to_vec();
     // A violation ends the run: ops after it never ran.
-    let applied = run(preset, &cur, RunOptions::default()).ops_applied;
     cur.truncate(applied.max(1));
     loop {
         let before = cur.clone();

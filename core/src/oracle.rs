@@ -75,6 +75,9 @@ pub enum ReadKind {
     },
     /// A kernel read inside a kernel path (copy source, decode, checksum).
     Kernel,
+    /// A kernel read of a page-cache page on behalf of a private mapping (the source of a
+    /// copy-on-write of a file page): it need not see changes made after the mapping.
+    KernelForPrivate,
     /// The device reading a buffer mapped to it.
     Device,
     /// The end-of-run audit of a dirty line.
@@ -356,7 +359,8 @@ impl Oracle {
         if !self.live[frame] {
             return Ok(Some(Rule::FreeFrame));
         }
-        if self.device_owned[frame] && how == ReadKind::Kernel {
+        if self.device_owned[frame] && matches!(how, ReadKind::Kernel | ReadKind::KernelForPrivate)
+        {
             return Err(Kind::Misuse);
         }
         if observed == self.intended[i] {
@@ -387,6 +391,12 @@ impl Oracle {
                 Err(Kind::StaleLoad)
             }
             ReadKind::Kernel => Err(Kind::StaleLoad),
+            ReadKind::KernelForPrivate => {
+                if self.flags[i] & PRIVATE_UNSPEC != 0 {
+                    return Ok(Some(Rule::PrivateMappingOfModifiedFile));
+                }
+                Err(Kind::StaleLoad)
+            }
             ReadKind::Device => Err(Kind::StaleDeviceRead),
             ReadKind::DirtyLine => Err(Kind::LostWrite),
         }

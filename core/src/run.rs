@@ -176,6 +176,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
             irqs_off: 0,
             path: "idle",
             op_start: 0,
+            private_copy: false,
             name: format!("T{t}"),
         });
     }
@@ -189,6 +190,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
             irqs_off: 0,
             path: "idle",
             op_start: 0,
+            private_copy: false,
             name: format!("K{k}"),
         });
     }
@@ -202,6 +204,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
             irqs_off: 0,
             path: "idle",
             op_start: 0,
+            private_copy: false,
             name: "IRQ".into(),
         });
     }

@@ -45,6 +45,9 @@ pub struct Actor {
     pub path: &'static str,
     /// The step its current action started in.
     pub op_start: u32,
+    /// Whether it is copying a page-cache page for a private mapping (a COW of a file page):
+    /// its reads see the file as a private mapping does.
+    pub private_copy: bool,
     /// Its display name (T0, K1, IRQ).
     pub name: String,
 }

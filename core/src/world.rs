@@ -271,7 +271,12 @@ impl<A: Arch> Cx<A> {
             st.m.translate(cpu, va, Access::Read)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
         let obs = st.m.load(cpu, va, &t);
-        self.judge(&mut st, va, t.pa, obs, ReadKind::Kernel, Some(self.me));
+        let how = if st.sched.actor(self.me).private_copy {
+            ReadKind::KernelForPrivate
+        } else {
+            ReadKind::Kernel
+        };
+        self.judge(&mut st, va, t.pa, obs, how, Some(self.me));
         obs.value
     }
 
@@ -417,6 +422,17 @@ impl<A: Arch> Cx<A> {
             st.m.dcache_va(cpu, op, a, scope);
             a += line;
         }
+    }
+
+    /// D-cache maintenance of one line by set and way, on this CPU only (never broadcast).
+    pub fn dcache_setway(&self, op: CacheOp, slot: crate::cache::Slot) {
+        let cpu = self.cpu();
+        self.st().m.dcache_setway(cpu, op, slot);
+    }
+
+    /// The D-cache geometry of this machine.
+    pub fn dcache_geometry(&self) -> crate::geometry::CacheGeometry {
+        self.st().m.config().dcache
     }
 
     /// Whole D-cache maintenance.

@@ -173,9 +173,9 @@ impl Arch for MipsR4k {
             && !kernel_alias_maybe_dirty(self, cx, from)
         {
             // kmap_coherent: the source at the user's colour, so a dirty user line is read.
-            let kfrom = cx.map_colour_window(0, vpn * page, from);
+            let kfrom = kmap::kmap_coherent(cx, from, vpn * page);
             generic::copy_page(cx, kto, kfrom);
-            cx.unmap_colour_window(kfrom);
+            kmap::kunmap_coherent(cx, kfrom);
         } else {
             let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
             generic::copy_page(cx, kto, kfrom);
@@ -202,11 +202,9 @@ impl Arch for MipsR4k {
             && !cx.user_mappings(pfn, None).is_empty()
             && !kernel_alias_maybe_dirty(self, cx, pfn)
         {
-            cx.preempt_disable();
-            let w = cx.map_colour_window(0, vpn * page, pfn);
+            let w = kmap::kmap_coherent(cx, pfn, vpn * page);
             cx.kstore(w + off, v, false);
-            cx.unmap_colour_window(w);
-            cx.preempt_enable();
+            kmap::kunmap_coherent(cx, w);
         } else {
             let k = kmap::kmap(cx, pfn).await;
             cx.kstore(k + off, v, false);

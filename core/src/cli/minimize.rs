@@ -26,9 +26,15 @@ pub fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     if path.exists() {
         anyhow::bail!("{} exists; not overwriting it", path.display());
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("trace")));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("trace")
+    ));
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
@@ -36,12 +42,22 @@ pub fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 
 /// Runs `minimize`.
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let loaded = harness::load_file(&a.file, a.preset.as_deref()).with_context(|| a.file.display().to_string())?;
+    let loaded = harness::load_file(&a.file, a.preset.as_deref())
+        .with_context(|| a.file.display().to_string())?;
     let Some(m) = minimize::minimize(&loaded.preset, &loaded.ops) else {
-        anyhow::bail!("{}: no violation on preset {}: nothing to minimize", a.file.display(), loaded.preset.name);
+        anyhow::bail!(
+            "{}: no violation on preset {}: nothing to minimize",
+            a.file.display(),
+            loaded.preset.name
+        );
     };
     let trace = Trace::new(&loaded.preset, &m.ops, Some(m.signature.clone()));
-    let text = trace.to_text(&[format!("minimized by flushfuzz from {} ({} ops -> {} ops)", a.file.display(), loaded.ops.len(), m.ops.len())]);
+    let text = trace.to_text(&[format!(
+        "minimized by flushfuzz from {} ({} ops -> {} ops)",
+        a.file.display(),
+        loaded.ops.len(),
+        m.ops.len()
+    )]);
     if let Some(out) = &a.out {
         write_new(out, &text)?;
     }
@@ -59,8 +75,18 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     } else if a.out.is_none() {
         print!("{text}");
     } else {
-        eprintln!("{} ops -> {} ops ({} runs): {}", loaded.ops.len(), m.ops.len(), m.runs, m.signature);
-        eprintln!("wrote {}; replay with: flushfuzz replay {}", a.out.as_ref().expect("out").display(), a.out.as_ref().expect("out").display());
+        eprintln!(
+            "{} ops -> {} ops ({} runs): {}",
+            loaded.ops.len(),
+            m.ops.len(),
+            m.runs,
+            m.signature
+        );
+        eprintln!(
+            "wrote {}; replay with: flushfuzz replay {}",
+            a.out.as_ref().expect("out").display(),
+            a.out.as_ref().expect("out").display()
+        );
     }
     Ok(1)
 }

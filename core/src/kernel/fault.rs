@@ -185,7 +185,11 @@ async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn, m
     let prev = cx.enter("copy_user_highpage", || {
         format!("page {from} -> page {to}, user page {vpn}")
     });
+    // A copy of a page-cache page for a private mapping reads the file as that mapping sees it.
+    let private = cx.page_is_file(from);
+    cx.st().sched.actor_mut(cx.me()).private_copy = private;
     cx.arch().copy_user_highpage(cx, to, from, vpn, mm).await;
+    cx.st().sched.actor_mut(cx.me()).private_copy = false;
     cx.leave(prev);
 }
 

@@ -215,3 +215,17 @@ pub async fn kmap_atomic_write<A: Arch>(cx: &Cx<A>, pfn: Pfn, off: u8) {
     kunmap_atomic(cx, va, how).await;
     cx.leave(prev);
 }
+
+/// `kmap_coherent`: maps `pfn` at a per-CPU colour window of the same colour as user address
+/// `uva`, with preemption disabled until [`kunmap_coherent`], so kernel accesses hit the lines
+/// a user mapping at `uva` would use.
+pub fn kmap_coherent<A: Arch>(cx: &Cx<A>, pfn: Pfn, uva: Va) -> Va {
+    cx.preempt_disable();
+    cx.map_colour_window(0, uva, pfn)
+}
+
+/// `kunmap_coherent`.
+pub fn kunmap_coherent<A: Arch>(cx: &Cx<A>, va: Va) {
+    cx.unmap_colour_window(va);
+    cx.preempt_enable();
+}
