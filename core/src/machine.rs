@@ -465,32 +465,51 @@ impl Machine {
         })
     }
 
-    /// Every virtual page `cpu` can translate right now (TLB entries and present table entries
-    /// of the kernel and of its current address space), sorted.
-    pub fn valid_translations(&self, cpu: CpuId) -> Vec<Vpn> {
+    /// The `pick`-th (modulo their number) virtual page `cpu` can translate right now: present
+    /// kernel entries, present entries of its current address space, then TLB entries whose
+    /// page-table entry has gone (stale translations). `None` if there are none.
+    pub fn nth_valid_translation(&self, cpu: CpuId, pick: usize) -> Option<Vpn> {
         let c = &self.cpus[cpu as usize];
-        let mut v: Vec<Vpn> = c
-            .tlb
-            .iter()
-            .filter(|e| e.vpn >= layout::USER_PAGES || e.asid == c.mm)
-            .map(|e| e.vpn)
-            .collect();
-        for (i, p) in self.kernel_pt.iter().enumerate() {
-            if p.present {
-                v.push(i as u64 + layout::USER_PAGES);
-            }
+        let user = c.mm.and_then(|m| self.user_pt.get(m as usize));
+        let stale = |e: &&TlbEntry| {
+            let pte = if e.vpn < layout::USER_PAGES {
+                if e.asid == c.mm {
+                    user.map(|t| t[e.vpn as usize])
+                } else {
+                    None
+                }
+            } else {
+                Some(self.kernel_pt[(e.vpn - layout::USER_PAGES) as usize])
+            };
+            pte.is_some_and(|p| !p.present)
+        };
+        let nk = self.kernel_pt.iter().filter(|p| p.present).count();
+        let nu = user.map_or(0, |t| t.iter().filter(|p| p.present).count());
+        let ns = c.tlb.iter().filter(|e| stale(e)).count();
+        let n = nk + nu + ns;
+        if n == 0 {
+            return None;
         }
-        if let Some(t) = c.mm.and_then(|m| self.user_pt.get(m as usize)) {
-            v.extend(
-                t.iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.present)
-                    .map(|(i, _)| i as u64),
-            );
+        let mut i = pick % n;
+        if i < nk {
+            let k = self
+                .kernel_pt
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.present)
+                .nth(i)
+                .expect("counted")
+                .0;
+            return Some(k as u64 + layout::USER_PAGES);
         }
-        v.sort_unstable();
-        v.dedup();
-        v
+        i -= nk;
+        if i < nu {
+            return user
+                .and_then(|t| t.iter().enumerate().filter(|(_, p)| p.present).nth(i))
+                .map(|(v, _)| v as u64);
+        }
+        i -= nu;
+        c.tlb.iter().filter(|e| stale(e)).nth(i).map(|e| e.vpn)
     }
 
     /// Switches the address space `cpu`'s MMU walks for user addresses. Nothing is flushed:

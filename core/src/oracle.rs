@@ -187,8 +187,10 @@ pub struct Oracle {
     previous: Vec<Stamp>,
     racing: Vec<Option<ActorId>>,
     flags: Vec<u8>,
-    writes: Vec<WriteInfo>,
-    write_ctx: Vec<&'static str>,
+    /// Per byte, the index of its last write in `write_log` (0: the initial contents). The log
+    /// keeps the provenance of every logical write without 40 bytes of it per byte.
+    write_idx: Vec<u32>,
+    write_log: Vec<(WriteInfo, &'static str)>,
     live: Vec<bool>,
     device_owned: Vec<bool>,
     page_size: u32,
@@ -207,8 +209,8 @@ impl Oracle {
             intended,
             racing: vec![None; n],
             flags: vec![0; n],
-            writes: vec![WriteInfo::default(); n],
-            write_ctx: vec!["initial contents"; n],
+            write_idx: vec![0; n],
+            write_log: vec![(WriteInfo::default(), "initial contents")],
             live: vec![false; frames as usize],
             device_owned: vec![false; frames as usize],
             page_size,
@@ -231,7 +233,7 @@ impl Oracle {
 
     /// The provenance of a byte's last write.
     pub fn last_write(&self, pa: Pa) -> (WriteInfo, &'static str) {
-        (self.writes[pa as usize], self.write_ctx[pa as usize])
+        self.write_log[self.write_idx[pa as usize] as usize]
     }
 
     fn frame(&self, pa: Pa) -> usize {
@@ -282,8 +284,11 @@ impl Oracle {
         }
         self.intended[i] = v;
         self.contested[i] = None;
-        self.writes[i] = info;
-        self.write_ctx[i] = ctx;
+        // Consecutive bytes of one copy share one log entry.
+        if self.write_log.last() != Some(&(info, ctx)) {
+            self.write_log.push((info, ctx));
+        }
+        self.write_idx[i] = (self.write_log.len() - 1) as u32;
         if user_store {
             self.flags[i] |= UNSYNCED;
         } else {

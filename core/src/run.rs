@@ -240,10 +240,34 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
     }
 }
 
+thread_local! {
+    /// The last initial state built, by preset: runs of one campaign clone it instead of
+    /// building it again. A cache only: the state is a pure function of the preset.
+    static TEMPLATE: std::cell::RefCell<Option<(Preset, State)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The initial state of `preset`, from the cache when possible.
+fn initial_state(preset: &Preset, log: bool) -> State {
+    if log {
+        return build_state(preset, true);
+    }
+    TEMPLATE.with(|t| {
+        let mut t = t.borrow_mut();
+        match t.as_ref() {
+            Some((p, st)) if p == preset => st.clone(),
+            _ => {
+                let st = build_state(preset, false);
+                *t = Some((preset.clone(), st.clone()));
+                st
+            }
+        }
+    })
+}
+
 impl<A: Arch> Runner<A> {
     /// A runner for `preset` with `arch`.
     pub fn new(preset: &Preset, arch: A, opts: RunOptions) -> Runner<A> {
-        let st = build_state(preset, opts.log);
+        let st = initial_state(preset, opts.log);
         let n = st.sched.len();
         Runner {
             w: Rc::new(World {
@@ -389,13 +413,12 @@ impl<A: Arch> Runner<A> {
             Op::Speculate { cpu, icache, pick } => {
                 let mut st = self.w.st.borrow_mut();
                 let cpu = cpu % ncpus;
-                let vpns = st.m.valid_translations(cpu);
-                if !vpns.is_empty() {
+                if let Some(vpn) = st.m.nth_valid_translation(cpu, pick as usize) {
                     let page = st.m.page_size() as u64;
                     let side = if icache { Side::I } else { Side::D };
                     let line = st.m.line_size(side);
-                    let vpn = vpns[pick as usize % vpns.len()];
-                    let off = (pick as u64 / vpns.len() as u64 * line) % page;
+                    // The pick's high bits choose the line within the page.
+                    let off = ((pick as u64 >> 8) * line) % page;
                     st.m.speculate(cpu, vpn * page + off, side);
                 }
             }

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// Everything a run changes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct State {
     /// The hardware.
     pub m: Machine,
