@@ -164,7 +164,7 @@ impl CacheGeometry {
 pub mod presets {
     use super::*;
 
-    /// XScale D-cache: 32 KiB, 32 ways, 32-byte lines, VIVT; set = VA[9:5], tag = VA[31:10].
+    /// XScale D-cache: 32 KiB, 32 ways, 32-byte lines, VIVT; set = `VA[9:5]`, tag = `VA[31:10]`.
     pub const XSCALE: CacheGeometry = CacheGeometry {
         line: 32,
         sets: 32,
@@ -184,7 +184,7 @@ pub mod presets {
             write_allocate: true,
         },
     };
-    /// ARMv6 64 KiB 4-way VIPT D-cache: 4 colours with 4 KiB pages (VA[13:12]).
+    /// ARMv6 64 KiB 4-way VIPT D-cache: 4 colours with 4 KiB pages (`VA[13:12]`).
     pub const ARMV6_4COLOUR: CacheGeometry = CacheGeometry {
         line: 32,
         sets: 512,

@@ -137,13 +137,29 @@ pub fn load_bytes(bytes: &[u8], preset_override: Option<&str>) -> Result<Loaded,
         Some(n) => Some(preset::by_name(n).ok_or_else(|| LoadError::UnknownPreset(n.into()))?),
         None => None,
     };
-    let text = std::str::from_utf8(bytes).ok();
-    let is_trace = text.is_some_and(|t| {
+    let looks_like_trace = |t: &str| {
         t.lines()
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with('#'))
             .is_some_and(|l| l.starts_with("flushfuzz-trace"))
-    });
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            // A trace with a bad byte is a broken trace, not raw fuzzer bytes: say where.
+            if looks_like_trace(&String::from_utf8_lossy(bytes)) {
+                let valid = &bytes[..e.valid_up_to()];
+                let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                return Err(LoadError::Trace(TraceError {
+                    line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+                    column: valid.len() - line_start + 1,
+                    message: "invalid UTF-8".into(),
+                }));
+            }
+            None
+        }
+    };
+    let is_trace = text.is_some_and(looks_like_trace);
     if is_trace {
         let t = Trace::parse(text.expect("utf-8")).map_err(LoadError::Trace)?;
         let p = over

@@ -1,8 +1,9 @@
-//! flushfuzz
+#![doc = include_str!("doc.md")]
 pub mod addr;
 pub mod arch;
 pub mod cache;
 pub mod choice;
+pub mod corpus;
 pub mod encode;
 pub mod event;
 pub mod explain;
@@ -18,4 +19,5 @@ pub mod raw;
 pub mod run;
 pub mod sched;
 pub mod trace;
+pub mod triage;
 pub mod world;

@@ -389,6 +389,9 @@ fn parse_side(tok: (usize, &str)) -> Result<bool, PErr> {
     }
 }
 
+/// The most `name=value` fields an action has (`mmap`).
+const MAX_FIELDS: usize = 6;
+
 struct Fields<'a> {
     items: Vec<(usize, &'a str, &'a str)>,
     used: Vec<bool>,
@@ -399,6 +402,14 @@ impl<'a> Fields<'a> {
     fn new(toks: &[(usize, &'a str)], at: usize) -> Result<Fields<'a>, PErr> {
         let mut items = Vec::new();
         for &(c, t) in toks {
+            // Bounded before the duplicate check, which is quadratic: a hostile line of a
+            // million fields must fail at once.
+            if items.len() == MAX_FIELDS {
+                return Err((
+                    c,
+                    format!("unexpected `{t}`: an action has at most {MAX_FIELDS} fields"),
+                ));
+            }
             let (k, v) = t
                 .split_once('=')
                 .ok_or_else(|| (c, format!("expected `name=value`, found `{t}`")))?;

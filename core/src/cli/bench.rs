@@ -1,10 +1,621 @@
-//! `flushfuzz bench`: not yet built.
+//! `flushfuzz bench [--trials N] [--seconds N] [--presets NAME...] [--fixed-seconds N]
+//! [--fixed-jobs N] [--first-seed N] [--no-random] [--json]`: measures the fuzzer. For each
+//! race preset, `--trials` single-process `hunt` campaigns with seeds `--first-seed`,
+//! `--first-seed`+1, ... each capped at `--seconds`, recording time and executions to the first
+//! race, executions per second and the minimized race's length; then the same number of trials
+//! of a pure-random baseline with the same seeds and cap (random op sequences run directly, no
+//! coverage feedback, see [`flushfuzz::corpus::random_search`]). It prints medians and maxima
+//! (a trial that finds nothing counts as longer than the cap), checks the issue's targets, and
+//! finally runs each race's `-fixed` twin and `coherent` for `--fixed-seconds` with
+//! `--fixed-jobs` processes, where nothing may be found.
+//!
+//! Exit codes: 0 measured (targets met or not), 1 a `-fixed` twin or `coherent` had a
+//! violation (a false positive of the model), 2 an error.
+
+use super::hunt::{self, Campaign, Show};
+use flushfuzz::corpus::random_search;
+use flushfuzz::harness::RACE_PRESETS;
+use flushfuzz::trace::Trace;
+use flushfuzz::{minimize, preset};
+use std::path::Path;
+use std::time::Duration;
 
 /// Arguments of `bench`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Trials per preset and mode.
+    #[arg(long, default_value_t = 3)]
+    trials: u32,
+    /// The cap of one trial, in seconds (guided and random alike).
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// The race presets to measure (default: all five).
+    #[arg(long, num_args = 1.., value_name = "NAME")]
+    presets: Vec<String>,
+    /// Budget of each `-fixed` twin and `coherent` run, in seconds (0: skip them).
+    #[arg(long, default_value_t = 60)]
+    fixed_seconds: u64,
+    /// Fuzzing processes for the `-fixed` twin and `coherent` runs.
+    #[arg(long, default_value_t = 2)]
+    fixed_jobs: u32,
+    /// The seed of the first trial; trial i uses first-seed + i.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Skip the random baseline.
+    #[arg(long)]
+    no_random: bool,
+    /// Print one JSON object with every trial, the summary and the fixed-twin runs.
+    #[arg(long)]
+    json: bool,
+    /// Further libFuzzer flags for every campaign, after `--`.
+    #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
+    libfuzzer: Vec<String>,
+}
+
+/// One trial.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Trial {
+    /// The preset.
+    pub preset: String,
+    /// `guided` (libFuzzer) or `random`.
+    pub mode: &'static str,
+    /// The seed.
+    pub seed: u64,
+    /// Whether a historical race (one the `-fixed` twin does not have) was found within the cap.
+    pub found: bool,
+    /// A violation that stopped the trial but also happens on the `-fixed` twin: a false
+    /// positive of the model.
+    pub false_positive: Option<String>,
+    /// Seconds to the first race (or the whole trial's seconds if none).
+    pub seconds: f64,
+    /// Executions to the first race (or in all if none).
+    pub execs: u64,
+    /// Executions per second over the trial.
+    pub execs_per_second: f64,
+    /// The race's signature.
+    pub signature: Option<String>,
+    /// Ops of the input that found it.
+    pub input_ops: Option<usize>,
+    /// Ops after minimization.
+    pub minimized_ops: Option<usize>,
+}
+
+/// The median of values where `None` (not found) is larger than everything.
+fn median(v: &[Option<f64>]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s: Vec<f64> = v.iter().map(|x| x.unwrap_or(f64::INFINITY)).collect();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    let m = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    m.is_finite().then_some(m)
+}
+
+fn max(v: &[Option<f64>]) -> Option<f64> {
+    v.iter()
+        .try_fold(0f64, |m, x| x.map(|x| m.max(x)))
+        .filter(|_| !v.is_empty())
+}
+
+/// A summary of a preset's trials in one mode.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    /// The preset.
+    pub preset: String,
+    /// `guided` or `random`.
+    pub mode: &'static str,
+    /// Trials that found a race.
+    pub found: usize,
+    /// Trials stopped by a false positive (a violation the `-fixed` twin has too).
+    pub false_positives: usize,
+    /// Trials.
+    pub trials: usize,
+    /// Median seconds to the first race (`None`: more than the cap).
+    pub median_seconds: Option<f64>,
+    /// Maximum seconds (`None`: some trial found nothing).
+    pub max_seconds: Option<f64>,
+    /// Median executions to the first race.
+    pub median_execs: Option<f64>,
+    /// Maximum executions.
+    pub max_execs: Option<f64>,
+    /// Median executions per second over the trials that lasted at least a second.
+    pub median_execs_per_second: Option<f64>,
+    /// Largest minimized race, in ops.
+    pub max_minimized_ops: Option<usize>,
+    /// Ops of the hand-written reproducer `crashes/<preset>.trace`, if there is one.
+    pub hand_written_ops: Option<usize>,
+}
+
+fn summarize(preset: &str, mode: &'static str, t: &[&Trial], hand: Option<usize>) -> Summary {
+    let secs: Vec<Option<f64>> = t.iter().map(|t| t.found.then_some(t.seconds)).collect();
+    let execs: Vec<Option<f64>> = t
+        .iter()
+        .map(|t| t.found.then_some(t.execs as f64))
+        .collect();
+    // Rates of trials shorter than a second mostly measure libFuzzer's start-up.
+    let rates: Vec<Option<f64>> = t
+        .iter()
+        .filter(|t| t.seconds >= 1.0)
+        .map(|t| Some(t.execs_per_second))
+        .collect();
+    Summary {
+        preset: preset.into(),
+        mode,
+        found: t.iter().filter(|t| t.found).count(),
+        false_positives: t.iter().filter(|t| t.false_positive.is_some()).count(),
+        trials: t.len(),
+        median_seconds: median(&secs),
+        max_seconds: max(&secs),
+        median_execs: median(&execs),
+        max_execs: max(&execs),
+        median_execs_per_second: median(&rates),
+        max_minimized_ops: t.iter().filter_map(|t| t.minimized_ops).max(),
+        hand_written_ops: hand,
+    }
+}
+
+fn hand_written_ops(root: &Path, preset: &str) -> Option<usize> {
+    let text =
+        std::fs::read_to_string(root.join("crashes").join(format!("{preset}.trace"))).ok()?;
+    Some(Trace::parse(&text).ok()?.ops.len())
+}
+
+fn guided_trial(
+    root: &Path,
+    bin: &Path,
+    preset: &str,
+    seed: u64,
+    seconds: u64,
+    show: Show,
+    extra: &[String],
+) -> anyhow::Result<Trial> {
+    let c = Campaign {
+        preset: preset.into(),
+        seconds,
+        jobs: 1,
+        seed,
+        show,
+        work: None,
+        found_before: 0,
+        extra: extra.to_vec(),
+    };
+    let o = hunt::run_campaign(root, bin, &c)?;
+    let f = o.found.as_ref();
+    Ok(Trial {
+        preset: preset.into(),
+        mode: "guided",
+        seed,
+        found: f.is_some_and(|f| f.is_historical()),
+        false_positive: f
+            .filter(|f| !f.is_historical())
+            .map(|f| f.minimized.signature.clone()),
+        seconds: f.map_or(o.seconds, |f| f.seconds),
+        execs: f.map_or(o.execs, |f| f.execs),
+        execs_per_second: o.execs_per_second(),
+        signature: f.map(|f| f.minimized.signature.clone()),
+        input_ops: f.map(|f| f.loaded.ops.len()),
+        minimized_ops: f.map(|f| f.minimized.ops.len()),
+    })
+}
+
+fn random_trial(preset: &str, seed: u64, seconds: u64) -> Trial {
+    let p = preset::by_name(preset).expect("checked preset");
+    let cap = Duration::from_secs(seconds);
+    let start = hunt::now();
+    let (execs, hit) = random_search(&p, seed, |_| start.elapsed() < cap);
+    let elapsed = start.elapsed().as_secs_f64();
+    let m = hit.as_ref().and_then(|h| minimize::minimize(&p, &h.ops));
+    let historical = m
+        .as_ref()
+        .is_some_and(|m| matches!(hunt::on_fixed_twin(preset, &m.ops), Some(None)));
+    Trial {
+        preset: preset.into(),
+        mode: "random",
+        seed,
+        found: historical,
+        false_positive: m
+            .as_ref()
+            .filter(|_| !historical)
+            .map(|m| m.signature.clone()),
+        seconds: elapsed,
+        execs,
+        execs_per_second: if elapsed > 0.0 {
+            execs as f64 / elapsed
+        } else {
+            0.0
+        },
+        signature: hit.as_ref().map(|h| h.signature.clone()),
+        input_ops: hit.as_ref().map(|h| h.ops.len()),
+        minimized_ops: m.map(|m| m.ops.len()),
+    }
+}
+
+fn fmt_opt(v: Option<f64>, cap: &str, digits: usize) -> String {
+    match v {
+        Some(x) => format!("{x:.digits$}"),
+        None => format!(">{cap}"),
+    }
+}
+
+/// A fixed twin's or coherent's run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FixedRun {
+    /// The preset.
+    pub preset: String,
+    /// Executions.
+    pub execs: u64,
+    /// Seconds.
+    pub seconds: f64,
+    /// Processes.
+    pub jobs: u32,
+    /// What was found (a false positive of the model).
+    pub signature: Option<String>,
+    /// The minimized trace, as text.
+    pub trace: Option<String>,
+}
 
 /// Runs `bench`.
-pub fn run(_a: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("`flushfuzz bench` is not built yet")
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let presets: Vec<String> = if a.presets.is_empty() {
+        RACE_PRESETS.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.presets.clone()
+    };
+    hunt::check_presets(&presets)?;
+    if a.trials == 0 || a.seconds == 0 {
+        anyhow::bail!("--trials and --seconds must be at least 1");
+    }
+    if a.fixed_jobs == 0 {
+        anyhow::bail!("--fixed-jobs must be at least 1");
+    }
+    let root = hunt::project_root()?;
+    let bin = hunt::build_target(&root, a.json)?;
+    let show = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Show::Bar
+    } else {
+        Show::Quiet
+    };
+    let say = |s: String| {
+        if !a.json {
+            eprintln!("{s}");
+        }
+    };
+    let mut trials: Vec<Trial> = Vec::new();
+    for p in &presets {
+        for i in 0..a.trials {
+            let seed = a.first_seed + i as u64;
+            let t = guided_trial(&root, &bin, p, seed, a.seconds, show, &a.libfuzzer)?;
+            say(trial_line(&t, i, a.trials));
+            trials.push(t);
+        }
+        if !a.no_random {
+            for i in 0..a.trials {
+                let seed = a.first_seed + i as u64;
+                let t = random_trial(p, seed, a.seconds);
+                say(trial_line(&t, i, a.trials));
+                trials.push(t);
+            }
+        }
+    }
+    let mut summaries = Vec::new();
+    for p in &presets {
+        let hand = hand_written_ops(&root, p);
+        for mode in ["guided", "random"] {
+            let t: Vec<&Trial> = trials
+                .iter()
+                .filter(|t| t.preset == *p && t.mode == mode)
+                .collect();
+            if !t.is_empty() {
+                summaries.push(summarize(p, mode, &t, hand));
+            }
+        }
+    }
+
+    let mut fixed_runs = Vec::new();
+    if a.fixed_seconds > 0 {
+        let mut names: Vec<String> = presets
+            .iter()
+            .map(|p| format!("{p}-fixed"))
+            .filter(|n| preset::by_name(n).is_some())
+            .collect();
+        names.push("coherent".into());
+        for n in names {
+            let c = Campaign {
+                preset: n.clone(),
+                seconds: a.fixed_seconds,
+                jobs: a.fixed_jobs,
+                seed: a.first_seed,
+                show,
+                work: None,
+                found_before: 0,
+                extra: a.libfuzzer.clone(),
+            };
+            let o = hunt::run_campaign(&root, &bin, &c)?;
+            let f = o.found.as_ref();
+            let r = FixedRun {
+                preset: n,
+                execs: o.execs,
+                seconds: o.seconds,
+                jobs: a.fixed_jobs,
+                signature: f.map(|f| f.minimized.signature.clone()),
+                trace: f.map(|f| {
+                    Trace::new(
+                        &f.loaded.preset,
+                        &f.minimized.ops,
+                        Some(f.minimized.signature.clone()),
+                    )
+                    .to_text(&[format!(
+                        "found by `flushfuzz bench` (seed {}, {} jobs)",
+                        a.first_seed, a.fixed_jobs
+                    )])
+                }),
+            };
+            say(match &r.signature {
+                None => format!(
+                    "{}: 0 found in {} execs ({:.0} s, {} jobs)",
+                    r.preset, r.execs, r.seconds, r.jobs
+                ),
+                Some(s) => format!("{}: FOUND {s}", r.preset),
+            });
+            fixed_runs.push(r);
+        }
+    }
+    let false_positive = fixed_runs.iter().any(|r| r.signature.is_some());
+
+    if a.json {
+        let v = serde_json::json!({
+            "trials_per_preset": a.trials,
+            "seconds_cap": a.seconds,
+            "trials": trials,
+            "summary": summaries,
+            "fixed": fixed_runs,
+            "targets": targets(&summaries, &fixed_runs, a.seconds),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(u8::from(false_positive));
+    }
+    print_table(&summaries, a.seconds);
+    println!(
+        "(found: trials that found a historical race, one the -fixed twin does not have; fp: trials \
+         stopped first by a violation the -fixed twin has too; medians count a miss as longer than \
+         the {} s cap; execs/s: median over trials of at least 1 s; ops: the longest minimized race \
+         vs crashes/<preset>.trace)",
+        a.seconds
+    );
+    if !fixed_runs.is_empty() {
+        println!();
+        println!("-fixed twins and coherent (nothing may be found):");
+        for r in &fixed_runs {
+            match (&r.signature, &r.trace) {
+                (Some(s), Some(t)) => {
+                    println!(
+                        "  {}: FOUND {s} after {} execs; minimized trace:",
+                        r.preset, r.execs
+                    );
+                    for l in t.lines() {
+                        println!("    {l}");
+                    }
+                }
+                _ => println!(
+                    "  {}: 0 found in {} execs ({:.0} s, {} jobs, {:.0} execs/s)",
+                    r.preset,
+                    r.execs,
+                    r.seconds,
+                    r.jobs,
+                    r.execs as f64 / r.seconds.max(1e-9)
+                ),
+            }
+        }
+    }
+    println!();
+    println!("targets:");
+    for (name, ok, detail) in targets(&summaries, &fixed_runs, a.seconds) {
+        println!(
+            "  [{}] {name}: {detail}",
+            match ok {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "n/a",
+            }
+        );
+    }
+    Ok(u8::from(false_positive))
+}
+
+fn trial_line(t: &Trial, i: u32, n: u32) -> String {
+    let head = format!(
+        "{} {} trial {}/{} (seed {})",
+        t.preset,
+        t.mode,
+        i + 1,
+        n,
+        t.seed
+    );
+    let ops = format!(
+        "{} -> {} ops",
+        t.input_ops.unwrap_or(0),
+        t.minimized_ops.map_or("?".into(), |m| m.to_string())
+    );
+    match (&t.signature, &t.false_positive) {
+        (_, Some(fp)) => format!(
+            "{head}: stopped by a violation the -fixed twin has too (a false positive) after {:.2} s, {} execs ({:.0}/s); {ops}: {fp}",
+            t.seconds, t.execs, t.execs_per_second
+        ),
+        (Some(s), None) => format!(
+            "{head}: found after {:.2} s, {} execs ({:.0}/s); {ops}: {s}",
+            t.seconds, t.execs, t.execs_per_second
+        ),
+        (None, None) => format!(
+            "{head}: nothing in {:.1} s, {} execs ({:.0}/s)",
+            t.seconds, t.execs, t.execs_per_second
+        ),
+    }
+}
+
+fn print_table(s: &[Summary], cap: u64) {
+    let cap_s = cap.to_string();
+    println!(
+        "{:<18} {:<7} {:>6} {:>4} {:>9} {:>9} {:>12} {:>12} {:>9} {:>10}",
+        "preset",
+        "mode",
+        "found",
+        "fp",
+        "median s",
+        "max s",
+        "median execs",
+        "max execs",
+        "execs/s",
+        "ops (hand)"
+    );
+    for r in s {
+        println!(
+            "{:<18} {:<7} {:>6} {:>4} {:>9} {:>9} {:>12} {:>12} {:>9} {:>10}",
+            r.preset,
+            r.mode,
+            format!("{}/{}", r.found, r.trials),
+            r.false_positives,
+            fmt_opt(r.median_seconds, &cap_s, 2),
+            fmt_opt(r.max_seconds, &cap_s, 2),
+            fmt_opt(r.median_execs, "cap", 0),
+            fmt_opt(r.max_execs, "cap", 0),
+            r.median_execs_per_second
+                .map_or("-".into(), |x| format!("{x:.0}")),
+            format!(
+                "{} ({})",
+                r.max_minimized_ops.map_or("-".into(), |m| m.to_string()),
+                r.hand_written_ops.map_or("-".into(), |m| m.to_string())
+            ),
+        );
+    }
+}
+
+/// The issue's targets: (name, met (None: not measured), detail).
+fn targets(s: &[Summary], fixed: &[FixedRun], cap: u64) -> Vec<(String, Option<bool>, String)> {
+    let guided: Vec<&Summary> = s.iter().filter(|r| r.mode == "guided").collect();
+    let random = |p: &str| s.iter().find(|r| r.mode == "random" && r.preset == p);
+    let mut out = Vec::new();
+    let list =
+        |f: &dyn Fn(&Summary) -> String| guided.iter().map(|r| f(r)).collect::<Vec<_>>().join(", ");
+    out.push((
+        "each race found in every trial".to_string(),
+        Some(guided.iter().all(|r| r.found == r.trials)),
+        list(&|r| format!("{} {}/{}", r.preset, r.found, r.trials)),
+    ));
+    out.push((
+        "median time to first race <= 10 s on one core".to_string(),
+        Some(
+            guided
+                .iter()
+                .all(|r| r.median_seconds.is_some_and(|m| m <= 10.0)),
+        ),
+        list(&|r| {
+            format!(
+                "{} {} s",
+                r.preset,
+                fmt_opt(r.median_seconds, &cap.to_string(), 2)
+            )
+        }),
+    ));
+    out.push((
+        ">= 100k execs/s per core".to_string(),
+        if guided.iter().all(|r| r.median_execs_per_second.is_none()) {
+            None
+        } else {
+            Some(
+                guided
+                    .iter()
+                    .filter_map(|r| r.median_execs_per_second)
+                    .all(|x| x >= 100_000.0),
+            )
+        },
+        list(&|r| {
+            format!(
+                "{} {}",
+                r.preset,
+                r.median_execs_per_second
+                    .map_or("- (no trial lasted 1 s)".into(), |x| format!("{x:.0}"))
+            )
+        }),
+    ));
+    out.push((
+        "minimized races no longer than the hand-written reproducers".to_string(),
+        if guided.iter().any(|r| r.hand_written_ops.is_none()) {
+            None
+        } else {
+            Some(guided.iter().all(|r| {
+                r.max_minimized_ops
+                    .is_some_and(|m| Some(m) <= r.hand_written_ops)
+            }))
+        },
+        list(&|r| {
+            format!(
+                "{} {} vs {}",
+                r.preset,
+                r.max_minimized_ops.map_or("-".into(), |m| m.to_string()),
+                r.hand_written_ops.map_or("-".into(), |m| m.to_string())
+            )
+        }),
+    ));
+    out.push((
+        "-fixed twins and coherent find nothing".to_string(),
+        (!fixed.is_empty()).then(|| fixed.iter().all(|r| r.signature.is_none())),
+        fixed
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} in {} execs",
+                    r.preset,
+                    if r.signature.is_some() { "FOUND" } else { "0" },
+                    r.execs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    // The hardest race: the largest guided median (a race never found is hardest).
+    let hardest = guided.iter().max_by(|a, b| {
+        a.median_seconds
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&b.median_seconds.unwrap_or(f64::INFINITY))
+    });
+    let (ok, detail) = match hardest.map(|h| (h, random(&h.preset))) {
+        Some((h, Some(r))) => match (h.median_seconds, r.median_seconds) {
+            (Some(g), Some(rs)) => (
+                Some(rs >= 10.0 * g),
+                format!(
+                    "{}: guided median {g:.2} s, random median {rs:.2} s ({:.1}x)",
+                    h.preset,
+                    rs / g.max(1e-9)
+                ),
+            ),
+            (Some(g), None) => (
+                if cap as f64 >= 10.0 * g {
+                    Some(true)
+                } else {
+                    None
+                },
+                format!(
+                    "{}: guided median {g:.2} s, random median > {cap} s (at least {:.1}x)",
+                    h.preset,
+                    cap as f64 / g.max(1e-9)
+                ),
+            ),
+            (None, _) => (
+                Some(false),
+                format!("{}: the guided median exceeds the {cap} s cap", h.preset),
+            ),
+        },
+        _ => (None, "random baseline not run".into()),
+    };
+    out.push((
+        "guided >= 10x faster than random on the hardest race".to_string(),
+        ok,
+        detail,
+    ));
+    out
 }

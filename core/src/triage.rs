@@ -1,0 +1,805 @@
+//! Crash triage: sorting a pile of crashing inputs into race families, one minimized trace each.
+//!
+//! A *family* names the mechanism of a race, not the preset it was found on. It is computed from
+//! what a [`Violation`] says about the race (its kind, the kernel path that read, the alias kinds
+//! read and written through, the path that wrote, and whether the newest value still exists) by
+//! the first matching row of [`FAMILIES`]; when no row matches, a generic name is built from the
+//! kind and the two alias kinds, so that unknown mechanisms still group.
+//!
+//! [`triage`] loads every input (raw libFuzzer bytes or trace files) and replays it inside
+//! [`catch_unwind`](std::panic::catch_unwind), so that a panic of the model (a flushfuzz bug) is
+//! told apart from a violation (a finding). Findings are grouped by family (one mechanism may
+//! show under several signatures, which each group counts), and the smallest input of each group
+//! is minimized. [`Triage::save`] recognises the families already in the output folder by
+//! replaying its traces, and writes the others through a writer the caller provides (the CLI
+//! passes its never-overwriting `write_new`). This module knows nothing of terminals or argument
+//! parsing, and it never modifies an input.
+
+use crate::harness::{self, LoadError, Loaded};
+use crate::minimize;
+use crate::op::Op;
+use crate::oracle::{Kind, Violation};
+use crate::preset::Preset;
+use crate::run::{run, RunOptions};
+use crate::trace::Trace;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+// ---- families ----------------------------------------------------------------------------
+
+/// The alias kinds of kernel mappings (everything but the user's own addresses).
+const KERNEL_ALIASES: &[&str] = &["linear", "pkmap", "fixmap", "vmap", "colour-window"];
+
+/// What a family requires of the newest value of the byte when the violation is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Newest {
+    /// Either way.
+    Any,
+    /// It still exists somewhere (memory or a line): the read missed it.
+    Survives,
+    /// It is nowhere any more: it was discarded or overwritten.
+    Lost,
+}
+
+/// One row of the family table: a mechanism and the facts that identify it. An empty list
+/// matches anything.
+#[derive(Clone, Copy, Debug)]
+pub struct FamilyRule {
+    /// The family's name (also the file name of its trace).
+    pub name: &'static str,
+    /// Violation kinds.
+    pub kinds: &'static [Kind],
+    /// Kernel paths (or `user load`, `end-of-run audit`, `device`, ...) that read.
+    pub read_paths: &'static [&'static str],
+    /// Alias kinds read through (`unmapped` for the audit of a value that is nowhere any more).
+    pub read_via: &'static [&'static str],
+    /// Alias kinds the last write went through (`device` for the device).
+    pub write_via: &'static [&'static str],
+    /// Kernel paths (or `user store`, ...) that made the last write.
+    pub write_paths: &'static [&'static str],
+    /// Whether the newest value must still exist.
+    pub newest: Newest,
+    /// The mechanism, in one sentence.
+    pub mechanism: &'static str,
+}
+
+const STALE_READS: &[Kind] = &[
+    Kind::StaleLoad,
+    Kind::StaleFetch,
+    Kind::StaleDeviceRead,
+    Kind::LostWrite,
+];
+
+/// The race families flushfuzz knows, most specific first: the first row that matches a
+/// violation names its family.
+pub const FAMILIES: &[FamilyRule] = &[
+    FamilyRule {
+        name: "kmap-slot-recycled-during-maintenance",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &[],
+        write_via: &["pkmap"],
+        write_paths: &[],
+        newest: Newest::Lost,
+        mechanism: "cache maintenance through an unpinned page_address of a recycled pkmap slot \
+                    discards a dirty line written through the slot's new mapping; whoever reads \
+                    the byte next (the audit, a load, a fetch, the device) sees the old value \
+                    (mail 003)",
+    },
+    FamilyRule {
+        name: "cow-copy-through-incongruent-alias",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &["copy_user_highpage"],
+        read_via: KERNEL_ALIASES,
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Survives,
+        mechanism: "the copy-on-write copy reads the old page through a kernel alias whose \
+                    colour differs from the alias holding newer dirty data (mail 004)",
+    },
+    FamilyRule {
+        name: "vmap-read-after-kmap-write",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &[],
+        read_via: &["vmap"],
+        write_via: &["linear", "pkmap", "fixmap"],
+        write_paths: &[],
+        newest: Newest::Survives,
+        mechanism: "the kernel reads through a vm_map_ram/vmap alias data it wrote through kmap \
+                    or the linear map, whose dirty lines that read misses (mail 000)",
+    },
+    FamilyRule {
+        name: "kernel-read-misses-dirty-user-alias",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &[],
+        read_via: KERNEL_ALIASES,
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::Survives,
+        mechanism: "the kernel reads a user page through its own alias while the data the user \
+                    wrote sits dirty at the user alias (GUP without flush_anon_page, mail 001)",
+    },
+    FamilyRule {
+        name: "icache-fill-before-sync",
+        kinds: &[Kind::StaleFetch],
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &["readpage", "clear_user_highpage", "copy_user_highpage"],
+        newest: Newest::Survives,
+        mechanism: "a freshly filled page is made executable before its D-cache write-back and \
+                    I-cache sync, and an I-cache fills from the old memory (mail 002)",
+    },
+    FamilyRule {
+        name: "device-read-behind-dirty-line",
+        kinds: &[Kind::StaleDeviceRead],
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Survives,
+        mechanism: "the device reads memory while the newest data is still in a dirty CPU line \
+                    that nobody wrote back before the transfer",
+    },
+    FamilyRule {
+        name: "user-alias-stale-after-kernel-write",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: KERNEL_ALIASES,
+        write_paths: &[],
+        newest: Newest::Any,
+        mechanism: "the kernel writes a user page through its own alias while an older line of \
+                    the user alias survives: the user reads it, or its write-back buries the write",
+    },
+    FamilyRule {
+        name: "user-alias-stale-after-device-write",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &["device"],
+        write_paths: &[],
+        newest: Newest::Any,
+        mechanism: "the device writes a user page while an older line of the user alias \
+                    survives: the user reads it, or its write-back buries the device's data",
+    },
+    FamilyRule {
+        name: "cpu-access-to-device-owned-buffer",
+        kinds: &[Kind::Misuse],
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Any,
+        mechanism: "a kernel path touches a buffer while it is mapped for streaming DMA",
+    },
+];
+
+/// The facts of a violation that decide its family: what its signature records, and whether
+/// the newest value still exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts<'a> {
+    /// What went wrong.
+    pub kind: Kind,
+    /// The path that read.
+    pub read_path: &'a str,
+    /// The alias kind read through.
+    pub read_via: &'a str,
+    /// The path of the last write.
+    pub write_path: &'a str,
+    /// The alias kind of the last write (`device` for the device).
+    pub write_via: &'a str,
+    /// Whether the newest value is nowhere any more.
+    pub lost: bool,
+}
+
+impl Facts<'static> {
+    /// The facts of a violation.
+    pub fn of(v: &Violation) -> Facts<'static> {
+        Facts {
+            kind: v.kind,
+            read_path: v.context,
+            read_via: v.alias.name(),
+            write_path: v.write_context,
+            write_via: v.write.alias.map_or("device", |a| a.name()),
+            lost: !v.newest_survives,
+        }
+    }
+}
+
+impl Facts<'_> {
+    /// The first row of [`FAMILIES`] these facts match.
+    pub fn rule(&self) -> Option<&'static FamilyRule> {
+        let any = |set: &[&str], x: &str| set.is_empty() || set.contains(&x);
+        FAMILIES.iter().find(|r| {
+            r.kinds.contains(&self.kind)
+                && any(r.read_paths, self.read_path)
+                && any(r.read_via, self.read_via)
+                && any(r.write_via, self.write_via)
+                && any(r.write_paths, self.write_path)
+                && match r.newest {
+                    Newest::Any => true,
+                    Newest::Survives => !self.lost,
+                    Newest::Lost => self.lost,
+                }
+        })
+    }
+
+    /// The family: the matching row's name, else `<kind>-<read alias>-after-<write alias>-write`
+    /// (for example `stale-load-linear-after-user-write`).
+    pub fn family(&self) -> String {
+        match self.rule() {
+            Some(r) => r.name.to_string(),
+            None => format!(
+                "{}-{}-after-{}-write",
+                self.kind.name(),
+                file_safe(self.read_via),
+                file_safe(self.write_via)
+            ),
+        }
+    }
+}
+
+/// Alias names are lower-case words and hyphens; anything else becomes a hyphen, so that a
+/// family is always a safe file name.
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// The race family of a violation: the mechanism, whatever the preset.
+pub fn family(v: &Violation) -> String {
+    Facts::of(v).family()
+}
+
+// ---- panics --------------------------------------------------------------------------------
+
+thread_local! {
+    /// Whether panics on this thread are being caught by [`catch_quietly`].
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// The message of the last panic caught quietly on this thread.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, turning a panic into its message (`panicked at FILE:LINE:COL: MESSAGE`) without
+/// printing it. Only panics on the calling thread are silenced: the process-wide panic hook
+/// is wrapped once and passes every other panic to the hook that was there before.
+pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if QUIET.get() {
+                let p = info.payload();
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(a non-string payload)");
+                let text = match info.location() {
+                    Some(l) => format!(
+                        "panicked at {}:{}:{}: {msg}",
+                        l.file(),
+                        l.line(),
+                        l.column()
+                    ),
+                    None => format!("panicked: {msg}"),
+                };
+                LAST_PANIC.set(Some(text));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.replace(true);
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    QUIET.set(was);
+    r.map_err(|_| LAST_PANIC.take().unwrap_or_else(|| "panicked".to_string()))
+}
+
+// ---- inputs --------------------------------------------------------------------------------
+
+/// The most ops an input may have. libFuzzer inputs (4096 bytes at most by default) decode to
+/// far fewer; a longer input would make each run, and above all its minimization (up to
+/// [`minimize::MAX_RUNS`] runs), slow enough to stall triage.
+pub const MAX_OPS: usize = 10_000;
+
+/// The longest error message kept for one input: errors quote the input, which may be hostile.
+const MAX_ERROR: usize = 240;
+
+/// The most input files a written trace lists by name.
+const MAX_LISTED: usize = 20;
+
+/// An input that could not be triaged, and why (one line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// What went wrong.
+    pub error: String,
+}
+
+impl Problem {
+    fn new(file: &Path, error: impl std::fmt::Display) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            error: one_line(&error.to_string()),
+        }
+    }
+}
+
+/// `s` on one short line: control characters escaped, cut after about [`MAX_ERROR`] bytes.
+fn one_line(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() >= MAX_ERROR {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn skipped(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') || name.ends_with(".tmp")
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => return problems.push(Problem::new(dir, e)),
+    };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if skipped(&e.file_name()) {
+            continue;
+        }
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&path, files, problems),
+            Ok(t) if t.is_file() => files.push(path),
+            // A link to a file is an input; links to folders are not followed (no cycles).
+            Ok(t) if t.is_symlink() => {
+                if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                    files.push(path);
+                }
+            }
+            // FIFOs, sockets and devices could block a read forever.
+            Ok(_) => {}
+            Err(e) => problems.push(Problem::new(&path, e)),
+        }
+    }
+}
+
+/// The input files under `paths`: files as given, folders recursively (in name order), skipping
+/// hidden names, `*.tmp` files, links to folders and anything that is not a regular file.
+pub fn collect_inputs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Problem>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut files, &mut problems),
+            Ok(m) if m.is_file() => files.push(p.clone()),
+            Ok(_) => problems.push(Problem::new(p, "not a regular file or a folder")),
+            Err(e) => problems.push(Problem::new(p, e)),
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    (files, problems)
+}
+
+/// What one input turned out to be.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// It could not be loaded (I/O, trace syntax, too large): the error, on one line.
+    Unreadable(String),
+    /// The model panicked on it (a flushfuzz bug): the panic message.
+    ToolError(String),
+    /// It runs without a violation.
+    NoViolation,
+    /// It reproduces a violation.
+    Finding(Finding),
+}
+
+/// A violation found by an input.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// The race family.
+    pub family: String,
+    /// The violation's signature.
+    pub signature: String,
+    /// The preset it ran on.
+    pub preset: Preset,
+    /// The ops (canonical).
+    pub ops: Vec<Op>,
+    /// The ops that ran up to the violation: the input's size for choosing a representative.
+    pub size: usize,
+}
+
+/// Loads an input; `preset` decodes raw inputs on that preset (for inputs found under
+/// `FLUSHFUZZ_PRESET`) and leaves trace files on their own.
+fn load(path: &Path, preset: Option<&str>) -> Result<Loaded, LoadError> {
+    let loaded = harness::load_file(path, None)?;
+    match preset {
+        Some(p) if !loaded.is_trace => harness::load_file(path, Some(p)),
+        _ => Ok(loaded),
+    }
+}
+
+/// Loads and runs one input (without the event log), telling unreadable inputs, model panics,
+/// clean runs and findings apart.
+pub fn examine(path: &Path, preset: Option<&str>) -> Outcome {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() == 0 => return Outcome::Unreadable("empty file".into()),
+        Ok(_) => {}
+        Err(e) => return Outcome::Unreadable(one_line(&e.to_string())),
+    }
+    let loaded = match catch_quietly(|| load(path, preset)) {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => return Outcome::Unreadable(one_line(&e.to_string())),
+        Err(panic) => return Outcome::ToolError(one_line(&format!("while loading: {panic}"))),
+    };
+    if loaded.ops.len() > MAX_OPS {
+        return Outcome::Unreadable(format!(
+            "{} ops is more than triage takes ({MAX_OPS} at most)",
+            loaded.ops.len()
+        ));
+    }
+    match catch_quietly(|| run(&loaded.preset, &loaded.ops, RunOptions::default())) {
+        Err(panic) => Outcome::ToolError(one_line(&panic)),
+        Ok(r) => match r.violation {
+            None => Outcome::NoViolation,
+            Some(v) => Outcome::Finding(Finding {
+                family: family(&v),
+                signature: v.signature(),
+                preset: loaded.preset,
+                ops: loaded.ops,
+                size: r.ops_applied,
+            }),
+        },
+    }
+}
+
+// ---- known traces ----------------------------------------------------------------------------
+
+/// A trace already in the output folder, and the race it reproduces today.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    /// The file.
+    pub path: PathBuf,
+    /// Its race family.
+    pub family: String,
+    /// Its violation's signature.
+    pub signature: String,
+    /// Its ops.
+    pub ops: usize,
+}
+
+/// The traces in `dir` (not recursive, `*.trace`, not hidden) that reproduce a violation,
+/// replayed to learn their family. A missing folder has none; traces that do not load or
+/// reproduce nothing are ignored (they only keep their names from being reused).
+pub fn known_traces(dir: &Path) -> std::io::Result<Vec<Known>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !skipped(&e.file_name()) && e.file_type().is_ok_and(|t| !t.is_dir()))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "trace"))
+        .collect();
+    paths.sort();
+    Ok(paths
+        .into_iter()
+        .filter_map(|path| match examine(&path, None) {
+            Outcome::Finding(f) => Some(Known {
+                path,
+                family: f.family,
+                signature: f.signature,
+                ops: f.ops.len(),
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+// ---- triage --------------------------------------------------------------------------------
+
+/// One race family, with its minimized representative.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The race family.
+    pub family: String,
+    /// The signature of the representative (and of the minimized trace).
+    pub signature: String,
+    /// Every signature seen in the group, with how many inputs gave it (most first).
+    pub signatures: Vec<(String, usize)>,
+    /// The inputs of the group, in triage order.
+    pub files: Vec<PathBuf>,
+    /// The input minimized for the group: the one with the fewest ops up to its violation.
+    pub representative: PathBuf,
+    /// The representative's preset.
+    pub preset: Preset,
+    /// The representative's op count before minimization.
+    pub ops_before: usize,
+    /// The minimized ops.
+    pub minimized: Vec<Op>,
+    /// The trace file that holds this family: one already in the output folder, or the one
+    /// [`Triage::save`] wrote. `None` until saved.
+    pub trace: Option<PathBuf>,
+    /// Whether `trace` was there before this triage.
+    pub existing: bool,
+}
+
+impl Group {
+    /// The text of the group's trace, with comments naming what it represents.
+    pub fn trace_text(&self) -> String {
+        let mut comment = vec![
+            format!("Race family {} (flushfuzz triage).", self.family),
+            format!(
+                "Represents {} input(s); minimized from {} ({} ops -> {} ops).",
+                self.files.len(),
+                self.representative.display(),
+                self.ops_before,
+                self.minimized.len()
+            ),
+        ];
+        if self.signatures.len() > 1 {
+            comment.push("Signatures:".into());
+            for (s, n) in &self.signatures {
+                comment.push(format!("  {n} x {s}"));
+            }
+        }
+        comment.push("Inputs:".into());
+        for f in self.files.iter().take(MAX_LISTED) {
+            comment.push(format!("  {}", f.display()));
+        }
+        if self.files.len() > MAX_LISTED {
+            comment.push(format!("  ... and {} more", self.files.len() - MAX_LISTED));
+        }
+        Trace::new(&self.preset, &self.minimized, Some(self.signature.clone())).to_text(&comment)
+    }
+}
+
+/// The outcome of a triage.
+#[derive(Clone, Debug, Default)]
+pub struct Triage {
+    /// Input files examined.
+    pub inputs: usize,
+    /// Inputs that run without a violation.
+    pub no_violation: usize,
+    /// Findings, by family (sorted by name).
+    pub groups: Vec<Group>,
+    /// Inputs that could not be loaded.
+    pub unreadable: Vec<Problem>,
+    /// Inputs on which the model panicked (flushfuzz bugs to report, with the input).
+    pub tool_errors: Vec<Problem>,
+    /// Errors reading the output folder or writing traces.
+    pub write_errors: Vec<Problem>,
+}
+
+/// A group being gathered: its files, signatures and smallest finding so far.
+#[derive(Default)]
+struct Acc {
+    files: Vec<PathBuf>,
+    signatures: BTreeMap<String, usize>,
+    best: Option<(PathBuf, Finding)>,
+}
+
+/// Triages the inputs under `paths` (see [`collect_inputs`]): examines each, calling
+/// `progress(done, total)` after it, groups the findings by family and minimizes each group's
+/// smallest input. `preset` decodes raw inputs on that preset. Nothing is written; see
+/// [`Triage::save`].
+pub fn triage(
+    paths: &[PathBuf],
+    preset: Option<&str>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Triage {
+    let (files, mut unreadable) = collect_inputs(paths);
+    let mut t = Triage {
+        inputs: files.len() + unreadable.len(),
+        ..Triage::default()
+    };
+    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        match examine(f, preset) {
+            Outcome::Unreadable(e) => unreadable.push(Problem::new(f, e)),
+            Outcome::ToolError(e) => t.tool_errors.push(Problem::new(f, e)),
+            Outcome::NoViolation => t.no_violation += 1,
+            Outcome::Finding(x) => {
+                let acc = groups.entry(x.family.clone()).or_default();
+                acc.files.push(f.clone());
+                *acc.signatures.entry(x.signature.clone()).or_default() += 1;
+                if acc.best.as_ref().is_none_or(|(_, b)| x.size < b.size) {
+                    acc.best = Some((f.clone(), x));
+                }
+            }
+        }
+        progress(i + 1, files.len());
+    }
+    t.unreadable = unreadable;
+    for (family, acc) in groups {
+        let (rep, best) = acc.best.expect("a group has a finding");
+        let minimized = match catch_quietly(|| minimize::minimize(&best.preset, &best.ops)) {
+            Ok(Some(m)) if m.signature == best.signature => m.ops,
+            Ok(_) => best.ops.clone(),
+            Err(panic) => {
+                t.tool_errors
+                    .push(Problem::new(&rep, format!("while minimizing: {panic}")));
+                best.ops.clone()
+            }
+        };
+        let mut signatures: Vec<(String, usize)> = acc.signatures.into_iter().collect();
+        signatures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        t.groups.push(Group {
+            family,
+            signature: best.signature,
+            signatures,
+            files: acc.files,
+            representative: rep,
+            preset: best.preset,
+            ops_before: best.ops.len(),
+            minimized,
+            trace: None,
+            existing: false,
+        });
+    }
+    t
+}
+
+impl Triage {
+    /// Inputs that reproduce a violation.
+    pub fn findings(&self) -> usize {
+        self.groups.iter().map(|g| g.files.len()).sum()
+    }
+
+    /// Gives each group its trace in `out`: a trace already there of the same family (the one
+    /// with the same signature if there are several), else a new `<family>.trace` (or
+    /// `<family>-2.trace`, ... when the name is taken) written with `write`, which must refuse
+    /// to overwrite. Errors go to [`Triage::write_errors`]; inputs are never touched.
+    pub fn save(&mut self, out: &Path, write: &mut dyn FnMut(&Path, &str) -> Result<(), String>) {
+        let known = match known_traces(out) {
+            Ok(k) => k,
+            Err(e) => {
+                self.write_errors.push(Problem::new(out, e));
+                return;
+            }
+        };
+        for g in &mut self.groups {
+            let same: Vec<&Known> = known.iter().filter(|k| k.family == g.family).collect();
+            let found = same
+                .iter()
+                .find(|k| k.signature == g.signature)
+                .or(same.first());
+            if let Some(k) = found {
+                g.trace = Some(k.path.clone());
+                g.existing = true;
+                continue;
+            }
+            let path = (1..)
+                .map(|i| match i {
+                    1 => out.join(format!("{}.trace", g.family)),
+                    i => out.join(format!("{}-{i}.trace", g.family)),
+                })
+                .find(|p| std::fs::symlink_metadata(p).is_err())
+                .expect("a free name");
+            match write(&path, &g.trace_text()) {
+                Ok(()) => g.trace = Some(path),
+                Err(e) => self.write_errors.push(Problem::new(&path, e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(kind: Kind, read: &'static str, write: &'static str, lost: bool) -> Facts<'static> {
+        let (read_path, read_via) = read.rsplit_once('@').unwrap();
+        let (write_path, write_via) = write.rsplit_once('@').unwrap();
+        Facts {
+            kind,
+            read_path,
+            read_via,
+            write_path,
+            write_via,
+            lost,
+        }
+    }
+
+    /// Unknown mechanisms still group: by kind and the two alias kinds.
+    #[test]
+    fn unknown_mechanisms_get_a_generic_family() {
+        let f = facts(
+            Kind::StaleLoad,
+            "sys_write@fixmap",
+            "sys_read@colour-window",
+            false,
+        );
+        assert_eq!(f.family(), "stale-load-fixmap-after-colour-window-write");
+        let f = facts(
+            Kind::StaleFetch,
+            "user fetch@user",
+            "sys_write@linear",
+            false,
+        );
+        assert_eq!(f.family(), "stale-fetch-user-after-linear-write");
+        // Whatever an alias name holds, a family is a safe file name.
+        let f = facts(Kind::LostWrite, "x@../etc", "y@A b", false);
+        assert_eq!(f.family(), "lost-write----etc-after-a-b-write");
+    }
+
+    /// Whether the newest value survives tells a missed dirty line from a discarded one.
+    #[test]
+    fn a_lost_pkmap_write_is_the_recycled_slot_whatever_reads_it() {
+        for (kind, read) in [
+            (Kind::LostWrite, "end-of-run audit@unmapped"),
+            (Kind::StaleFetch, "user fetch@user"),
+            (Kind::StaleDeviceRead, "device@unmapped"),
+        ] {
+            let lost = facts(kind, read, "readpage@pkmap", true);
+            assert_eq!(lost.family(), "kmap-slot-recycled-during-maintenance");
+            let kept = facts(kind, read, "readpage@pkmap", false);
+            assert_ne!(kept.family(), "kmap-slot-recycled-during-maintenance");
+        }
+    }
+
+    #[test]
+    fn every_family_row_is_reachable() {
+        for (i, r) in FAMILIES.iter().enumerate() {
+            let pick = |set: &'static [&'static str], default: &'static str| {
+                set.first().copied().unwrap_or(default)
+            };
+            let f = Facts {
+                kind: r.kinds[0],
+                read_path: pick(r.read_paths, "some path"),
+                read_via: pick(r.read_via, "linear"),
+                write_path: pick(r.write_paths, "some path"),
+                write_via: pick(r.write_via, "user"),
+                lost: r.newest == Newest::Lost,
+            };
+            assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
+            assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+        }
+    }
+
+    #[test]
+    fn panics_become_messages_with_their_location() {
+        let e = catch_quietly(|| -> u8 { panic!("model invariant {}", 7) }).unwrap_err();
+        assert!(e.starts_with("panicked at "), "{e}");
+        assert!(
+            e.contains("triage.rs") && e.ends_with("model invariant 7"),
+            "{e}"
+        );
+        assert_eq!(catch_quietly(|| 3), Ok(3));
+    }
+
+    #[test]
+    fn errors_are_cut_to_one_short_line() {
+        let e = one_line(&format!("a\nb\u{1b}[31m{}", "x".repeat(1000)));
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+        assert!(e.starts_with("a\\nb\\u{1b}[31m"), "{e}");
+        assert!(e.ends_with('…') && e.len() < MAX_ERROR + 16, "{e}");
+        assert_eq!(one_line("short"), "short");
+    }
+}
