@@ -95,6 +95,9 @@ pub enum Rule {
     UserCodeUnsynced,
     /// A private file mapping sees a change made to the file after it was mapped: unspecified.
     PrivateMappingOfModifiedFile,
+    /// A kernel path read a user or page-cache page while I/O the user started owns it (another
+    /// system call on a buffer under direct I/O): the user raced its own I/O.
+    UserBufferUnderIo,
 }
 
 /// A logical write's provenance.
@@ -192,7 +195,7 @@ pub struct Oracle {
     write_idx: Vec<u32>,
     write_log: Vec<(WriteInfo, &'static str)>,
     live: Vec<bool>,
-    device_owned: Vec<bool>,
+    device_owned: Vec<u8>,
     page_size: u32,
     next: Stamp,
     racing_bytes: Vec<Pa>,
@@ -212,7 +215,7 @@ impl Oracle {
             write_idx: vec![0; n],
             write_log: vec![(WriteInfo::default(), "initial contents")],
             live: vec![false; frames as usize],
-            device_owned: vec![false; frames as usize],
+            device_owned: vec![0; frames as usize],
             page_size,
             next,
             racing_bytes: Vec::new(),
@@ -251,13 +254,20 @@ impl Oracle {
     }
 
     /// Marks a frame as owned by the device (streaming DMA mapping) or given back to the CPU.
-    pub fn set_device_owned(&mut self, pfn: Pfn, owned: bool) {
-        self.device_owned[pfn as usize] = owned;
+    /// `driver_buffer` says a driver mapped its own buffer: any kernel access to it meanwhile is
+    /// misuse. Otherwise the I/O is the user's (direct I/O, a page-cache fill) and kernel reads
+    /// of the page meanwhile come from the user's own racing system calls.
+    pub fn set_device_owned(&mut self, pfn: Pfn, owned: bool, driver_buffer: bool) {
+        self.device_owned[pfn as usize] = match (owned, driver_buffer) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
+        };
     }
 
     /// Whether the device owns a frame.
     pub fn device_owned(&self, pfn: Pfn) -> bool {
-        self.device_owned[pfn as usize]
+        self.device_owned[pfn as usize] != 0
     }
 
     /// Records a logical write of `v` to `pa`, with what the write means (see [`WriteFlags`]).
@@ -364,9 +374,12 @@ impl Oracle {
         if !self.live[frame] {
             return Ok(Some(Rule::FreeFrame));
         }
-        if self.device_owned[frame] && matches!(how, ReadKind::Kernel | ReadKind::KernelForPrivate)
-        {
-            return Err(Kind::Misuse);
+        if matches!(how, ReadKind::Kernel | ReadKind::KernelForPrivate) {
+            match self.device_owned[frame] {
+                2 => return Err(Kind::Misuse),
+                1 => return Ok(Some(Rule::UserBufferUnderIo)),
+                _ => {}
+            }
         }
         if observed == self.intended[i] {
             return Ok(None);

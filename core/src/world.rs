@@ -293,7 +293,8 @@ impl<A: Arch> Cx<A> {
         let t =
             st.m.translate(cpu, va, Access::Write)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
-        if st.o.device_owned((t.pa / st.m.page_size() as u64) as Pfn) {
+        let under_io = st.o.device_owned((t.pa / st.m.page_size() as u64) as Pfn);
+        if under_io {
             let obs = crate::machine::Observed {
                 value: v,
                 from: crate::event::Source::Memory,
@@ -324,6 +325,11 @@ impl<A: Arch> Cx<A> {
         {
             // Another actor wrote these bytes while this user-requested operation was in
             // flight: the operation may as well have taken effect first.
+            st.o.contest(t.pa, prev);
+        }
+        if under_io {
+            // A write to a page the device owns through the user's own I/O (a driver buffer
+            // was reported as misuse above): the device may read either value.
             st.o.contest(t.pa, prev);
         }
     }

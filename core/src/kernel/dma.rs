@@ -15,7 +15,8 @@ use crate::world::Cx;
 /// `dma_map_page` (and `dma_sync_single_for_device`): the CPU gives the page to the device.
 pub async fn dma_map_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'static str) {
     let prev = cx.enter(name, || format!("page {pfn}, {dir:?}"));
-    cx.st().o.set_device_owned(pfn, true);
+    let driver = cx.st().k.pages[pfn as usize].kind == crate::kernel::PageKind::Kernel;
+    cx.st().o.set_device_owned(pfn, true, driver);
     if !cx.st().m.config().dma_coherent {
         cx.arch().dma_map_area(cx, pfn, dir).await;
     }
@@ -28,7 +29,7 @@ pub async fn dma_unmap_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'
     if !cx.st().m.config().dma_coherent {
         cx.arch().dma_unmap_area(cx, pfn, dir).await;
     }
-    cx.st().o.set_device_owned(pfn, false);
+    cx.st().o.set_device_owned(pfn, false, false);
     cx.leave(prev);
 }
 
