@@ -671,7 +671,7 @@ impl Machine {
             let d = &self.cpus[cpu as usize].d;
             let meta = d.meta(slot);
             Observed {
-                value: d.read(slot, (t.pa - meta.pa) as u32),
+                value: d.read(slot, (va % g.line as u64) as u32),
                 from: Source::Cache {
                     cpu,
                     side: Side::D,
@@ -715,7 +715,9 @@ impl Machine {
             };
             match slot {
                 Some(slot) => {
-                    let off = (t.pa - self.cpus[cpu as usize].d.meta(slot).pa) as u32;
+                    // The offset in a line is the same in the virtual and the physical address; a VIVT
+                    // hit may be a line of another frame filled through the same address.
+                    let off = (va % g.line as u64) as u32;
                     let wb = matches!(g.policy, WritePolicy::WriteBack { .. });
                     self.cpus[cpu as usize].d.write(slot, off, v, wb);
                     if !wb {
@@ -865,7 +867,7 @@ impl Machine {
         let i = &self.cpus[cpu as usize].i;
         let meta = i.meta(slot);
         let obs = Observed {
-            value: i.read(slot, (t.pa - meta.pa) as u32),
+            value: i.read(slot, (va % gi.line as u64) as u32),
             from: Source::Cache {
                 cpu,
                 side: Side::I,
@@ -897,7 +899,7 @@ impl Machine {
                 if let Some(s) = d.lookup(key) {
                     let m = d.meta(s);
                     return Observed {
-                        value: d.read(s, (pa - m.pa) as u32),
+                        value: d.read(s, (pa % self.cfg.dcache.line as u64) as u32),
                         from: Source::Cache {
                             cpu,
                             side,
@@ -914,7 +916,7 @@ impl Machine {
                             let m = d.meta(s);
                             if m.dirty {
                                 return Observed {
-                                    value: d.read(s, (pa - m.pa) as u32),
+                                    value: d.read(s, (pa % self.cfg.dcache.line as u64) as u32),
                                     from: Source::Cache {
                                         cpu: c as CpuId,
                                         side,
@@ -938,7 +940,7 @@ impl Machine {
                 if let Some(s) = i.lookup(key) {
                     let m = i.meta(s);
                     return Observed {
-                        value: i.read(s, (pa - m.pa) as u32),
+                        value: i.read(s, (pa % self.cfg.icache.line as u64) as u32),
                         from: Source::Cache {
                             cpu,
                             side,

@@ -36,11 +36,17 @@ async fn update_cache(arch: &MipsR4k, cx: &Cx<MipsR4k>, vpn: Vpn, pte: Pte) {
     }
     if kernel_alias_maybe_dirty(arch, cx, pte.pfn) {
         let (k, how) = kmap::kmap_atomic(cx, pte.pfn).await;
-        if pte.exec || pages_do_alias(cx, k, vpn * page) {
+        let flush = pte.exec || pages_do_alias(cx, k, vpn * page);
+        if flush {
             flush_data_cache_page(cx, k);
         }
         kmap::kunmap_atomic(cx, k, how).await;
-        set_kernel_alias_clean(arch, cx, pte.pfn, true);
+        // Mainline clears PG_dcache_dirty here even when it did not flush (a congruent,
+        // non-executable mapping), so a later executable mapping of the page is not flushed and
+        // the I-cache can fetch stale memory. This model keeps the flag until a flush happens.
+        if flush {
+            set_kernel_alias_clean(arch, cx, pte.pfn, true);
+        }
     }
     if pte.exec {
         cx.icache_all(Scope::AllCpus);
@@ -98,6 +104,15 @@ impl Arch for MipsR4k {
         let (k, how) = kmap::kmap_atomic(cx, pfn).await;
         flush_data_cache_page(cx, k);
         kmap::kunmap_atomic(cx, k, how).await;
+        // Mainline writes back the kernel alias only, so a shared user mapping at another
+        // colour keeps stale or dirty lines across write() and read(). This model also flushes
+        // the user colours of the page's shared mappings, as ARM and PA-RISC do.
+        let page = cx.page_size();
+        for (_, vpn, shared) in cx.user_mappings(pfn, None) {
+            if shared {
+                colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
+            }
+        }
     }
 
     async fn flush_anon_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn) {

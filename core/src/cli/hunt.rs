@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_PRESET: &str = "gup-anon-alias";
 /// The time budget of one campaign, in seconds.
 pub const DEFAULT_SECONDS: u64 = 60;
-/// libFuzzer's seed unless `--seed` is given: fixed, so that a campaign repeats.
+/// libFuzzer's seed unless `--seed` is given: fixed, so that campaigns are comparable. They
+/// repeat only mostly: libFuzzer also depends on the order it reads the corpus in.
 pub const DEFAULT_SEED: u64 = 1;
 /// The flags that instrument the fuzz target for libFuzzer on stable Rust (what cargo-fuzz
 /// passes, without a sanitizer).
@@ -50,8 +51,9 @@ pub struct Args {
     /// Fuzzing processes (libFuzzer `-fork=N`, which also stops at the first race).
     #[arg(long, default_value_t = 1)]
     jobs: u32,
-    /// libFuzzer's random seed; 0 lets libFuzzer pick one. The fixed default makes a
-    /// single-process campaign repeat exactly.
+    /// libFuzzer's random seed; 0 lets libFuzzer pick one. With the fixed default a
+    /// single-process campaign usually, not always, repeats (libFuzzer also depends on the order
+    /// it reads the corpus in).
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
     /// Print one JSON object per preset: {preset, found, seconds_to_first, execs_to_first,

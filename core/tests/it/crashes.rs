@@ -116,3 +116,30 @@ fn timelines_of_the_five_races() {
         insta::assert_snapshot!(name, text);
     }
 }
+
+/// A VIVT line hit through an address that now maps another frame must read the line's bytes
+/// at the address's offset: this input once indexed past the end of the line (a model panic
+/// found by a campaign on gup-anon-alias-fixed).
+#[test]
+fn vivt_hit_on_a_line_of_another_frame_does_not_panic() {
+    let text = "flushfuzz-trace 1\npreset gup-anon-alias-fixed\nexpect none\n\
+        start T1 cpu0 fetch page=91 off=91\n\
+        start T1 cpu0 mprotect page=91 write=true exec=true\n\
+        start T1 cpu0 mprotect page=91 write=true exec=true\n\
+        start T1 cpu0 mprotect page=91 write=true exec=true\n\
+        start T1 cpu0 mprotect page=91 write=true exec=false\n\
+        start T1 cpu0 gup page=91 off=91 write=true\n\
+        start T1 cpu0 read file=103 index=103 off=61 page=1\n\
+        start T1 cpu0 fetch page=91 off=91\n\
+        start T1 cpu0 read file=103 index=103 off=44 page=103\n\
+        start T1 cpu0 mprotect page=129 write=true exec=true\n\
+        start T1 cpu0 mprotect page=91 write=true exec=true\n";
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    for p in ["gup-anon-alias-fixed", "gup-anon-alias", "kmap-recycle-dma"] {
+        let p = preset::by_name(p).unwrap();
+        let ops = flushfuzz::trace::canonical(&p, &l.ops);
+        let a = run(&p, &ops, RunOptions { log: true });
+        let b = run(&p, &ops, RunOptions { log: true });
+        assert_eq!(a.events, b.events);
+    }
+}
