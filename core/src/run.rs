@@ -506,36 +506,6 @@ fn poll_to_completion<F: Future<Output = ()>>(fut: F, what: &str) {
     }
 }
 
-fn audit_violation(
-    st: &State,
-    pa: Pa,
-    observed: Stamp,
-    from: crate::event::Source,
-    va: u64,
-    alias: AliasKind,
-    kind: crate::oracle::Kind,
-) -> Violation {
-    let (write, write_context) = st.o.last_write(pa);
-    Violation {
-        kind,
-        pa,
-        va,
-        alias,
-        expected: st.o.intended(pa),
-        observed,
-        from,
-        reader: None,
-        cpu: None,
-        step: st.m.log.step,
-        context: "end-of-run audit",
-        write,
-        write_context,
-        newest_survives: crate::world::survives(st, pa),
-        newest_at: crate::world::where_is(st, pa),
-        history: Vec::new(),
-    }
-}
-
 /// The end-of-run audit: lost writes, stale dirty lines, stale user views.
 pub fn audit(st: &mut State) {
     let page = st.m.page_size() as u64;
@@ -548,7 +518,7 @@ pub fn audit(st: &mut State) {
         for pa in pfn as u64 * page..(pfn as u64 + 1) * page {
             if !crate::world::survives(st, pa) {
                 let obs = st.m.memory(pa);
-                let v = audit_violation(
+                let v = crate::world::violation_at(
                     st,
                     pa,
                     obs,
@@ -556,6 +526,7 @@ pub fn audit(st: &mut State) {
                     0,
                     AliasKind::Unmapped,
                     crate::oracle::Kind::LostWrite,
+                    "end-of-run audit",
                 );
                 st.violation = Some(v);
                 return;
@@ -575,7 +546,7 @@ pub fn audit(st: &mut State) {
                     dirty: true,
                     line_va: lva,
                 };
-                let v = audit_violation(
+                let v = crate::world::violation_at(
                     st,
                     pa,
                     value,
@@ -583,6 +554,7 @@ pub fn audit(st: &mut State) {
                     lva + i as u64,
                     AliasKind::of(lva, page as u32),
                     crate::oracle::Kind::LostWrite,
+                    "end-of-run audit",
                 );
                 st.violation = Some(v);
                 return;
@@ -617,7 +589,7 @@ pub fn audit(st: &mut State) {
                     for (side, how) in sides {
                         let obs = st.m.peek(cpu, va, pa, Some(mm), side);
                         if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
-                            let mut v = audit_violation(
+                            let mut v = crate::world::violation_at(
                                 st,
                                 pa,
                                 obs.value,
@@ -625,6 +597,7 @@ pub fn audit(st: &mut State) {
                                 va,
                                 AliasKind::User,
                                 kind,
+                                "end-of-run audit",
                             );
                             v.cpu = Some(cpu);
                             st.violation = Some(v);

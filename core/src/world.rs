@@ -222,32 +222,16 @@ impl<A: Arch> Cx<A> {
         reader: Option<ActorId>,
     ) {
         if let Err(kind) = st.o.judge(pa, obs.value, how, reader) {
-            let (write, write_context) = st.o.last_write(pa);
-            let newest_survives = survives(st, pa);
             let context = reader.map_or("device", |r| st.sched.actor(r).path);
             let page = st.m.page_size();
-            let v = Violation {
-                kind,
-                pa,
-                va,
-                alias: if how == ReadKind::Device {
-                    AliasKind::Unmapped
-                } else {
-                    AliasKind::of(va, page)
-                },
-                expected: st.o.intended(pa),
-                observed: obs.value,
-                from: obs.from,
-                reader,
-                cpu: reader.and_then(|r| st.sched.cpu_of(r)),
-                step: st.m.log.step,
-                context,
-                write,
-                write_context,
-                newest_survives,
-                newest_at: where_is(st, pa),
-                history: Vec::new(),
+            let alias = if how == ReadKind::Device {
+                AliasKind::Unmapped
+            } else {
+                AliasKind::of(va, page)
             };
+            let mut v = violation_at(st, pa, obs.value, obs.from, va, alias, kind, context);
+            v.reader = reader;
+            v.cpu = reader.and_then(|r| st.sched.cpu_of(r));
             self.report(st, v);
         }
     }
@@ -699,4 +683,38 @@ pub fn where_is(st: &State, pa: Pa) -> Vec<crate::event::Source> {
         }
     }
     v
+}
+
+/// The violation of reading `observed` at `pa` (through `va`, an `alias`) in `context`, with the
+/// provenance the oracle and the machine hold now. Reader and CPU are left for the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn violation_at(
+    st: &State,
+    pa: Pa,
+    observed: Stamp,
+    from: crate::event::Source,
+    va: Va,
+    alias: AliasKind,
+    kind: crate::oracle::Kind,
+    context: &'static str,
+) -> Violation {
+    let (write, write_context) = st.o.last_write(pa);
+    Violation {
+        kind,
+        pa,
+        va,
+        alias,
+        expected: st.o.intended(pa),
+        observed,
+        from,
+        reader: None,
+        cpu: None,
+        step: st.m.log.step,
+        context,
+        write,
+        write_context,
+        newest_survives: survives(st, pa),
+        newest_at: where_is(st, pa),
+        history: Vec::new(),
+    }
 }

@@ -45,25 +45,16 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
         for (i, obs) in seen.into_iter().enumerate() {
             let p = pa + i as u64;
             if let Err(kind) = st.o.judge(p, obs.value, ReadKind::Device, None) {
-                let (write, write_context) = st.o.last_write(p);
-                let v = crate::oracle::Violation {
+                let v = crate::world::violation_at(
+                    &st,
+                    p,
+                    obs.value,
+                    obs.from,
+                    0,
+                    crate::addr::AliasKind::Unmapped,
                     kind,
-                    pa: p,
-                    va: 0,
-                    alias: crate::addr::AliasKind::Unmapped,
-                    expected: st.o.intended(p),
-                    observed: obs.value,
-                    from: obs.from,
-                    reader: None,
-                    cpu: None,
-                    step: st.m.log.step,
-                    context: "device",
-                    write,
-                    write_context,
-                    newest_survives: crate::world::survives(&st, p),
-                    newest_at: crate::world::where_is(&st, p),
-                    history: Vec::new(),
-                };
+                    "device",
+                );
                 cx.report(&mut st, v);
                 return;
             }
