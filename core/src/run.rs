@@ -167,46 +167,17 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
     }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
-        actors.push(Actor {
-            kind: ActorKind::Thread { pid: 0 },
-            alive: t < shape.threads,
-            busy: false,
-            cpu: None,
-            preempt: 0,
-            irqs_off: 0,
-            path: "idle",
-            op_start: 0,
-            private_copy: false,
-            name: format!("T{t}"),
-        });
+        actors.push(Actor::idle(
+            ActorKind::Thread { pid: 0 },
+            t < shape.threads,
+            format!("T{t}"),
+        ));
     }
     for k in 0..shape.kthreads {
-        actors.push(Actor {
-            kind: ActorKind::Kthread,
-            alive: true,
-            busy: false,
-            cpu: None,
-            preempt: 0,
-            irqs_off: 0,
-            path: "idle",
-            op_start: 0,
-            private_copy: false,
-            name: format!("K{k}"),
-        });
+        actors.push(Actor::idle(ActorKind::Kthread, true, format!("K{k}")));
     }
     if shape.irq {
-        actors.push(Actor {
-            kind: ActorKind::Irq,
-            alive: true,
-            busy: false,
-            cpu: None,
-            preempt: 0,
-            irqs_off: 0,
-            path: "idle",
-            op_start: 0,
-            private_copy: false,
-            name: "IRQ".into(),
-        });
+        actors.push(Actor::idle(ActorKind::Irq, true, "IRQ".into()));
     }
     let k = KernelState {
         pages,

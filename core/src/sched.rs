@@ -52,6 +52,24 @@ pub struct Actor {
     pub name: String,
 }
 
+impl Actor {
+    /// An idle actor of `kind`, alive or not yet (a fork child's slot).
+    pub fn idle(kind: ActorKind, alive: bool, name: String) -> Actor {
+        Actor {
+            kind,
+            alive,
+            busy: false,
+            cpu: None,
+            preempt: 0,
+            irqs_off: 0,
+            path: "idle",
+            op_start: 0,
+            private_copy: false,
+            name,
+        }
+    }
+}
+
 /// Actors and what each CPU runs.
 #[derive(Clone, Debug)]
 pub struct Sched {
