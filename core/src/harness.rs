@@ -77,6 +77,108 @@ pub fn fuzz_one(data: &[u8]) {
     }
 }
 
+/// The environment variable that chooses the campaign's mutator (set by `flushfuzz hunt`):
+/// `ops` (the default), `mixed` or `bytes`; see [`Mutator`].
+pub const MUTATOR_ENV: &str = "FLUSHFUZZ_MUTATOR";
+
+/// How a campaign mutates inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutator {
+    /// Op-level mutations and crossover ([`crate::mutate`]).
+    Ops,
+    /// Op-level, with one mutation in [`MIXED_BYTES_ONE_IN`] left to libFuzzer's byte mutator
+    /// (which also inserts values the program compared against).
+    Mixed,
+    /// libFuzzer's byte mutator only, and a byte-level crossover.
+    Bytes,
+}
+
+/// In [`Mutator::Mixed`], one mutation in this many is libFuzzer's.
+pub const MIXED_BYTES_ONE_IN: u32 = 8;
+
+impl Mutator {
+    /// The names `FLUSHFUZZ_MUTATOR` and `flushfuzz hunt --mutator` accept.
+    pub const NAMES: [&'static str; 3] = ["ops", "mixed", "bytes"];
+
+    /// The mutator called `name`.
+    pub fn by_name(name: &str) -> Option<Mutator> {
+        match name {
+            "ops" => Some(Mutator::Ops),
+            "mixed" => Some(Mutator::Mixed),
+            "bytes" => Some(Mutator::Bytes),
+            _ => None,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutator::Ops => "ops",
+            Mutator::Mixed => "mixed",
+            Mutator::Bytes => "bytes",
+        }
+    }
+}
+
+fn mutator() -> Mutator {
+    static M: OnceLock<Mutator> = OnceLock::new();
+    *M.get_or_init(|| match std::env::var(MUTATOR_ENV) {
+        Ok(name) => Mutator::by_name(&name).unwrap_or_else(|| {
+            panic!(
+                "{MUTATOR_ENV}={name}: unknown mutator (known: {})",
+                Mutator::NAMES.join(", ")
+            )
+        }),
+        Err(_) => Mutator::Ops,
+    })
+}
+
+/// The fuzz target's custom mutator: mutates `data[..size]` in place within `max_size` bytes
+/// and returns the new size, or `None` when this mutation is left to libFuzzer's byte mutator
+/// (see [`Mutator`]). `data` must hold at least `max(size, max_size)` bytes.
+pub fn fuzz_mutate(data: &mut [u8], size: usize, max_size: usize, seed: u32) -> Option<usize> {
+    match mutator() {
+        Mutator::Bytes => return None,
+        Mutator::Mixed if seed % MIXED_BYTES_ONE_IN == 0 => return None,
+        Mutator::Ops | Mutator::Mixed => {}
+    }
+    let max = max_size.min(data.len());
+    let out = crate::mutate::mutate(
+        &data[..size.min(data.len())],
+        max,
+        seed,
+        fixed_preset().is_none(),
+    );
+    data[..out.len()].copy_from_slice(&out);
+    Some(out.len())
+}
+
+/// The fuzz target's custom crossover: combines `a` and `b` into `out` and returns the size
+/// written. Op-level ([`crate::mutate::crossover`]) unless the mutator is `bytes`, which
+/// joins a prefix of `a` to a suffix of `b`.
+pub fn fuzz_crossover(a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize {
+    let joined = if mutator() == Mutator::Bytes {
+        let cut_a = if a.is_empty() {
+            0
+        } else {
+            seed as usize % (a.len() + 1)
+        };
+        let cut_b = if b.is_empty() {
+            0
+        } else {
+            (seed as usize / 7919) % (b.len() + 1)
+        };
+        let mut v = a[..cut_a].to_vec();
+        v.extend_from_slice(&b[cut_b..]);
+        v
+    } else {
+        crate::mutate::crossover(a, b, out.len(), seed)
+    };
+    let n = joined.len().min(out.len());
+    out[..n].copy_from_slice(&joined[..n]);
+    n
+}
+
 /// An input loaded from a file.
 #[derive(Clone, Debug)]
 pub struct Loaded {

@@ -12,6 +12,7 @@ pub mod harness;
 pub mod kernel;
 pub mod machine;
 pub mod minimize;
+pub mod mutate;
 pub mod op;
 pub mod oracle;
 pub mod preset;

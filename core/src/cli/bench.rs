@@ -47,6 +47,9 @@ pub struct Args {
     /// Print one JSON object with every trial, the summary and the fixed-twin runs.
     #[arg(long)]
     json: bool,
+    /// How guided campaigns mutate inputs: `ops`, `mixed` or `bytes` (see `hunt --mutator`).
+    #[arg(long, default_value = "ops", value_parser = hunt::parse_mutator)]
+    mutator: flushfuzz::harness::Mutator,
     /// Further libFuzzer flags for every campaign, after `--`.
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -165,29 +168,13 @@ fn hand_written_ops(root: &Path, preset: &str) -> Option<usize> {
     Some(Trace::parse(&text).ok()?.ops.len())
 }
 
-fn guided_trial(
-    root: &Path,
-    bin: &Path,
-    preset: &str,
-    seed: u64,
-    seconds: u64,
-    show: Show,
-    extra: &[String],
-) -> anyhow::Result<Trial> {
-    let c = Campaign {
-        preset: preset.into(),
-        seconds,
-        jobs: 1,
-        seed,
-        show,
-        work: None,
-        found_before: 0,
-        extra: extra.to_vec(),
-    };
+/// One guided campaign, `c` (single process).
+fn guided_trial(root: &Path, bin: &Path, c: Campaign) -> anyhow::Result<Trial> {
+    let (preset, seed) = (c.preset.clone(), c.seed);
     let o = hunt::run_campaign(root, bin, &c)?;
     let f = o.found.as_ref();
     Ok(Trial {
-        preset: preset.into(),
+        preset,
         mode: "guided",
         seed,
         found: f.is_some_and(|f| f.is_historical()),
@@ -289,7 +276,21 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     for p in &presets {
         for i in 0..a.trials {
             let seed = a.first_seed + i as u64;
-            let t = guided_trial(&root, &bin, p, seed, a.seconds, show, &a.libfuzzer)?;
+            let t = guided_trial(
+                &root,
+                &bin,
+                Campaign {
+                    preset: p.clone(),
+                    seconds: a.seconds,
+                    jobs: 1,
+                    seed,
+                    show,
+                    work: None,
+                    found_before: 0,
+                    mutator: a.mutator,
+                    extra: a.libfuzzer.clone(),
+                },
+            )?;
             say(trial_line(&t, i, a.trials));
             trials.push(t);
         }
@@ -333,6 +334,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 show,
                 work: None,
                 found_before: 0,
+                mutator: a.mutator,
                 extra: a.libfuzzer.clone(),
             };
             let o = hunt::run_campaign(&root, &bin, &c)?;

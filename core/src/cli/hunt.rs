@@ -67,6 +67,10 @@ pub struct Args {
     /// temporary folder is used and removed.
     #[arg(long)]
     work: Option<PathBuf>,
+    /// How inputs are mutated: `ops` (op-level mutations and crossover), `mixed` (op-level,
+    /// one mutation in eight left to libFuzzer's byte mutator) or `bytes` (libFuzzer's only).
+    #[arg(long, default_value = "ops", value_parser = parse_mutator)]
+    mutator: harness::Mutator,
     /// Further libFuzzer flags, after `--` (e.g. `-- -use_value_profile=1 -max_len=1024`).
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -188,8 +192,20 @@ pub struct Campaign {
     pub work: Option<PathBuf>,
     /// Races found so far by the caller, for the status line.
     pub found_before: usize,
+    /// How inputs are mutated (`FLUSHFUZZ_MUTATOR`).
+    pub mutator: harness::Mutator,
     /// Further libFuzzer flags.
     pub extra: Vec<String>,
+}
+
+/// Parses a `--mutator` value.
+pub fn parse_mutator(name: &str) -> Result<harness::Mutator, String> {
+    harness::Mutator::by_name(name).ok_or_else(|| {
+        format!(
+            "unknown mutator `{name}` (known: {})",
+            harness::Mutator::NAMES.join(", ")
+        )
+    })
 }
 
 /// A race a campaign found.
@@ -370,6 +386,7 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
     }
     cmd.args(&c.extra);
     cmd.env(harness::PRESET_ENV, &c.preset)
+        .env(harness::MUTATOR_ENV, c.mutator.name())
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -729,6 +746,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             show,
             work: a.work.clone(),
             found_before: found,
+            mutator: a.mutator,
             extra: a.libfuzzer.clone(),
         };
         let o = run_campaign(&root, &bin, &c)?;
