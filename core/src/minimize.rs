@@ -1,12 +1,14 @@
 //! The minimizer: reduces an input on its decoded operations while the violation signature stays
-//! the same. Passes: delete chunks of ops (halving the chunk size down to single ops), then
-//! simplify each op (a `start` that only stepped a busy actor becomes a `step`, CPUs and picks
-//! go to 0, action fields toward 0 or `false`, actors toward lower numbers), repeated until
-//! nothing changes. The result is never longer than the input, and the same input always gives
+//! the same. Passes: delete chunks of ops (halving the chunk size down to single ops), delete
+//! whole actions (a `start` with the steps of its actor up to that actor's next `start`), then
+//! simplify each op (a `start` that only stepped a busy actor becomes a `step`, an action on a
+//! user page becomes a load or store of that page and one on a driver buffer a kmap read or
+//! write of it, which take fewer steps, CPUs and picks go to 0, action fields toward 0 or
+//! `false`, actors toward lower numbers), repeated until nothing changes. The result is never longer than the input, and the same input always gives
 //! the same result.
 
 use crate::arch::Arch;
-use crate::op::Op;
+use crate::op::{Action, Op};
 use crate::preset::Preset;
 use crate::run::{run, run_with, RunOptions};
 use crate::trace::{action_fields, action_from_fields};
@@ -76,6 +78,13 @@ fn simpler(op: &Op) -> Vec<Op> {
                     action,
                 });
             }
+            for a in shorter_actions(&action) {
+                v.push(Op::Start {
+                    actor,
+                    cpu,
+                    action: a,
+                });
+            }
             let fields = action_fields(&action);
             for i in 0..fields.len() {
                 let cur = fields[i].1.clone();
@@ -127,6 +136,59 @@ fn simpler(op: &Op) -> Vec<Op> {
     }
     v.dedup();
     v
+}
+
+/// Actions that touch what `action` touches in fewer steps: a user load or store of its user
+/// page, a kmap read or write of its driver buffer.
+fn shorter_actions(action: &Action) -> Vec<Action> {
+    let mut v = Vec::new();
+    let field = |name: &str| {
+        action_fields(action)
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, x)| x.parse::<u8>().ok())
+    };
+    if let Some(page) = field("page") {
+        v.extend([
+            Action::Load { page, off: 0 },
+            Action::Store { page, off: 0 },
+        ]);
+    }
+    if let Some(buf) = field("buf") {
+        v.extend([
+            Action::KmapRead { buf, off: 0 },
+            Action::KmapWrite { buf, off: 0 },
+        ]);
+    }
+    // Load before store, kmap-write before kmap-read: only ever towards the front, so that
+    // simplification cannot cycle.
+    const ORDER: [&str; 4] = ["load", "store", "kmap-write", "kmap-read"];
+    let rank = |a: &Action| ORDER.iter().position(|n| *n == a.name());
+    if let Some(r) = rank(action) {
+        v.retain(|a| rank(a).is_some_and(|q| q < r));
+    }
+    v
+}
+
+/// `ops` without the action started at `i` (a `start`): the `start` and the steps of the same
+/// actor up to its next `start`.
+fn without_action(ops: &[Op], i: usize) -> Option<Vec<Op>> {
+    let Op::Start { actor, .. } = ops[i] else {
+        return None;
+    };
+    let mut out = ops[..i].to_vec();
+    let mut own = true;
+    for op in &ops[i + 1..] {
+        match *op {
+            Op::Step { actor: a, .. } if a == actor && own => {}
+            Op::Start { actor: a, .. } if a == actor => {
+                own = false;
+                out.push(*op);
+            }
+            _ => out.push(*op),
+        }
+    }
+    Some(out)
 }
 
 /// Minimizes `ops` on `preset` with its shipped arch, keeping the signature they produce.
@@ -188,6 +250,14 @@ fn minimize_by(
                 break;
             }
             chunk /= 2;
+        }
+        // Delete whole actions.
+        let mut i = 0;
+        while i < cur.len() {
+            match without_action(&cur, i) {
+                Some(cand) if !cand.is_empty() && o.keeps(&cand) => cur = cand,
+                _ => i += 1,
+            }
         }
         // Simplify each op.
         for i in 0..cur.len() {

@@ -261,7 +261,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         anyhow::bail!("--fixed-jobs must be at least 1");
     }
     let root = hunt::project_root()?;
-    let bin = hunt::build_target(&root, a.json)?;
+    let bin = hunt::build_target(&root, a.mutator, a.json)?;
     let show = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Show::Bar
     } else {

@@ -29,13 +29,16 @@ pub const DEFAULT_SECONDS: u64 = 60;
 /// repeat only mostly: libFuzzer also depends on the order it reads the corpus in.
 pub const DEFAULT_SEED: u64 = 1;
 /// The flags that instrument the fuzz target for libFuzzer on stable Rust (what cargo-fuzz
-/// passes, without a sanitizer).
+/// passes, without a sanitizer), less comparison tracing: see [`CMP_FLAGS`].
 pub const SANCOV_FLAGS: &str = "-Cpasses=sancov-module \
     -Cllvm-args=-sanitizer-coverage-level=4 \
     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
     -Cllvm-args=-sanitizer-coverage-pc-table \
-    -Cllvm-args=-sanitizer-coverage-trace-compares \
     --cfg fuzzing";
+/// Comparison tracing, added for the `mixed` and `bytes` mutators only. It records the operands
+/// of every comparison so that libFuzzer's byte mutators can insert them; the op-level mutator
+/// never uses them, and the callbacks cost a third of each execution.
+pub const CMP_FLAGS: &str = "-Cllvm-args=-sanitizer-coverage-trace-compares";
 /// Seconds a campaign may overrun its budget before it is killed.
 const GRACE_SECONDS: u64 = 60;
 
@@ -111,10 +114,25 @@ fn host_triple() -> anyhow::Result<String> {
         .with_context(|| format!("`{rustc} -vV` printed no host triple"))
 }
 
-/// Builds the instrumented `races` target into `fuzz/target/hunt` and returns its path.
-pub fn build_target(root: &Path, quiet: bool) -> anyhow::Result<PathBuf> {
+/// Builds the instrumented `races` target for campaigns with `mutator` into `fuzz/target/hunt`
+/// (or `fuzz/target/hunt-cmp`, with comparison tracing for the byte mutators) and returns its
+/// path.
+pub fn build_target(
+    root: &Path,
+    mutator: harness::Mutator,
+    quiet: bool,
+) -> anyhow::Result<PathBuf> {
     let triple = host_triple()?;
-    let target_dir = root.join("fuzz").join("target").join("hunt");
+    let cmp = mutator != harness::Mutator::Ops;
+    let target_dir = root
+        .join("fuzz")
+        .join("target")
+        .join(if cmp { "hunt-cmp" } else { "hunt" });
+    let flags = if cmp {
+        format!("{SANCOV_FLAGS} {CMP_FLAGS}")
+    } else {
+        SANCOV_FLAGS.to_string()
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = root.join("fuzz").join("Cargo.toml");
     if !quiet {
@@ -131,7 +149,7 @@ pub fn build_target(root: &Path, quiet: bool) -> anyhow::Result<PathBuf> {
         .arg(&triple)
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("RUSTFLAGS", SANCOV_FLAGS)
+        .env("RUSTFLAGS", &flags)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .stdin(Stdio::null())
@@ -734,7 +752,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     }
     let root = project_root()?;
     let crashes = a.crashes.clone().unwrap_or_else(|| root.join("crashes"));
-    let bin = build_target(&root, a.json)?;
+    let bin = build_target(&root, a.mutator, a.json)?;
     let show = Show::choose(a.json);
     let mut found = 0usize;
     for name in &presets {
