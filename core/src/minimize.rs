@@ -4,7 +4,11 @@
 //! simplify each op (a `start` that only stepped a busy actor becomes a `step`, an action on a
 //! user page becomes a load or store of that page and one on a driver buffer a kmap read or
 //! write of it, which take fewer steps, CPUs and picks go to 0, action fields toward 0 or
-//! `false`, actors toward lower numbers), repeated until nothing changes. The result is never longer than the input, and the same input always gives
+//! `false`, actors toward lower numbers), repeated until nothing changes. Then, on inputs of at
+//! most [`PAIR_LIMIT`] ops, pairs: delete an op or an action while changing one other op to a
+//! neighbour (another CPU or actor, a field one off or small, the other direction, a load for
+//! a store), which finds the shorter variants single changes cannot reach; back to the first
+//! passes after each success. The result is never longer than the input, and the same input always gives
 //! the same result.
 
 use crate::arch::Arch;
@@ -15,6 +19,9 @@ use crate::trace::{action_fields, action_from_fields};
 
 /// The most runs one minimization makes.
 pub const MAX_RUNS: usize = 20_000;
+
+/// The longest input the pair pass runs on.
+pub const PAIR_LIMIT: usize = 24;
 
 /// The outcome of a minimization.
 #[derive(Clone, Debug)]
@@ -170,6 +177,123 @@ fn shorter_actions(action: &Action) -> Vec<Action> {
     v
 }
 
+/// Neighbours of one op for the pair pass: every other small CPU and actor, each field set to a
+/// small value or one off, the other DMA directions, booleans flipped, the other user access
+/// to the same page and the other kmap access to the same buffer.
+fn neighbours(op: &Op) -> Vec<Op> {
+    const SMALL: [u8; 4] = [0, 1, 2, 3];
+    let near = |n: u8| {
+        let mut v: Vec<u8> = SMALL.to_vec();
+        v.extend([n.wrapping_sub(1), n.wrapping_add(1)]);
+        v.retain(|&x| x != n);
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut v = Vec::new();
+    match *op {
+        Op::Step { actor, cpu } => {
+            v.extend(near(cpu).into_iter().map(|c| Op::Step { actor, cpu: c }));
+            v.extend(near(actor).into_iter().map(|a| Op::Step { actor: a, cpu }));
+        }
+        Op::Start { actor, cpu, action } => {
+            let start = |actor, cpu, action| Op::Start { actor, cpu, action };
+            v.extend(near(cpu).into_iter().map(|c| start(actor, c, action)));
+            v.extend(near(actor).into_iter().map(|a| start(a, cpu, action)));
+            let fields = action_fields(&action);
+            let page = fields.iter().find(|(k, _)| *k == "page");
+            let buf = fields.iter().find(|(k, _)| *k == "buf");
+            let mut others: Vec<Action> = Vec::new();
+            if let Some(page) = page.and_then(|(_, x)| x.parse::<u8>().ok()) {
+                others.extend([
+                    Action::Load { page, off: 0 },
+                    Action::Store { page, off: 0 },
+                    Action::Fetch { page, off: 0 },
+                ]);
+            }
+            if let Some(buf) = buf.and_then(|(_, x)| x.parse::<u8>().ok()) {
+                others.extend([
+                    Action::KmapWrite { buf, off: 0 },
+                    Action::KmapRead { buf, off: 0 },
+                ]);
+            }
+            others.retain(|a| a.name() != action.name());
+            v.extend(others.into_iter().map(|a| start(actor, cpu, a)));
+            for i in 0..fields.len() {
+                let cur = fields[i].1.clone();
+                let cands: Vec<String> = if let Ok(n) = cur.parse::<u8>() {
+                    near(n).into_iter().map(|x| x.to_string()).collect()
+                } else if cur == "true" || cur == "false" {
+                    vec![if cur == "true" { "false" } else { "true" }.into()]
+                } else {
+                    ["to-device", "from-device", "bidirectional"]
+                        .into_iter()
+                        .filter(|d| *d != cur)
+                        .map(String::from)
+                        .collect()
+                };
+                for c in cands {
+                    let mut f = fields.clone();
+                    f[i].1 = c;
+                    if let Some(a) = action_from_fields(action.name(), &f) {
+                        v.push(start(actor, cpu, a));
+                    }
+                }
+            }
+        }
+        Op::Speculate { cpu, icache, pick } | Op::Evict { cpu, icache, pick } => {
+            let make = |cpu, pick| {
+                if matches!(op, Op::Speculate { .. }) {
+                    Op::Speculate { cpu, icache, pick }
+                } else {
+                    Op::Evict { cpu, icache, pick }
+                }
+            };
+            v.extend(near(cpu).into_iter().map(|c| make(c, pick)));
+            let picks = [0, 1, 2, 3, pick.wrapping_sub(1), pick.wrapping_add(1)];
+            v.extend(
+                picks
+                    .into_iter()
+                    .filter(|&p| p != pick)
+                    .map(|p| make(cpu, p)),
+            );
+        }
+    }
+    v.dedup();
+    v
+}
+
+/// One pair step: the first input (in a fixed order) that deletes an op or an action of `cur`
+/// and changes one remaining op to a neighbour, and keeps the signature.
+fn pair_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
+    let mut deletions: Vec<Vec<Op>> = Vec::new();
+    for i in 0..cur.len() {
+        let mut d = cur.to_vec();
+        d.remove(i);
+        deletions.push(d);
+        if let Some(d) = without_action(cur, i) {
+            if d.len() + 1 < cur.len() {
+                deletions.push(d);
+            }
+        }
+    }
+    for d in deletions.into_iter().filter(|d| !d.is_empty()) {
+        for k in 0..d.len() {
+            for n in neighbours(&d[k]) {
+                if o.runs >= MAX_RUNS {
+                    return None;
+                }
+                let mut cand = d.clone();
+                cand[k] = n;
+                if o.keeps(&cand) {
+                    return Some(cand);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// `ops` without the action started at `i` (a `start`): the `start` and the steps of the same
 /// actor up to its next `start`.
 fn without_action(ops: &[Op], i: usize) -> Option<Vec<Op>> {
@@ -270,8 +394,17 @@ fn minimize_by(
                 }
             }
         }
-        if cur == before || o.runs >= MAX_RUNS {
+        if o.runs >= MAX_RUNS {
             break;
+        }
+        if cur == before {
+            match (cur.len() <= PAIR_LIMIT)
+                .then(|| pair_step(&cur, &mut o))
+                .flatten()
+            {
+                Some(shorter) => cur = shorter,
+                None => break,
+            }
         }
     }
     Some(Minimized {
