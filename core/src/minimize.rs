@@ -57,6 +57,15 @@ pub fn signature_of(preset: &Preset, ops: &[Op]) -> Option<String> {
         .map(|v| v.signature())
 }
 
+/// A speculation or eviction like `like` (which is one) with these fields.
+fn hardware_op(like: &Op, cpu: u8, icache: bool, pick: u16) -> Op {
+    if matches!(like, Op::Speculate { .. }) {
+        Op::Speculate { cpu, icache, pick }
+    } else {
+        Op::Evict { cpu, icache, pick }
+    }
+}
+
 /// Candidate simplifications of one op, simplest first.
 fn simpler(op: &Op) -> Vec<Op> {
     let mut v = Vec::new();
@@ -124,13 +133,7 @@ fn simpler(op: &Op) -> Vec<Op> {
             }
         }
         Op::Speculate { cpu, icache, pick } | Op::Evict { cpu, icache, pick } => {
-            let make = |cpu, pick| {
-                if matches!(op, Op::Speculate { .. }) {
-                    Op::Speculate { cpu, icache, pick }
-                } else {
-                    Op::Evict { cpu, icache, pick }
-                }
-            };
+            let make = |cpu, pick| hardware_op(op, cpu, icache, pick);
             if cpu != 0 {
                 v.push(make(0, pick));
             }
@@ -242,13 +245,7 @@ fn neighbours(op: &Op) -> Vec<Op> {
             }
         }
         Op::Speculate { cpu, icache, pick } | Op::Evict { cpu, icache, pick } => {
-            let make = |cpu, pick| {
-                if matches!(op, Op::Speculate { .. }) {
-                    Op::Speculate { cpu, icache, pick }
-                } else {
-                    Op::Evict { cpu, icache, pick }
-                }
-            };
+            let make = |cpu, pick| hardware_op(op, cpu, icache, pick);
             v.extend(near(cpu).into_iter().map(|c| make(c, pick)));
             let picks = [0, 1, 2, 3, pick.wrapping_sub(1), pick.wrapping_add(1)];
             v.extend(
