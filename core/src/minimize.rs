@@ -410,3 +410,43 @@ fn minimize_by(
         runs: o.runs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Trace;
+
+    fn ops_of(text: &str) -> (Preset, Vec<Op>) {
+        let t = Trace::parse(text).expect("test trace parses");
+        let p = crate::preset::by_name(&t.preset).expect("preset");
+        (p, t.ops)
+    }
+
+    #[test]
+    fn long_actions_give_way_to_short_ones() {
+        // A campaign finding: a direct I/O only faults the page in, with all its steps.
+        let mut text = String::from(
+            "flushfuzz-trace 1\npreset gup-anon-alias\nexpect none\n\
+             start T0 cpu0 direct-io page=3 to-device=false\n",
+        );
+        text.push_str(&"step T0 cpu0\n".repeat(19));
+        text.push_str("start T0 cpu0 load page=3 off=0\n");
+        text.push_str("start T0 cpu0 direct-io page=3 to-device=false\n");
+        let (p, ops) = ops_of(&text);
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(m.signature, "stale-load:end-of-run audit@user<-device@device");
+        assert_eq!(m.ops.len(), 5, "{:?}", m.ops);
+    }
+
+    #[test]
+    fn pairs_reach_what_single_changes_cannot() {
+        // A load that only moved frame allocation, so that the readdir needed page 0.
+        let (p, ops) = ops_of(
+            "flushfuzz-trace 1\npreset nfs-vmap-alias\nexpect none\n\
+             start T0 cpu0 load page=0 off=0\nstart T1 cpu0 readdir at=0 pages=0\n",
+        );
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(m.signature, "stale-load:decode@vmap<-readdir@linear");
+        assert_eq!(m.ops.len(), 1, "{:?}", m.ops);
+    }
+}
