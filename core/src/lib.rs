@@ -16,6 +16,7 @@ pub mod op;
 pub mod oracle;
 pub mod preset;
 pub mod raw;
+mod reuse;
 pub mod run;
 pub mod sched;
 pub mod trace;

@@ -202,7 +202,7 @@ struct TlbEntry {
 }
 
 /// One CPU's private hardware state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Cpu {
     /// Data cache.
     pub d: Cache,
@@ -212,6 +212,8 @@ pub struct Cpu {
     /// The address space whose user page table the MMU walks.
     pub mm: Option<MmId>,
 }
+
+crate::reuse::clone_reusing!(Cpu { d, i, tlb, mm });
 
 /// A value read, and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,7 +255,7 @@ pub enum Scope {
 }
 
 /// The hardware state of a run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Machine {
     cfg: MachineConfig,
     mem: Vec<Stamp>,
@@ -265,6 +267,16 @@ pub struct Machine {
     pub log: Log,
     scratch: Vec<Stamp>,
 }
+
+crate::reuse::clone_reusing!(Machine {
+    cfg,
+    mem,
+    cpus,
+    kernel_pt,
+    user_pt,
+    log,
+    scratch
+});
 
 impl Machine {
     /// A machine with memory holding `initial(pa)` at each byte.
@@ -961,15 +973,19 @@ impl Machine {
 
     // ---- hardware events ---------------------------------------------------------------
 
-    /// A speculative fill of the line for `va` on `cpu`, if `va` has a valid cacheable (and, for
-    /// the I-side, executable) translation there. Returns whether anything was filled.
-    pub fn speculate(&mut self, cpu: CpuId, va: Va, side: Side) -> bool {
-        let allowed = match self.cfg.speculation {
+    /// Whether the CPUs fill caches of `side` speculatively at all.
+    pub fn speculates(&self, side: Side) -> bool {
+        match self.cfg.speculation {
             Speculation::None => false,
             Speculation::Icache => side == Side::I,
             Speculation::Both => true,
-        };
-        if !allowed {
+        }
+    }
+
+    /// A speculative fill of the line for `va` on `cpu`, if `va` has a valid cacheable (and, for
+    /// the I-side, executable) translation there. Returns whether anything was filled.
+    pub fn speculate(&mut self, cpu: CpuId, va: Va, side: Side) -> bool {
+        if !self.speculates(side) {
             return false;
         }
         let t = if self.cfg.hw_walker {

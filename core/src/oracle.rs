@@ -184,7 +184,7 @@ const UNSYNCED: u8 = 1;
 const PRIVATE_UNSPEC: u8 = 2;
 
 /// Per-byte intended values and their provenance.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Oracle {
     intended: Vec<Stamp>,
     previous: Vec<Stamp>,
@@ -201,6 +201,21 @@ pub struct Oracle {
     racing_bytes: Vec<Pa>,
     contested: Vec<Option<Stamp>>,
 }
+
+crate::reuse::clone_reusing!(Oracle {
+    intended,
+    previous,
+    racing,
+    flags,
+    write_idx,
+    write_log,
+    live,
+    device_owned,
+    page_size,
+    next,
+    racing_bytes,
+    contested
+});
 
 impl Oracle {
     /// An oracle for `frames` frames whose bytes initially intend what memory holds.

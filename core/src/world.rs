@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// Everything a run changes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct State {
     /// The hardware.
     pub m: Machine,
@@ -37,6 +37,15 @@ pub struct State {
     /// The first violation found, which ends the run.
     pub violation: Option<Violation>,
 }
+
+crate::reuse::clone_reusing!(State {
+    m,
+    k,
+    o,
+    sched,
+    sw,
+    violation
+});
 
 /// The shared world: state plus the arch implementation.
 #[derive(Debug)]
