@@ -249,6 +249,11 @@ impl Oracle {
         self.intended[pa as usize]
     }
 
+    /// The intended values of the `len` bytes from `pa`.
+    pub fn intended_bytes(&self, pa: Pa, len: u64) -> &[Stamp] {
+        &self.intended[pa as usize..(pa + len) as usize]
+    }
+
     /// The provenance of a byte's last write.
     pub fn last_write(&self, pa: Pa) -> (WriteInfo, &'static str) {
         self.write_log[self.write_idx[pa as usize] as usize]
@@ -310,7 +315,11 @@ impl Oracle {
         self.intended[i] = v;
         self.contested[i] = None;
         // Consecutive bytes of one copy share one log entry.
-        if self.write_log.last() != Some(&(info, ctx)) {
+        let same = self
+            .write_log
+            .last()
+            .is_some_and(|(i, c)| *i == info && (std::ptr::eq(*c, ctx) || *c == ctx));
+        if !same {
             self.write_log.push((info, ctx));
         }
         self.write_idx[i] = (self.write_log.len() - 1) as u32;
