@@ -924,18 +924,18 @@ impl Machine {
         self.peek_read(at, pa)
     }
 
-    /// [`Machine::peek`] of the `len` bytes from `va`/`pa`, into `out`. Every byte of one line
-    /// comes from the same place, so each line is looked up once.
-    pub fn peek_bytes(
+    /// [`Machine::peek`] of every byte of the page at `va`/`pa`, into `out`. Every byte of one
+    /// line comes from the same place, so each line is looked up once.
+    pub fn peek_page(
         &mut self,
         cpu: CpuId,
         va: Va,
         pa: Pa,
         asid: Option<MmId>,
         side: Side,
-        len: u64,
         out: &mut Vec<Observed>,
     ) {
+        let len = self.cfg.page_size as u64;
         out.clear();
         let line = self.line_of(side);
         let mut off = 0;

@@ -584,9 +584,9 @@ pub fn audit(st: &mut State) {
                 let private_file = st.k.is_private_file_mapping(Some(mm), vpn, pte.pfn);
                 let (va0, pa0) = (vpn * page, pte.pfn as u64 * page);
                 // What each byte reads, byte by byte as a user would see it now.
-                st.m.peek_bytes(cpu, va0, pa0, Some(mm), Side::D, page, &mut seen_d);
+                st.m.peek_page(cpu, va0, pa0, Some(mm), Side::D, &mut seen_d);
                 if pte.exec {
-                    st.m.peek_bytes(cpu, va0, pa0, Some(mm), Side::I, page, &mut seen_i);
+                    st.m.peek_page(cpu, va0, pa0, Some(mm), Side::I, &mut seen_i);
                 }
                 let sides = [
                     (&seen_d, ReadKind::UserLoad { private_file }),
