@@ -60,6 +60,26 @@ pub mod layout {
     pub const MAX_PKMAP: usize = 64;
 }
 
+/// `a / d`, by a shift when `d` is a power of two (as every validated size is).
+#[inline]
+pub fn div_size(a: u64, d: u32) -> u64 {
+    if d.is_power_of_two() {
+        a >> d.trailing_zeros()
+    } else {
+        a / d as u64
+    }
+}
+
+/// `a % d`, by a mask when `d` is a power of two (as every validated size is).
+#[inline]
+pub fn rem_size(a: u64, d: u32) -> u64 {
+    if d.is_power_of_two() {
+        a & (d as u64 - 1)
+    } else {
+        a % d as u64
+    }
+}
+
 /// Which kind of mapping an address belongs to. Reports name aliases by kind so that a reader
 /// sees at once which two views of a page disagreed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -84,7 +104,7 @@ pub enum AliasKind {
 impl AliasKind {
     /// The kind of mapping `va` belongs to, for a machine with pages of `page_size` bytes.
     pub fn of(va: Va, page_size: u32) -> AliasKind {
-        let vpn = va / page_size as u64;
+        let vpn = div_size(va, page_size);
         use layout::*;
         match vpn {
             v if v < USER_PAGES => AliasKind::User,

@@ -43,7 +43,7 @@ pub struct Victim {
 }
 
 /// One cache's state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Cache {
     geo: CacheGeometry,
     meta: Vec<LineMeta>,
@@ -52,6 +52,13 @@ pub struct Cache {
     /// evicted at any moment by an injected eviction, so this choice hides no behaviour.
     next: Vec<u32>,
 }
+
+crate::reuse::clone_reusing!(Cache {
+    geo,
+    meta,
+    data,
+    next
+});
 
 impl Cache {
     /// An empty cache of the given shape.

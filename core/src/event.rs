@@ -247,7 +247,7 @@ pub struct Logged {
 }
 
 /// The log of a run: empty and free when disabled.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Log {
     enabled: bool,
     /// The current step number.
@@ -256,6 +256,13 @@ pub struct Log {
     pub actor: Option<ActorId>,
     events: Vec<Logged>,
 }
+
+crate::reuse::clone_reusing!(Log {
+    enabled,
+    step,
+    actor,
+    events
+});
 
 impl Log {
     /// A log that records if `enabled`.

@@ -8,7 +8,7 @@
 //! sizes: only the ratios of page, line and way sizes matter. This module knows nothing of
 //! caches' contents, processes or kernels.
 
-use crate::addr::{Pa, Va};
+use crate::addr::{div_size, rem_size, Pa, Va};
 use serde::Serialize;
 
 /// Where set and tag come from.
@@ -117,8 +117,8 @@ impl CacheGeometry {
         // Tags are kept as whole line addresses. Given the set, that is equivalent to the
         // hardware's truncated tag (VA[31:10] on XScale, the frame number on VIPT), and it keeps
         // the comparison exact whatever the ratio of way size to page size.
-        let line = self.line as u64;
-        let set_of = |a: u64| ((a / line) % self.sets as u64) as u32;
+        let line_no = |a: u64| div_size(a, self.line);
+        let set_of = |a: u64| rem_size(line_no(a), self.sets) as u32;
         match self.indexing {
             Indexing::Vivt { asid_tagged } => {
                 let space = if asid_tagged {
@@ -128,16 +128,16 @@ impl CacheGeometry {
                 };
                 Key {
                     set: set_of(va),
-                    tag: (va / line) | (space << 48),
+                    tag: line_no(va) | (space << 48),
                 }
             }
             Indexing::Vipt => Key {
                 set: set_of(va),
-                tag: pa / line,
+                tag: line_no(pa),
             },
             Indexing::Pipt => Key {
                 set: set_of(pa),
-                tag: pa / line,
+                tag: line_no(pa),
             },
         }
     }

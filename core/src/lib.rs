@@ -17,6 +17,7 @@ pub mod op;
 pub mod oracle;
 pub mod preset;
 pub mod raw;
+mod reuse;
 pub mod run;
 pub mod sched;
 pub mod trace;

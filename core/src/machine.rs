@@ -12,7 +12,9 @@
 //! The machine knows nothing of processes, VMAs, page flags or the kernel's policies, and
 //! nothing of the oracle: it reports where every value came from and lets callers judge.
 
-use crate::addr::{layout, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn, MAX_CPUS};
+use crate::addr::{
+    div_size, layout, rem_size, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn, MAX_CPUS,
+};
 use crate::cache::{Cache, Slot, Victim};
 use crate::event::{Event, Log, Side, Source};
 use crate::geometry::{CacheGeometry, WritePolicy};
@@ -202,7 +204,7 @@ struct TlbEntry {
 }
 
 /// One CPU's private hardware state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Cpu {
     /// Data cache.
     pub d: Cache,
@@ -212,6 +214,8 @@ pub struct Cpu {
     /// The address space whose user page table the MMU walks.
     pub mm: Option<MmId>,
 }
+
+crate::reuse::clone_reusing!(Cpu { d, i, tlb, mm });
 
 /// A value read, and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,8 +256,17 @@ pub enum Scope {
     AllCpus,
 }
 
+/// Where a peek finds a line: a cache line, memory, or the bytes of an I-fill (at this line
+/// address) in the scratch buffer.
+#[derive(Clone, Copy, Debug)]
+enum Peeked {
+    Line(CpuId, Side, Slot),
+    Memory,
+    Fill(Pa),
+}
+
 /// The hardware state of a run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Machine {
     cfg: MachineConfig,
     mem: Vec<Stamp>,
@@ -265,6 +278,16 @@ pub struct Machine {
     pub log: Log,
     scratch: Vec<Stamp>,
 }
+
+crate::reuse::clone_reusing!(Machine {
+    cfg,
+    mem,
+    cpus,
+    kernel_pt,
+    user_pt,
+    log,
+    scratch
+});
 
 impl Machine {
     /// A machine with memory holding `initial(pa)` at each byte.
@@ -311,6 +334,11 @@ impl Machine {
     /// The memory contents of byte `pa`, bypassing every cache.
     pub fn memory(&self, pa: Pa) -> Stamp {
         self.mem[pa as usize]
+    }
+
+    /// The memory contents of the `len` bytes from `pa`, bypassing every cache.
+    pub fn memory_bytes(&self, pa: Pa, len: u64) -> &[Stamp] {
+        &self.mem[pa as usize..(pa + len) as usize]
     }
 
     /// Writes memory directly, bypassing every cache (setup only).
@@ -391,7 +419,7 @@ impl Machine {
     /// Permission faults come from the entry used, which may be stale.
     pub fn translate(&mut self, cpu: CpuId, va: Va, access: Access) -> Result<Translation, Fault> {
         let page = self.cfg.page_size as u64;
-        let vpn = va / page;
+        let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
         if vpn < layout::USER_PAGES && asid.is_none() {
             return Err(Fault::NotPresent);
@@ -421,7 +449,7 @@ impl Machine {
             _ => {}
         }
         Ok(Translation {
-            pa: pte.pfn as u64 * page + va % page,
+            pa: pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
             pte,
             asid,
         })
@@ -430,7 +458,7 @@ impl Machine {
     /// The translation `cpu` would use for `va` without changing anything (TLB, else tables).
     pub fn probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
         let page = self.cfg.page_size as u64;
-        let vpn = va / page;
+        let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
         if vpn < layout::USER_PAGES && asid.is_none() {
             return None;
@@ -443,7 +471,7 @@ impl Machine {
             .map(|e| e.pte)
             .unwrap_or_else(|| self.pte(asid, vpn));
         pte.present.then(|| Translation {
-            pa: pte.pfn as u64 * page + va % page,
+            pa: pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
             pte,
             asid,
         })
@@ -452,14 +480,14 @@ impl Machine {
     /// The translation `cpu`'s TLB holds for `va`, if any.
     pub fn tlb_probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
         let page = self.cfg.page_size as u64;
-        let vpn = va / page;
+        let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
         let e = self.cpus[cpu as usize]
             .tlb
             .iter()
             .find(|e| e.vpn == vpn && e.asid == asid)?;
         Some(Translation {
-            pa: e.pte.pfn as u64 * page + va % page,
+            pa: e.pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
             pte: e.pte,
             asid,
         })
@@ -671,7 +699,7 @@ impl Machine {
             let d = &self.cpus[cpu as usize].d;
             let meta = d.meta(slot);
             Observed {
-                value: d.read(slot, (va % g.line as u64) as u32),
+                value: d.read(slot, rem_size(va, g.line) as u32),
                 from: Source::Cache {
                     cpu,
                     side: Side::D,
@@ -717,7 +745,7 @@ impl Machine {
                 Some(slot) => {
                     // The offset in a line is the same in the virtual and the physical address; a VIVT
                     // hit may be a line of another frame filled through the same address.
-                    let off = (va % g.line as u64) as u32;
+                    let off = rem_size(va, g.line) as u32;
                     let wb = matches!(g.policy, WritePolicy::WriteBack { .. });
                     self.cpus[cpu as usize].d.write(slot, off, v, wb);
                     if !wb {
@@ -867,7 +895,7 @@ impl Machine {
         let i = &self.cpus[cpu as usize].i;
         let meta = i.meta(slot);
         let obs = Observed {
-            value: i.read(slot, (va % gi.line as u64) as u32),
+            value: i.read(slot, rem_size(va, gi.line) as u32),
             from: Source::Cache {
                 cpu,
                 side: Side::I,
@@ -892,84 +920,109 @@ impl Machine {
     /// What a load (or fetch) through `va`/`pa` on `cpu` would return, changing nothing. A miss
     /// reports what the fill would bring.
     pub fn peek(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, side: Side) -> Observed {
+        let at = self.peek_line(cpu, va, pa, asid, side);
+        self.peek_read(at, pa)
+    }
+
+    /// [`Machine::peek`] of every byte of the page at `va`/`pa`, into `out`. Every byte of one
+    /// line comes from the same place, so each line is looked up once.
+    pub fn peek_page(
+        &mut self,
+        cpu: CpuId,
+        va: Va,
+        pa: Pa,
+        asid: Option<MmId>,
+        side: Side,
+        out: &mut Vec<Observed>,
+    ) {
+        let len = self.cfg.page_size as u64;
+        out.clear();
+        let line = self.line_of(side);
+        let mut off = 0;
+        while off < len {
+            let at = self.peek_line(cpu, va + off, pa + off, asid, side);
+            // Up to the next line boundary of either address.
+            let rest = |a: u64| (a | (line - 1)) + 1 - a;
+            let end = (off + rest(va + off).min(rest(pa + off))).min(len);
+            out.extend((off..end).map(|o| self.peek_read(at, pa + o)));
+            off = end;
+        }
+    }
+
+    /// Where a peek through `va`/`pa` finds its line (the same for every byte of the line).
+    fn peek_line(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, side: Side) -> Peeked {
         match side {
             Side::D => {
                 let key = self.cfg.dcache.key(va, pa, asid);
-                let d = &self.cpus[cpu as usize].d;
-                if let Some(s) = d.lookup(key) {
-                    let m = d.meta(s);
-                    return Observed {
-                        value: d.read(s, (pa % self.cfg.dcache.line as u64) as u32),
-                        from: Source::Cache {
-                            cpu,
-                            side,
-                            slot: s,
-                            dirty: m.dirty,
-                            line_va: m.va,
-                        },
-                    };
+                if let Some(s) = self.cpus[cpu as usize].d.lookup(key) {
+                    return Peeked::Line(cpu, Side::D, s);
                 }
                 if self.cfg.dcache_coherent {
                     for c in 0..self.cpus.len() {
                         let d = &self.cpus[c].d;
                         if let Some(s) = d.lookup(key) {
-                            let m = d.meta(s);
-                            if m.dirty {
-                                return Observed {
-                                    value: d.read(s, (pa % self.cfg.dcache.line as u64) as u32),
-                                    from: Source::Cache {
-                                        cpu: c as CpuId,
-                                        side,
-                                        slot: s,
-                                        dirty: true,
-                                        line_va: m.va,
-                                    },
-                                };
+                            if d.meta(s).dirty {
+                                return Peeked::Line(c as CpuId, Side::D, s);
                             }
                         }
                     }
                 }
-                Observed {
-                    value: self.mem[pa as usize],
-                    from: Source::Memory,
-                }
+                Peeked::Memory
             }
             Side::I => {
                 let key = self.cfg.icache.key(va, pa, asid);
-                let i = &self.cpus[cpu as usize].i;
-                if let Some(s) = i.lookup(key) {
-                    let m = i.meta(s);
-                    return Observed {
-                        value: i.read(s, (pa % self.cfg.icache.line as u64) as u32),
-                        from: Source::Cache {
-                            cpu,
-                            side,
-                            slot: s,
-                            dirty: false,
-                            line_va: m.va,
-                        },
-                    };
+                if let Some(s) = self.cpus[cpu as usize].i.lookup(key) {
+                    return Peeked::Line(cpu, Side::I, s);
                 }
-                let lpa = self.ifill_bytes(cpu, va, pa, asid);
+                Peeked::Fill(self.ifill_bytes(cpu, va, pa, asid))
+            }
+        }
+    }
+
+    /// The byte `pa` where [`Machine::peek_line`] found its line.
+    fn peek_read(&self, at: Peeked, pa: Pa) -> Observed {
+        match at {
+            Peeked::Line(cpu, side, s) => {
+                let c = &self.cpus[cpu as usize];
+                let cache = if side == Side::D { &c.d } else { &c.i };
+                let m = cache.meta(s);
                 Observed {
-                    value: self.scratch[(pa - lpa) as usize],
-                    from: Source::Memory,
+                    value: cache.read(s, rem_size(pa, cache.geometry().line) as u32),
+                    from: Source::Cache {
+                        cpu,
+                        side,
+                        slot: s,
+                        dirty: side == Side::D && m.dirty,
+                        line_va: m.va,
+                    },
                 }
             }
+            Peeked::Memory => Observed {
+                value: self.mem[pa as usize],
+                from: Source::Memory,
+            },
+            Peeked::Fill(lpa) => Observed {
+                value: self.scratch[(pa - lpa) as usize],
+                from: Source::Memory,
+            },
         }
     }
 
     // ---- hardware events ---------------------------------------------------------------
 
-    /// A speculative fill of the line for `va` on `cpu`, if `va` has a valid cacheable (and, for
-    /// the I-side, executable) translation there. Returns whether anything was filled.
-    pub fn speculate(&mut self, cpu: CpuId, va: Va, side: Side) -> bool {
-        let allowed = match self.cfg.speculation {
+    /// Whether the CPUs fill caches of `side` speculatively at all.
+    pub fn speculates(&self, side: Side) -> bool {
+        match self.cfg.speculation {
             Speculation::None => false,
             Speculation::Icache => side == Side::I,
             Speculation::Both => true,
-        };
-        if !allowed {
+        }
+    }
+
+    /// A speculative fill of the line for `va` on `cpu`, if `va` has a valid cacheable (and, for
+    /// the I-side, executable) translation there. Returns whether anything was filled.
+    pub fn speculate(&mut self, cpu: CpuId, va: Va, side: Side) -> bool {
+        if !self.speculates(side) {
             return false;
         }
         let t = if self.cfg.hw_walker {

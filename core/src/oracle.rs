@@ -184,7 +184,7 @@ const UNSYNCED: u8 = 1;
 const PRIVATE_UNSPEC: u8 = 2;
 
 /// Per-byte intended values and their provenance.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Oracle {
     intended: Vec<Stamp>,
     previous: Vec<Stamp>,
@@ -201,6 +201,21 @@ pub struct Oracle {
     racing_bytes: Vec<Pa>,
     contested: Vec<Option<Stamp>>,
 }
+
+crate::reuse::clone_reusing!(Oracle {
+    intended,
+    previous,
+    racing,
+    flags,
+    write_idx,
+    write_log,
+    live,
+    device_owned,
+    page_size,
+    next,
+    racing_bytes,
+    contested
+});
 
 impl Oracle {
     /// An oracle for `frames` frames whose bytes initially intend what memory holds.
@@ -232,6 +247,11 @@ impl Oracle {
     /// The intended value of a byte.
     pub fn intended(&self, pa: Pa) -> Stamp {
         self.intended[pa as usize]
+    }
+
+    /// The intended values of the `len` bytes from `pa`.
+    pub fn intended_bytes(&self, pa: Pa, len: u64) -> &[Stamp] {
+        &self.intended[pa as usize..(pa + len) as usize]
     }
 
     /// The provenance of a byte's last write.
@@ -295,7 +315,11 @@ impl Oracle {
         self.intended[i] = v;
         self.contested[i] = None;
         // Consecutive bytes of one copy share one log entry.
-        if self.write_log.last() != Some(&(info, ctx)) {
+        let same = self
+            .write_log
+            .last()
+            .is_some_and(|(i, c)| *i == info && (std::ptr::eq(*c, ctx) || *c == ctx));
+        if !same {
             self.write_log.push((info, ctx));
         }
         self.write_idx[i] = (self.write_log.len() - 1) as u32;

@@ -27,7 +27,7 @@ pub enum ActorKind {
 }
 
 /// The scheduler's view of one actor.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Actor {
     /// What it is.
     pub kind: ActorKind,
@@ -52,6 +52,19 @@ pub struct Actor {
     pub name: String,
 }
 
+crate::reuse::clone_reusing!(Actor {
+    kind,
+    alive,
+    busy,
+    cpu,
+    preempt,
+    irqs_off,
+    path,
+    op_start,
+    private_copy,
+    name
+});
+
 impl Actor {
     /// An idle actor of `kind`, alive or not yet (a fork child's slot).
     pub fn idle(kind: ActorKind, alive: bool, name: String) -> Actor {
@@ -71,13 +84,20 @@ impl Actor {
 }
 
 /// Actors and what each CPU runs.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Sched {
     actors: Vec<Actor>,
     current: [Option<ActorId>; MAX_CPUS],
     irq: [Option<ActorId>; MAX_CPUS],
     ncpus: u8,
 }
+
+crate::reuse::clone_reusing!(Sched {
+    actors,
+    current,
+    irq,
+    ncpus
+});
 
 /// The outcome of asking to run an actor on a CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! logs, and offers the preemption points ([`Cx::step`]) between which other actors may run.
 //! Nothing here knows any particular race.
 
-use crate::addr::{layout, ActorId, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn};
+use crate::addr::{div_size, layout, ActorId, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::arch::Arch;
 use crate::event::{Event, Side};
 use crate::kernel::KernelState;
@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// Everything a run changes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct State {
     /// The hardware.
     pub m: Machine,
@@ -37,6 +37,15 @@ pub struct State {
     /// The first violation found, which ends the run.
     pub violation: Option<Violation>,
 }
+
+crate::reuse::clone_reusing!(State {
+    m,
+    k,
+    o,
+    sched,
+    sw,
+    violation
+});
 
 /// The shared world: state plus the arch implementation.
 #[derive(Debug)]
@@ -115,8 +124,11 @@ impl<A: Arch> Cx<A> {
 
     /// The CPU the actor runs on now.
     pub fn cpu(&self) -> CpuId {
-        self.st()
-            .sched
+        self.cpu_in(&self.st())
+    }
+
+    fn cpu_in(&self, st: &State) -> CpuId {
+        st.sched
             .cpu_of(self.me)
             .expect("a stepping actor runs on a CPU")
     }
@@ -249,8 +261,8 @@ impl<A: Arch> Cx<A> {
     /// A kernel load through `va`, checked against the intended value. A kernel path never
     /// faults: a missing translation is a model bug.
     pub fn kload(&self, va: Va) -> Stamp {
-        let cpu = self.cpu();
         let mut st = self.st();
+        let cpu = self.cpu_in(&st);
         let t =
             st.m.translate(cpu, va, Access::Read)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
@@ -272,12 +284,13 @@ impl<A: Arch> Cx<A> {
 
     /// A kernel store with an explicit meaning for the oracle (see [`StoreKind`]).
     pub fn kstore_as(&self, va: Va, v: Stamp, multi_step: bool, kind: StoreKind) {
-        let cpu = self.cpu();
         let mut st = self.st();
+        let cpu = self.cpu_in(&st);
         let t =
             st.m.translate(cpu, va, Access::Write)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
-        let under_io = st.o.device_owned((t.pa / st.m.page_size() as u64) as Pfn);
+        let pfn = div_size(t.pa, st.m.page_size());
+        let under_io = st.o.device_owned(pfn as Pfn);
         if under_io {
             let obs = crate::machine::Observed {
                 value: v,
@@ -288,9 +301,13 @@ impl<A: Arch> Cx<A> {
         st.m.store(cpu, va, &t, v);
         let info = self.write_info(&st, va);
         let path = st.sched.actor(self.me).path;
-        let pc = kind != StoreKind::Fill && st.k.is_page_cache(t.pa / st.m.page_size() as u64);
-        let (prev_info, _) = st.o.last_write(t.pa);
-        let prev = st.o.intended(t.pa);
+        let pc = kind != StoreKind::Fill && st.k.is_page_cache(pfn);
+        // The overwritten value and its provenance, if a contest may need them.
+        let (prev_info, prev) = if kind == StoreKind::UserData || under_io {
+            (st.o.last_write(t.pa).0, st.o.intended(t.pa))
+        } else {
+            (WriteInfo::default(), 0)
+        };
         let op_start = st.sched.actor(self.me).op_start;
         st.o.write(
             t.pa,

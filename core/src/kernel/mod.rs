@@ -47,7 +47,7 @@ pub enum PageKind {
 }
 
 /// The kernel's `struct page`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Page {
     /// What it holds.
     pub kind: PageKind,
@@ -60,6 +60,14 @@ pub struct Page {
     /// I/O in progress on the page (GUP for I/O, ptrace): its user threads wait.
     pub io_pin: u32,
 }
+
+crate::reuse::clone_reusing!(Page {
+    kind,
+    rmap,
+    refs,
+    arch_1,
+    io_pin
+});
 
 /// What a VMA maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +116,7 @@ impl Vma {
 }
 
 /// An address space.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Mm {
     /// Its VMAs, sorted by start.
     pub vmas: Vec<Vma>,
@@ -119,6 +127,13 @@ pub struct Mm {
     /// `exit` has begun: its threads start nothing new.
     pub exiting: bool,
 }
+
+crate::reuse::clone_reusing!(Mm {
+    vmas,
+    alive,
+    cpumask,
+    exiting
+});
 
 impl Mm {
     /// The VMA containing `vpn`.
@@ -133,7 +148,7 @@ impl Mm {
 }
 
 /// A file: its contents on disk and its page cache.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct File {
     /// Page cache: file page -> frame.
     pub pages: Vec<Option<Pfn>>,
@@ -141,8 +156,10 @@ pub struct File {
     pub disk: Vec<Stamp>,
 }
 
+crate::reuse::clone_reusing!(File { pages, disk });
+
 /// The pkmap table (`pkmap_count`, `page_address`, `last_pkmap_nr`).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Pkmap {
     /// Per slot: 0 free, 1 mapped but unused, n mapped with n-1 users.
     pub count: Vec<u32>,
@@ -151,6 +168,8 @@ pub struct Pkmap {
     /// The last slot handed out.
     pub last: u32,
 }
+
+crate::reuse::clone_reusing!(Pkmap { count, page, last });
 
 impl Pkmap {
     /// The slot mapping `pfn`, if any (`page_address` of a highmem page).
@@ -163,7 +182,7 @@ impl Pkmap {
 }
 
 /// The kernel's state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct KernelState {
     /// One per frame.
     pub pages: Vec<Page>,
@@ -186,6 +205,19 @@ pub struct KernelState {
     /// How the page cache is filled.
     pub io: crate::preset::Io,
 }
+
+crate::reuse::clone_reusing!(KernelState {
+    pages,
+    mms,
+    procs,
+    files,
+    pkmap,
+    buffers,
+    locks,
+    vmalloc,
+    fixmap_depth,
+    io
+});
 
 impl KernelState {
     /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
