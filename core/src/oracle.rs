@@ -337,6 +337,19 @@ impl Oracle {
         }
     }
 
+    /// Bytes just written as data at a user's request (a ptrace poke into a data mapping, a
+    /// direct-I/O read): like a user store, the I-side is the user's business until its
+    /// cacheflush; `page_cache` says they changed a page-cache page under the file's private
+    /// mappings. Intended values, provenance and contested values stay as they are.
+    pub fn user_data_written(&mut self, pa: Pa, len: u64, page_cache: bool) {
+        for f in &mut self.flags[pa as usize..(pa + len) as usize] {
+            *f |= UNSYNCED;
+            if page_cache {
+                *f |= PRIVATE_UNSPEC;
+            }
+        }
+    }
+
     /// The user synchronised the I-side for these bytes (cacheflush returned).
     pub fn user_code_synced(&mut self, pa: Pa, len: u64) {
         for f in &mut self.flags[pa as usize..(pa + len) as usize] {
