@@ -328,6 +328,12 @@ impl Oracle {
         self.contested[pa as usize] = Some(other);
     }
 
+    /// The other value a byte may end with, when its last write raced another (see
+    /// [`Oracle::contest`]).
+    pub fn contested(&self, pa: Pa) -> Option<Stamp> {
+        self.contested[pa as usize]
+    }
+
     /// A user store into an executable mapping of frame `pfn`: the user is writing code, and
     /// until its cacheflush the I-side of the whole page is its business.
     pub fn user_code_page(&mut self, pfn: Pfn) {

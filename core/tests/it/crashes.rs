@@ -204,3 +204,22 @@ fn a_store_racing_a_direct_io_write_may_be_missed_by_the_device() {
          start T1 cpu0 ptrace-poke target=230 page=21 off=0\n",
     );
 }
+
+/// A FUSE write into a pinned shared file page and a tracer's poke of the same byte through
+/// another process's mapping race: either may be the byte's final value, even when the older
+/// one's alias is written back last and the newer one is gone. Random search on
+/// fork-cow-alias-fixed once reported the end-of-run audit's memory value as a lost write.
+#[test]
+fn two_racing_writes_to_one_byte_may_end_with_either() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T0 cpu0 fork\n\
+         start T1 cpu0 gup page=225 off=48 write=true\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T1 cpu0\n\
+         start T0 cpu0 ptrace-poke target=182 page=33 off=48\n",
+    );
+}
