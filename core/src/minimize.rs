@@ -434,7 +434,10 @@ mod tests {
         text.push_str("start T0 cpu0 direct-io page=3 to-device=false\n");
         let (p, ops) = ops_of(&text);
         let m = minimize(&p, &ops).expect("it reproduces");
-        assert_eq!(m.signature, "stale-load:end-of-run audit@user<-device@device");
+        assert_eq!(
+            m.signature,
+            "stale-load:end-of-run audit@user<-device@device"
+        );
         assert_eq!(m.ops.len(), 5, "{:?}", m.ops);
     }
 

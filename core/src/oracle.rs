@@ -352,12 +352,31 @@ impl Oracle {
         self.contested[pa as usize] = Some(other);
     }
 
+    /// The other value a byte may end with, when its last write raced another (see
+    /// [`Oracle::contest`]).
+    pub fn contested(&self, pa: Pa) -> Option<Stamp> {
+        self.contested[pa as usize]
+    }
+
     /// A user store into an executable mapping of frame `pfn`: the user is writing code, and
     /// until its cacheflush the I-side of the whole page is its business.
     pub fn user_code_page(&mut self, pfn: Pfn) {
         let p = self.page_size as usize;
         for f in &mut self.flags[pfn as usize * p..(pfn as usize + 1) * p] {
             *f |= UNSYNCED;
+        }
+    }
+
+    /// Bytes just written as data at a user's request (a ptrace poke into a data mapping, a
+    /// direct-I/O read): like a user store, the I-side is the user's business until its
+    /// cacheflush; `page_cache` says they changed a page-cache page under the file's private
+    /// mappings. Intended values, provenance and contested values stay as they are.
+    pub fn user_data_written(&mut self, pa: Pa, len: u64, page_cache: bool) {
+        for f in &mut self.flags[pa as usize..(pa + len) as usize] {
+            *f |= UNSYNCED;
+            if page_cache {
+                *f |= PRIVATE_UNSPEC;
+            }
         }
     }
 

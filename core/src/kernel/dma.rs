@@ -6,11 +6,11 @@
 //! misuse and user threads wait (a program does not touch a buffer under I/O).
 
 use super::kmap;
-use crate::addr::Pfn;
+use crate::addr::{Pa, Pfn};
 use crate::arch::Arch;
 use crate::op::DmaDir;
 use crate::oracle::{ReadKind, WriteInfo};
-use crate::world::Cx;
+use crate::world::{Cx, State};
 
 /// `dma_map_page` (and `dma_sync_single_for_device`): the CPU gives the page to the device.
 pub async fn dma_map_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'static str) {
@@ -33,9 +33,26 @@ pub async fn dma_unmap_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'
     cx.leave(prev);
 }
 
+/// Whether byte `pa` was last written by an actor other than the caller at or after step
+/// `since`.
+fn written_by_another_since<A: Arch>(cx: &Cx<A>, st: &State, pa: Pa, since: u32) -> bool {
+    let (w, _) = st.o.last_write(pa);
+    w.actor.is_some_and(|a| a != cx.me()) && w.step >= since
+}
+
 /// The device's access to a whole page it owns: reads it (checked) for `ToDevice`, writes fresh
 /// values for `FromDevice`, both for `Bidirectional`.
-pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
+///
+/// `user_io_since` is the step from which the page was pinned for the user's own I/O (direct
+/// I/O), `None` for a driver's buffer. Another actor's write to the page from then on (a tracer's
+/// poke, a store through another process's mapping) is a race the user made with its I/O: the
+/// device may read either value, and after a transfer from the device each byte of the page may
+/// end up with the device's value or the one before, since the other write (and the cache line
+/// it went through) may as well have landed last.
+pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: Option<u32>) {
+    let raced = |st: &State, p: Pa| {
+        user_io_since.is_some_and(|since| written_by_another_since(cx, st, p, since))
+    };
     let page = cx.page_size();
     let pa = pfn as u64 * page;
     if matches!(dir, DmaDir::ToDevice | DmaDir::Bidirectional) {
@@ -45,6 +62,9 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
         for (i, obs) in seen.into_iter().enumerate() {
             let p = pa + i as u64;
             if let Err(kind) = st.o.judge(p, obs.value, ReadKind::Device, None) {
+                if raced(&st, p) {
+                    continue;
+                }
                 let v = crate::world::violation_at(
                     &st,
                     p,
@@ -65,9 +85,12 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
         let mut st = cx.st();
         st.m.device_write(pa, &values);
         let step = st.m.log.step;
+        let raced = (pa..pa + page).any(|p| raced(&st, p));
         for (i, v) in values.iter().enumerate() {
+            let p = pa + i as u64;
+            let prev = st.o.intended(p);
             st.o.write(
-                pa + i as u64,
+                p,
                 *v,
                 WriteInfo {
                     step,
@@ -80,6 +103,9 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
                     page_cache: false,
                 },
             );
+            if raced {
+                st.o.contest(p, prev);
+            }
         }
     }
 }
@@ -97,7 +123,7 @@ pub async fn transfer<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     }
     dma_map_page(cx, pfn, dir, "dma_map_page").await;
     cx.step().await;
-    device_access(cx, pfn, dir);
+    device_access(cx, pfn, dir, None);
     cx.step().await;
     dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
     cx.step().await;
@@ -125,7 +151,7 @@ pub async fn sync_cycle<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     let prev = cx.enter("dma-sync-cycle", || format!("page {pfn}, {dir:?}"));
     dma_map_page(cx, pfn, dir, "dma_map_page").await;
     cx.step().await;
-    device_access(cx, pfn, dir);
+    device_access(cx, pfn, dir, None);
     cx.step().await;
     dma_unmap_page(cx, pfn, dir, "dma_sync_single_for_cpu").await;
     cx.step().await;
@@ -140,7 +166,7 @@ pub async fn sync_cycle<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     cx.step().await;
     dma_map_page(cx, pfn, dir, "dma_sync_single_for_device").await;
     cx.step().await;
-    device_access(cx, pfn, dir);
+    device_access(cx, pfn, dir, None);
     cx.step().await;
     dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
     cx.leave(prev);

@@ -119,10 +119,11 @@ pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool)
     };
     let prev = cx.enter("direct-io", || format!("user page {vpn}, {dir:?}"));
     if let Some(pfn) = get_user_pages(cx, mm, vpn, !to_device, false).await {
+        let pinned_at = cx.st().m.log.step;
         cx.step().await;
         dma::dma_map_page(cx, pfn, dir, "dma_map_page").await;
         cx.step().await;
-        dma::device_access(cx, pfn, dir);
+        dma::device_access(cx, pfn, dir, Some(pinned_at));
         cx.step().await;
         dma::dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
         if !to_device {
@@ -130,23 +131,8 @@ pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool)
             // A page-cache page changed under the file's private mappings too.
             let page = cx.page_size();
             let mut st = cx.st();
-            let pa = pfn as u64 * page;
             let pc = st.k.is_page_cache(pfn as u64);
-            for p in pa..pa + page {
-                let v = st.o.intended(p);
-                let (w, c) = st.o.last_write(p);
-                st.o.write(
-                    p,
-                    v,
-                    w,
-                    c,
-                    crate::oracle::WriteFlags {
-                        racing: None,
-                        user_data: true,
-                        page_cache: pc,
-                    },
-                );
-            }
+            st.o.user_data_written(pfn as u64 * page, page, pc);
         }
         unpin(cx, pfn);
     }
@@ -179,10 +165,18 @@ pub async fn ptrace_poke<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
         let p = cx.enter("copy_to_user_page", || {
             format!("page {pfn}, user page {vpn}")
         });
-        cx.arch()
-            .copy_to_user_page(cx, mm, pfn, vpn, off as u64 % cx.page_size())
-            .await;
+        let off = off as u64 % cx.page_size();
+        cx.arch().copy_to_user_page(cx, mm, pfn, vpn, off).await;
         cx.leave(p);
+        // The kernel keeps the I-side coherent only for an executable target VMA. A poke into
+        // a data mapping is data, as a store by the tracee there would be: another, executable
+        // mapping of the page may run it only after the user's cacheflush.
+        let exec = cx.st().k.mms[mm as usize].vma(vpn).is_some_and(|v| v.exec);
+        if !exec {
+            let pa = pfn as u64 * cx.page_size() + off;
+            let pc = cx.st().k.is_page_cache(pfn as u64);
+            cx.st().o.user_data_written(pa, 1, pc);
+        }
         cx.step().await;
         unpin(cx, pfn);
     }

@@ -143,3 +143,83 @@ fn vivt_hit_on_a_line_of_another_frame_does_not_panic() {
         assert_eq!(a.events, b.events);
     }
 }
+
+/// Runs `ops` (trace lines) on `preset` and asserts it finds nothing.
+fn assert_clean_trace(preset: &str, ops: &str) {
+    let text = format!("flushfuzz-trace 1\npreset {preset}\nexpect none\n{ops}");
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let r = run(&l.preset, &l.ops, RunOptions::default());
+    assert!(
+        r.violation.is_none(),
+        "{preset}: {:?}",
+        r.violation.map(|v| v.signature())
+    );
+}
+
+/// A ptrace poke into a shared data mapping of a file page that another mapping executes:
+/// the kernel syncs the I-cache only for an executable target VMA, so running the poked bytes
+/// through the other mapping needs the user's cacheflush, as a store there would. Random
+/// search on fork-cow-alias-fixed once reported the audit's fetch as stale.
+#[test]
+fn ptrace_poke_into_a_data_mapping_is_user_data_for_the_icache() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T0 cpu0 mmap file=89 pgoff=0 at=197 shared=true exec=true fixed=false\n\
+         start T0 cpu0 write file=0 index=0 off=0 page=74\n\
+         start T1 cpu0 ptrace-poke target=0 page=94 off=0\n",
+    );
+}
+
+/// A direct-I/O read into a shared file page while a tracer pokes the same page through
+/// another process's mapping, after GUP pinned it and before `dma_map_page`: the user raced its
+/// own I/O, so the poked line may land over the device's data. Random search on
+/// fork-cow-alias-fixed once reported the dirty poked line as a lost write.
+#[test]
+fn a_store_racing_a_direct_io_read_may_win() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T1 cpu0 fork\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         start T1 cpu0 direct-io page=22 to-device=false\n\
+         start T0 cpu0 ptrace-poke target=110 page=22 off=0\n",
+    );
+}
+
+/// The same race the other way: a direct-I/O write from a shared file page while a tracer pokes
+/// it through another process's mapping; the device may read either value. Random search on
+/// fork-cow-alias-fixed once reported the device's read as stale.
+#[test]
+fn a_store_racing_a_direct_io_write_may_be_missed_by_the_device() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T1 cpu0 fork\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         start T0 cpu0 direct-io page=165 to-device=true\n\
+         start T1 cpu0 ptrace-poke target=230 page=21 off=0\n",
+    );
+}
+
+/// A FUSE write into a pinned shared file page and a tracer's poke of the same byte through
+/// another process's mapping race: either may be the byte's final value, even when the older
+/// one's alias is written back last and the newer one is gone. Random search on
+/// fork-cow-alias-fixed once reported the end-of-run audit's memory value as a lost write.
+#[test]
+fn two_racing_writes_to_one_byte_may_end_with_either() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T0 cpu0 fork\n\
+         start T1 cpu0 gup page=225 off=48 write=true\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T1 cpu0\n\
+         start T0 cpu0 ptrace-poke target=182 page=33 off=48\n",
+    );
+}
