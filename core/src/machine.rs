@@ -211,11 +211,33 @@ pub struct Cpu {
     /// Instruction cache.
     pub i: Cache,
     tlb: Vec<TlbEntry>,
+    /// The TLB entry found last: where the next lookup looks first. Entries are unique per
+    /// address space and page, so where a lookup starts changes nothing but its speed.
+    tlb_hint: std::cell::Cell<usize>,
     /// The address space whose user page table the MMU walks.
     pub mm: Option<MmId>,
 }
 
-crate::reuse::clone_reusing!(Cpu { d, i, tlb, mm });
+crate::reuse::clone_reusing!(Cpu {
+    d,
+    i,
+    tlb,
+    tlb_hint,
+    mm
+});
+
+impl Cpu {
+    /// The TLB entry for `vpn` in `asid`, if any.
+    fn tlb_entry(&self, vpn: Vpn, asid: Option<MmId>) -> Option<&TlbEntry> {
+        let hit = |e: &TlbEntry| e.vpn == vpn && e.asid == asid;
+        if let Some(e) = self.tlb.get(self.tlb_hint.get()).filter(|e| hit(e)) {
+            return Some(e);
+        }
+        let i = self.tlb.iter().position(hit)?;
+        self.tlb_hint.set(i);
+        Some(&self.tlb[i])
+    }
+}
 
 /// A value read, and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +296,9 @@ pub struct Machine {
     pub cpus: Vec<Cpu>,
     kernel_pt: Vec<Pte>,
     user_pt: Vec<Vec<Pte>>,
+    /// Present entries of the kernel table, and of each user table (kept with the tables).
+    kernel_present: usize,
+    user_present: Vec<usize>,
     /// The event log.
     pub log: Log,
     scratch: Vec<Stamp>,
@@ -285,6 +310,8 @@ crate::reuse::clone_reusing!(Machine {
     cpus,
     kernel_pt,
     user_pt,
+    kernel_present,
+    user_present,
     log,
     scratch
 });
@@ -299,6 +326,7 @@ impl Machine {
                 d: Cache::new(cfg.dcache),
                 i: Cache::new(cfg.icache),
                 tlb: Vec::new(),
+                tlb_hint: std::cell::Cell::new(0),
                 mm: None,
             })
             .collect();
@@ -310,6 +338,8 @@ impl Machine {
             cpus,
             kernel_pt,
             user_pt: Vec::new(),
+            kernel_present: 0,
+            user_present: Vec::new(),
             log,
             scratch,
         };
@@ -317,6 +347,7 @@ impl Machine {
             m.kernel_pt[(layout::LINEAR - layout::USER_PAGES) as usize + pfn as usize] =
                 Pte::new(pfn, true, true);
         }
+        m.kernel_present = m.kernel_pt.iter().filter(|p| p.present).count();
         m
     }
 
@@ -359,8 +390,10 @@ impl Machine {
         let need = mm as usize + 1;
         if self.user_pt.len() < need {
             self.user_pt.resize(need, Vec::new());
+            self.user_present.resize(need, 0);
         }
         self.user_pt[mm as usize] = vec![Pte::default(); layout::USER_PAGES as usize];
+        self.user_present[mm as usize] = 0;
     }
 
     /// The entry for `vpn` in `mm`'s table (user pages) or the kernel table.
@@ -397,10 +430,15 @@ impl Machine {
             },
         });
         if vpn < layout::USER_PAGES {
-            if let Some(t) = mm.and_then(|m| self.user_pt.get_mut(m as usize)) {
-                t[vpn as usize] = pte;
+            if let Some(m) = mm.filter(|&m| (m as usize) < self.user_pt.len()) {
+                let e = &mut self.user_pt[m as usize][vpn as usize];
+                self.user_present[m as usize] += pte.present as usize;
+                self.user_present[m as usize] -= e.present as usize;
+                *e = pte;
             }
         } else if let Some(e) = self.kernel_pt.get_mut((vpn - layout::USER_PAGES) as usize) {
+            self.kernel_present += pte.present as usize;
+            self.kernel_present -= e.present as usize;
             *e = pte;
         }
     }
@@ -425,16 +463,16 @@ impl Machine {
             return Err(Fault::NotPresent);
         }
         let c = &self.cpus[cpu as usize];
-        let pte = match c.tlb.iter().find(|e| e.vpn == vpn && e.asid == asid) {
+        let pte = match c.tlb_entry(vpn, asid) {
             Some(e) => e.pte,
             None => {
                 let pte = self.pte(asid, vpn);
                 if !pte.present {
                     return Err(Fault::NotPresent);
                 }
-                self.cpus[cpu as usize]
-                    .tlb
-                    .push(TlbEntry { asid, vpn, pte });
+                let c = &mut self.cpus[cpu as usize];
+                c.tlb.push(TlbEntry { asid, vpn, pte });
+                c.tlb_hint.set(c.tlb.len() - 1);
                 self.log.push(|| Event::TlbFill {
                     cpu,
                     va: vpn * page,
@@ -465,9 +503,7 @@ impl Machine {
         }
         let c = &self.cpus[cpu as usize];
         let pte = c
-            .tlb
-            .iter()
-            .find(|e| e.vpn == vpn && e.asid == asid)
+            .tlb_entry(vpn, asid)
             .map(|e| e.pte)
             .unwrap_or_else(|| self.pte(asid, vpn));
         pte.present.then(|| Translation {
@@ -482,10 +518,7 @@ impl Machine {
         let page = self.cfg.page_size as u64;
         let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
-        let e = self.cpus[cpu as usize]
-            .tlb
-            .iter()
-            .find(|e| e.vpn == vpn && e.asid == asid)?;
+        let e = self.cpus[cpu as usize].tlb_entry(vpn, asid)?;
         Some(Translation {
             pa: e.pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
             pte: e.pte,
@@ -511,8 +544,10 @@ impl Machine {
             };
             pte.is_some_and(|p| !p.present)
         };
-        let nk = self.kernel_pt.iter().filter(|p| p.present).count();
-        let nu = user.map_or(0, |t| t.iter().filter(|p| p.present).count());
+        let nk = self.kernel_present;
+        let nu =
+            c.mm.and_then(|m| self.user_present.get(m as usize))
+                .map_or(0, |&n| n);
         let ns = c.tlb.iter().filter(|e| stale(e)).count();
         let n = nk + nu + ns;
         if n == 0 {

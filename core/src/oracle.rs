@@ -260,7 +260,7 @@ impl Oracle {
     }
 
     fn frame(&self, pa: Pa) -> usize {
-        (pa / self.page_size as u64) as usize
+        crate::addr::div_size(pa, self.page_size) as usize
     }
 
     /// Marks a frame allocated (its contents matter) or free (they do not).

@@ -10,7 +10,7 @@ use crate::addr::{layout, ActorId, AliasKind, CpuId, Pa, Pfn, Stamp};
 use crate::arch::{null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch};
 use crate::event::{Log, Logged, Side};
 use crate::kernel::{self, File, KernelState, Mm, Page, PageKind, Pkmap, Vma, VmaKind};
-use crate::machine::Machine;
+use crate::machine::{Machine, Observed};
 use crate::op::{Action, Op};
 use crate::oracle::{Oracle, ReadKind, Violation};
 use crate::preset::{ArchKind, Preset};
@@ -428,14 +428,15 @@ impl<A: Arch> Runner<A> {
         let mut polls = 0;
         let mut step = self.ops_applied as u32;
         while !self.stopped() && polls < MAX_DRAIN_POLLS {
-            let busy: Vec<ActorId> = (0..n as ActorId)
-                .filter(|&a| self.scripts[a as usize].is_some())
-                .collect();
-            if busy.is_empty() {
-                break;
-            }
+            // A round steps each actor busy when it starts. Only an actor's own step ends its
+            // script and none starts while draining, so those are the ones busy at their turn.
+            let mut busy = false;
             let mut progressed = false;
-            for a in busy {
+            for a in 0..n as ActorId {
+                if self.scripts[a as usize].is_none() {
+                    continue;
+                }
+                busy = true;
                 if self.stopped() {
                     break;
                 }
@@ -448,7 +449,7 @@ impl<A: Arch> Runner<A> {
                 }
                 polls += 1;
             }
-            if !progressed {
+            if !busy || !progressed {
                 break;
             }
         }
@@ -501,6 +502,12 @@ fn poll_to_completion<F: Future<Output = ()>>(fut: F, what: &str) {
         Poll::Ready(()) => {}
         Poll::Pending => panic!("{what} must not yield"),
     }
+}
+
+thread_local! {
+    /// The audit's buffers of observed bytes, kept between runs for their allocations.
+    static AUDIT_BUFFERS: std::cell::Cell<(Vec<Observed>, Vec<Observed>)> =
+        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// The end-of-run audit: lost writes, stale dirty lines, stale user views.
@@ -567,57 +574,62 @@ pub fn audit(st: &mut State) {
     // 3. Every live user mapping reads the intended values, on every CPU that could run it.
     let vivt = st.m.config().dcache.virtually_tagged();
     let ncpus = st.m.config().cpus;
-    let (mut seen_d, mut seen_i) = (Vec::new(), Vec::new());
+    let (mut seen_d, mut seen_i) = AUDIT_BUFFERS.take();
     for mm in 0..st.k.mms.len() as u16 {
         if !st.k.mms[mm as usize].alive {
             continue;
         }
-        let vpns: Vec<u64> = st.k.mms[mm as usize].pages().collect();
         for cpu in 0..ncpus {
             if vivt && st.m.cpus[cpu as usize].mm != Some(mm) {
                 continue;
             }
-            for &vpn in &vpns {
-                let pte = st.m.pte(Some(mm), vpn);
-                if !pte.present || !pte.cacheable {
-                    continue;
-                }
-                let private_file = st.k.is_private_file_mapping(Some(mm), vpn, pte.pfn);
-                let (va0, pa0) = (vpn * page, pte.pfn as u64 * page);
-                // What each byte reads, byte by byte as a user would see it now.
-                st.m.peek_page(cpu, va0, pa0, Some(mm), Side::D, &mut seen_d);
-                if pte.exec {
-                    st.m.peek_page(cpu, va0, pa0, Some(mm), Side::I, &mut seen_i);
-                }
-                let sides = [
-                    (&seen_d, ReadKind::UserLoad { private_file }),
-                    (&seen_i, ReadKind::UserFetch { private_file }),
-                ];
-                let sides = &sides[..if pte.exec { 2 } else { 1 }];
-                for off in 0..page {
-                    let (va, pa) = (va0 + off, pa0 + off);
-                    for &(seen, how) in sides {
-                        let obs = seen[off as usize];
-                        if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
-                            let mut v = crate::world::violation_at(
-                                st,
-                                pa,
-                                obs.value,
-                                obs.from,
-                                va,
-                                AliasKind::User,
-                                kind,
-                                "end-of-run audit",
-                            );
-                            v.cpu = Some(cpu);
-                            st.violation = Some(v);
-                            return;
+            // Every mapped page in address order (`Mm::pages`); the audit changes no VMA.
+            for vi in 0..st.k.mms[mm as usize].vmas.len() {
+                let vma = st.k.mms[mm as usize].vmas[vi];
+                for vpn in vma.start..vma.end {
+                    let pte = st.m.pte(Some(mm), vpn);
+                    if !pte.present || !pte.cacheable {
+                        continue;
+                    }
+                    let private_file = st.k.is_private_file_mapping(Some(mm), vpn, pte.pfn);
+                    let (va0, pa0) = (vpn * page, pte.pfn as u64 * page);
+                    // What each byte reads, byte by byte as a user would see it now.
+                    st.m.peek_page(cpu, va0, pa0, Some(mm), Side::D, &mut seen_d);
+                    if pte.exec {
+                        st.m.peek_page(cpu, va0, pa0, Some(mm), Side::I, &mut seen_i);
+                    }
+                    let sides = [
+                        (&seen_d, ReadKind::UserLoad { private_file }),
+                        (&seen_i, ReadKind::UserFetch { private_file }),
+                    ];
+                    let sides = &sides[..if pte.exec { 2 } else { 1 }];
+                    for off in 0..page {
+                        let (va, pa) = (va0 + off, pa0 + off);
+                        for &(seen, how) in sides {
+                            let obs = seen[off as usize];
+                            if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
+                                let mut v = crate::world::violation_at(
+                                    st,
+                                    pa,
+                                    obs.value,
+                                    obs.from,
+                                    va,
+                                    AliasKind::User,
+                                    kind,
+                                    "end-of-run audit",
+                                );
+                                v.cpu = Some(cpu);
+                                st.violation = Some(v);
+                                AUDIT_BUFFERS.set((seen_d, seen_i));
+                                return;
+                            }
                         }
                     }
                 }
             }
         }
     }
+    AUDIT_BUFFERS.set((seen_d, seen_i));
 }
 
 /// Runs `ops` on `preset` with an arch of the caller's choosing.

@@ -75,6 +75,32 @@ fn runs_are_deterministic() {
         });
 }
 
+/// A run on a state recycled from earlier runs (the fuzzing path) finds what a run on a freshly
+/// built state (the logged path) finds, after the same number of ops and steps.
+#[test]
+fn recycled_states_run_like_fresh_ones() {
+    let presets: Vec<_> = flushfuzz::harness::RACE_PRESETS
+        .iter()
+        .map(|n| preset::by_name(n).unwrap())
+        .collect();
+    bolero::check!()
+        .with_generator(ops_gen())
+        .with_iterations(300)
+        .for_each(|ops: &Vec<Op>| {
+            for p in &presets {
+                let recycled = run(p, ops, RunOptions::default());
+                let fresh = run(p, ops, RunOptions { log: true });
+                let mut expected = fresh.violation;
+                if let Some(v) = expected.as_mut() {
+                    v.history.clear();
+                }
+                assert_eq!(recycled.violation, expected, "on {}", p.name);
+                assert_eq!(recycled.ops_applied, fresh.ops_applied);
+                assert_eq!(recycled.steps, fresh.steps);
+            }
+        });
+}
+
 /// The minimizer keeps the violation's signature and never grows the input.
 #[test]
 fn minimizer_keeps_the_signature_and_never_grows() {
