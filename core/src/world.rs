@@ -320,12 +320,18 @@ impl<A: Arch> Cx<A> {
                 page_cache: pc,
             },
         );
+        let by_another = |w: WriteInfo| w.actor.is_some_and(|a| a != self.me) && w.step >= op_start;
+        let page = st.m.page_size() as u64;
+        let first = t.pa / page * page;
         if kind == StoreKind::UserData
-            && prev_info.actor.is_some_and(|a| a != self.me)
-            && prev_info.step >= op_start
+            && (by_another(prev_info)
+                || (first..first + page).any(|p| p != t.pa && by_another(st.o.last_write(p).0)))
         {
-            // Another actor wrote these bytes while this user-requested operation was in
-            // flight: the operation may as well have taken effect first.
+            // Another actor wrote these bytes, or others of the page, while this
+            // user-requested operation was in flight: the operation may as well have taken
+            // effect first. For other bytes of the page this is the false sharing of a cache
+            // line between incongruent aliases, which no flush order can make coherent: the
+            // write-back of either alias carries the other's old bytes.
             st.o.contest(t.pa, prev);
         }
         if under_io {

@@ -223,3 +223,22 @@ fn two_racing_writes_to_one_byte_may_end_with_either() {
          start T0 cpu0 ptrace-poke target=182 page=33 off=48\n",
     );
 }
+
+/// The same with the two writes on neighbouring bytes of one cache line: the poked line at the
+/// user's colour carries the old byte the FUSE write changed through the kernel alias, and no
+/// order of write-backs keeps both. The operations were in flight together on the user's pinned
+/// page, so the FUSE byte may end with its old value.
+#[test]
+fn racing_writes_to_one_line_through_incongruent_aliases_may_lose_either() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T0 cpu0 fork\n\
+         start T1 cpu0 gup page=225 off=48 write=true\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T1 cpu0\n\
+         start T0 cpu0 ptrace-poke target=182 page=33 off=49\n",
+    );
+}
