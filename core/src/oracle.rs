@@ -196,6 +196,8 @@ pub struct Oracle {
     write_log: Vec<(WriteInfo, &'static str)>,
     live: Vec<bool>,
     device_owned: Vec<u8>,
+    /// Per frame, the last CPU read of it: the reader and the step.
+    last_read: Vec<(Option<ActorId>, u32)>,
     page_size: u32,
     next: Stamp,
     racing_bytes: Vec<Pa>,
@@ -211,6 +213,7 @@ crate::reuse::clone_reusing!(Oracle {
     write_log,
     live,
     device_owned,
+    last_read,
     page_size,
     next,
     racing_bytes,
@@ -231,6 +234,7 @@ impl Oracle {
             write_log: vec![(WriteInfo::default(), "initial contents")],
             live: vec![false; frames as usize],
             device_owned: vec![0; frames as usize],
+            last_read: vec![(None, 0); frames as usize],
             page_size,
             next,
             racing_bytes: Vec::new(),
@@ -283,6 +287,19 @@ impl Oracle {
             (true, false) => 1,
             (true, true) => 2,
         };
+    }
+
+    /// Records a CPU read of `pa` by `reader` at `step`.
+    pub fn note_read(&mut self, pa: Pa, reader: Option<ActorId>, step: u32) {
+        let f = self.frame(pa);
+        self.last_read[f] = (reader, step);
+    }
+
+    /// Whether an actor other than `me` read frame `pfn` through a CPU at step `since` or
+    /// later (its cache may keep what it read).
+    pub fn read_by_another_since(&self, pfn: Pfn, me: ActorId, since: u32) -> bool {
+        let (r, step) = self.last_read[pfn as usize];
+        r.is_some_and(|r| r != me) && step >= since
     }
 
     /// Whether the device owns a frame.

@@ -233,6 +233,10 @@ impl<A: Arch> Cx<A> {
         how: ReadKind,
         reader: Option<ActorId>,
     ) {
+        if how != ReadKind::Device {
+            let step = st.m.log.step;
+            st.o.note_read(pa, reader, step);
+        }
         if let Err(kind) = st.o.judge(pa, obs.value, how, reader) {
             let context = reader.map_or("device", |r| st.sched.actor(r).path);
             let page = st.m.page_size();

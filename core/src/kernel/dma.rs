@@ -48,7 +48,9 @@ fn written_by_another_since<A: Arch>(cx: &Cx<A>, st: &State, pa: Pa, since: u32)
 /// poke, a store through another process's mapping) is a race the user made with its I/O: the
 /// device may read either value, and after a transfer from the device each byte of the page may
 /// end up with the device's value or the one before, since the other write (and the cache line
-/// it went through) may as well have landed last.
+/// it went through) may as well have landed last. Another actor's read of the page from then on
+/// is the same race: the line it filled may outlive the transfer, so each byte may keep its old
+/// value.
 pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: Option<u32>) {
     let raced = |st: &State, p: Pa| {
         user_io_since.is_some_and(|since| written_by_another_since(cx, st, p, since))
@@ -85,7 +87,9 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: 
         let mut st = cx.st();
         st.m.device_write(pa, &values);
         let step = st.m.log.step;
-        let raced = (pa..pa + page).any(|p| raced(&st, p));
+        let read_by_another =
+            user_io_since.is_some_and(|since| st.o.read_by_another_since(pfn, cx.me(), since));
+        let raced = read_by_another || (pa..pa + page).any(|p| raced(&st, p));
         for (i, v) in values.iter().enumerate() {
             let p = pa + i as u64;
             let prev = st.o.intended(p);

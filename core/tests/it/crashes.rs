@@ -242,3 +242,23 @@ fn racing_writes_to_one_line_through_incongruent_aliases_may_lose_either() {
          start T0 cpu0 ptrace-poke target=182 page=33 off=49\n",
     );
 }
+
+/// A child's copy-on-write fault reads a shared file page while the parent's direct I/O from a
+/// device has it pinned: the copy leaves a clean line at the user's colour that outlives the
+/// transfer. The user raced its own I/O, so each byte may keep its old value.
+#[test]
+fn reading_a_page_under_the_users_own_io_may_leave_its_old_value() {
+    assert_clean_trace(
+        "fork-cow-alias-fixed",
+        "start T0 cpu0 munmap page=0 pages=82\n\
+         start T0 cpu0 mmap file=25 pgoff=0 at=0 shared=false exec=false fixed=false\n\
+         start T1 cpu0 fork\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         start T2 cpu0 store page=133 off=0\n\
+         start T0 cpu0 direct-io page=245 to-device=false\n",
+    );
+}
