@@ -50,6 +50,8 @@ pub struct Actor {
     pub private_copy: bool,
     /// Its display name (T0, K1, IRQ).
     pub name: String,
+    /// A dead thread slot that a fork in progress will give to its child.
+    pub reserved: bool,
 }
 
 crate::reuse::clone_reusing!(Actor {
@@ -62,7 +64,8 @@ crate::reuse::clone_reusing!(Actor {
     path,
     op_start,
     private_copy,
-    name
+    name,
+    reserved
 });
 
 impl Actor {
@@ -79,6 +82,7 @@ impl Actor {
             op_start: 0,
             private_copy: false,
             name,
+            reserved: false,
         }
     }
 }
@@ -265,7 +269,7 @@ impl Sched {
     pub fn free_thread_slot(&self) -> Option<ActorId> {
         self.actors
             .iter()
-            .position(|a| !a.alive && matches!(a.kind, ActorKind::Thread { .. }))
+            .position(|a| !a.alive && !a.reserved && matches!(a.kind, ActorKind::Thread { .. }))
             .map(|i| i as ActorId)
     }
 

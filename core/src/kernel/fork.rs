@@ -21,12 +21,23 @@ pub const MAX_MMS: usize = 8;
 /// `flush_tlb_mm`. Until that TLB flush, the parent's other threads may still store through
 /// writable TLB entries.
 pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
+    // The child's actor slot and address space are taken before anything can yield, so that
+    // concurrent forks get different ones.
     let (slot, child_mm) = {
-        let st = cx.st();
-        match st.sched.free_thread_slot() {
+        let mut st = cx.st();
+        let (slot, child_mm) = match st.sched.free_thread_slot() {
             Some(s) if st.k.mms.len() < MAX_MMS => (s, st.k.mms.len() as MmId),
             _ => return,
-        }
+        };
+        st.sched.actor_mut(slot).reserved = true;
+        st.k.mms.push(Mm {
+            vmas: Vec::new(),
+            alive: true,
+            cpumask: 0,
+            exiting: false,
+        });
+        st.m.create_user_pt(child_mm);
+        (slot, child_mm)
     };
     let prev = cx.enter("dup_mmap", || format!("mm {mm} -> mm {child_mm}"));
     let lock = KernelState::mmap_lock(mm);
@@ -41,16 +52,6 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
         cx.leave(p);
     }
     cx.step().await;
-    {
-        let mut st = cx.st();
-        st.k.mms.push(Mm {
-            vmas: Vec::new(),
-            alive: true,
-            cpumask: 0,
-            exiting: false,
-        });
-        st.m.create_user_pt(child_mm);
-    }
     let vmas = cx.st().k.mms[mm as usize].vmas.clone();
     for vma in &vmas {
         cx.st().k.mms[child_mm as usize].vmas.push(*vma);
@@ -95,6 +96,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
         st.k.procs.push(child_mm);
         let a = st.sched.actor_mut(slot);
         a.alive = true;
+        a.reserved = false;
         a.kind = ActorKind::Thread { pid };
         a.busy = false;
         a.name = format!("T{slot}");

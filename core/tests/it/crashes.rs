@@ -262,3 +262,25 @@ fn reading_a_page_under_the_users_own_io_may_leave_its_old_value() {
          start T0 cpu0 direct-io page=245 to-device=false\n",
     );
 }
+
+/// Two threads fork at once: each fork takes its child's actor slot and address space before
+/// it can yield, so the two never share them (they once did, and the second child took over
+/// the first one's slot while it held a `kmap_atomic` on another CPU). With one free slot, the
+/// second fork fails.
+#[test]
+fn concurrent_forks_never_share_a_child() {
+    let text = "flushfuzz-trace 1\npreset coherent\nexpect none\n\
+                start T0 cpu0 fork\nstart T1 cpu1 fork\n";
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let r = run(&l.preset, &l.ops, RunOptions { log: true });
+    let children: Vec<String> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            flushfuzz::event::Event::Note(s) if s.starts_with("child process") => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert!(r.violation.is_none());
+}
