@@ -148,32 +148,42 @@ fn simpler(op: &Op) -> Vec<Op> {
     v
 }
 
-/// Actions that touch what `action` touches in fewer steps: a user load or store of its user
-/// page, a kmap read or write of its driver buffer.
-fn shorter_actions(action: &Action) -> Vec<Action> {
-    let mut v = Vec::new();
+/// The user accesses of `action`'s user page (load, store, fetch) and the kmap accesses of its
+/// driver buffer (kmap-write, kmap-read), whichever fields it has.
+fn same_target(action: &Action) -> Vec<Action> {
+    let fields = action_fields(action);
     let field = |name: &str| {
-        action_fields(action)
-            .into_iter()
+        fields
+            .iter()
             .find(|(k, _)| *k == name)
             .and_then(|(_, x)| x.parse::<u8>().ok())
     };
+    let mut v = Vec::new();
     if let Some(page) = field("page") {
         v.extend([
             Action::Load { page, off: 0 },
             Action::Store { page, off: 0 },
+            Action::Fetch { page, off: 0 },
         ]);
     }
     if let Some(buf) = field("buf") {
         v.extend([
-            Action::KmapRead { buf, off: 0 },
             Action::KmapWrite { buf, off: 0 },
+            Action::KmapRead { buf, off: 0 },
         ]);
     }
+    v
+}
+
+/// Actions that touch what `action` touches in fewer steps: a user load or store of its user
+/// page, a kmap write or read of its driver buffer.
+fn shorter_actions(action: &Action) -> Vec<Action> {
     // Load before store, kmap-write before kmap-read: only ever towards the front, so that
     // simplification cannot cycle.
     const ORDER: [&str; 4] = ["load", "store", "kmap-write", "kmap-read"];
     let rank = |a: &Action| ORDER.iter().position(|n| *n == a.name());
+    let mut v = same_target(action);
+    v.retain(|a| rank(a).is_some());
     if let Some(r) = rank(action) {
         v.retain(|a| rank(a).is_some_and(|q| q < r));
     }
@@ -204,22 +214,7 @@ fn neighbours(op: &Op) -> Vec<Op> {
             v.extend(near(cpu).into_iter().map(|c| start(actor, c, action)));
             v.extend(near(actor).into_iter().map(|a| start(a, cpu, action)));
             let fields = action_fields(&action);
-            let page = fields.iter().find(|(k, _)| *k == "page");
-            let buf = fields.iter().find(|(k, _)| *k == "buf");
-            let mut others: Vec<Action> = Vec::new();
-            if let Some(page) = page.and_then(|(_, x)| x.parse::<u8>().ok()) {
-                others.extend([
-                    Action::Load { page, off: 0 },
-                    Action::Store { page, off: 0 },
-                    Action::Fetch { page, off: 0 },
-                ]);
-            }
-            if let Some(buf) = buf.and_then(|(_, x)| x.parse::<u8>().ok()) {
-                others.extend([
-                    Action::KmapWrite { buf, off: 0 },
-                    Action::KmapRead { buf, off: 0 },
-                ]);
-            }
+            let mut others = same_target(&action);
             others.retain(|a| a.name() != action.name());
             v.extend(others.into_iter().map(|a| start(actor, cpu, a)));
             for i in 0..fields.len() {

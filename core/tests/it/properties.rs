@@ -75,14 +75,19 @@ fn runs_are_deterministic() {
         });
 }
 
+/// The five race presets.
+fn race_presets() -> Vec<flushfuzz::preset::Preset> {
+    flushfuzz::harness::RACE_PRESETS
+        .iter()
+        .map(|n| preset::by_name(n).unwrap())
+        .collect()
+}
+
 /// A run on a state recycled from earlier runs (the fuzzing path) finds what a run on a freshly
 /// built state (the logged path) finds, after the same number of ops and steps.
 #[test]
 fn recycled_states_run_like_fresh_ones() {
-    let presets: Vec<_> = flushfuzz::harness::RACE_PRESETS
-        .iter()
-        .map(|n| preset::by_name(n).unwrap())
-        .collect();
+    let presets = race_presets();
     bolero::check!()
         .with_generator(ops_gen())
         .with_iterations(300)
@@ -104,10 +109,7 @@ fn recycled_states_run_like_fresh_ones() {
 /// The minimizer keeps the violation's signature and never grows the input.
 #[test]
 fn minimizer_keeps_the_signature_and_never_grows() {
-    let presets: Vec<_> = flushfuzz::harness::RACE_PRESETS
-        .iter()
-        .map(|n| preset::by_name(n).unwrap())
-        .collect();
+    let presets = race_presets();
     bolero::check!()
         .with_generator(ops_gen())
         .with_iterations(300)
