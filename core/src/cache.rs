@@ -48,6 +48,9 @@ pub struct Cache {
     geo: CacheGeometry,
     meta: Vec<LineMeta>,
     data: Vec<Stamp>,
+    /// One bit per line, set when the line is valid: whole-cache walks skip empty lines 64
+    /// at a time.
+    valid: Vec<u64>,
     /// Next way to replace in each set when no way is free (round robin). Any other line can be
     /// evicted at any moment by an injected eviction, so this choice hides no behaviour.
     next: Vec<u32>,
@@ -57,6 +60,7 @@ crate::reuse::clone_reusing!(Cache {
     geo,
     meta,
     data,
+    valid,
     next
 });
 
@@ -68,6 +72,7 @@ impl Cache {
             geo,
             meta: vec![LineMeta::default(); lines],
             data: vec![0; lines * geo.line as usize],
+            valid: vec![0; lines.div_ceil(64)],
             next: vec![0; geo.sets as usize],
         }
     }
@@ -141,6 +146,7 @@ impl Cache {
             self.next[key.set as usize] = (slot.way + 1) % self.geo.ways;
         }
         let i = self.idx(slot);
+        self.valid[i / 64] |= 1 << (i % 64);
         self.meta[i] = LineMeta {
             valid: true,
             dirty: false,
@@ -161,6 +167,7 @@ impl Cache {
             return None;
         }
         self.meta[i] = LineMeta::default();
+        self.valid[i / 64] &= !(1 << (i % 64));
         Some(Victim { slot: s, meta: m })
     }
 
@@ -172,20 +179,51 @@ impl Cache {
 
     /// Every valid line, in set-then-way order.
     pub fn valid_slots(&self) -> impl Iterator<Item = Slot> + '_ {
-        let ways = self.geo.ways;
-        self.meta
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.valid)
-            .map(move |(i, _)| Slot {
-                set: i as u32 / ways,
-                way: i as u32 % ways,
-            })
+        let mut from = 0;
+        std::iter::from_fn(move || {
+            let (i, s) = self.next_valid(from)?;
+            from = i + 1;
+            Some(s)
+        })
+    }
+
+    /// The first valid line at index `from` or later (set-then-way order), with its index.
+    /// Looping from one past the last index found visits what [`Cache::valid_slots`] does
+    /// without borrowing the cache across the loop.
+    pub fn next_valid(&self, from: usize) -> Option<(usize, Slot)> {
+        let mut w = from / 64;
+        let mut bits = *self.valid.get(w)? & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                let ways = self.geo.ways;
+                return Some((
+                    i,
+                    Slot {
+                        set: i as u32 / ways,
+                        way: i as u32 % ways,
+                    },
+                ));
+            }
+            w += 1;
+            bits = *self.valid.get(w)?;
+        }
+    }
+
+    /// The first valid line at index `from` or later holding physical line `pa_line`.
+    pub fn next_holding(&self, mut from: usize, pa_line: Pa) -> Option<(usize, Slot)> {
+        loop {
+            let (i, s) = self.next_valid(from)?;
+            if self.meta[i].pa == pa_line {
+                return Some((i, s));
+            }
+            from = i + 1;
+        }
     }
 
     /// Number of valid lines.
     pub fn valid_count(&self) -> usize {
-        self.meta.iter().filter(|m| m.valid).count()
+        self.valid.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// Every valid line holding physical line `pa_line`, whatever its set.

@@ -810,8 +810,9 @@ impl Machine {
         }
         let lpa = self.cfg.icache.line_base(pa);
         for cpu in 0..self.cpus.len() {
-            let slots: Vec<Slot> = self.cpus[cpu].i.slots_holding(lpa).collect();
-            for s in slots {
+            let mut from = 0;
+            while let Some((i, s)) = self.cpus[cpu].i.next_holding(from, lpa) {
+                from = i + 1;
                 let m = self.cpus[cpu].i.take(s).expect("valid slot").meta;
                 self.log.push(|| Event::Drop {
                     cpu: cpu as CpuId,
@@ -1195,8 +1196,9 @@ impl Machine {
             cpu as usize..cpu as usize + 1
         };
         for c in targets {
-            let slots: Vec<Slot> = self.cpus[c].d.valid_slots().collect();
-            for s in slots {
+            let mut from = 0;
+            while let Some((i, s)) = self.cpus[c].d.next_valid(from) {
+                from = i + 1;
                 self.apply_d(c as CpuId, s, op);
             }
         }
@@ -1234,8 +1236,9 @@ impl Machine {
             cpu as usize..cpu as usize + 1
         };
         for c in targets {
-            let slots: Vec<Slot> = self.cpus[c].i.valid_slots().collect();
-            for s in slots {
+            let mut from = 0;
+            while let Some((i, s)) = self.cpus[c].i.next_valid(from) {
+                from = i + 1;
                 let m = self.cpus[c].i.take(s).expect("valid").meta;
                 self.log.push(|| Event::Drop {
                     cpu: c as CpuId,
@@ -1303,8 +1306,9 @@ impl Machine {
             let mut lpa = self.cfg.dcache.line_base(pa);
             while lpa < pa + len as u64 {
                 for c in 0..self.cpus.len() {
-                    let slots: Vec<Slot> = self.cpus[c].d.slots_holding(lpa).collect();
-                    for s in slots {
+                    let mut from = 0;
+                    while let Some((i, s)) = self.cpus[c].d.next_holding(from, lpa) {
+                        from = i + 1;
                         let meta = *self.cpus[c].d.meta(s);
                         if meta.dirty {
                             let data = self.cpus[c].d.data(s).to_vec();
@@ -1343,8 +1347,9 @@ impl Machine {
     fn snoop_icaches_force(&mut self, pa: Pa) {
         let lpa = self.cfg.icache.line_base(pa);
         for cpu in 0..self.cpus.len() {
-            let slots: Vec<Slot> = self.cpus[cpu].i.slots_holding(lpa).collect();
-            for s in slots {
+            let mut from = 0;
+            while let Some((i, s)) = self.cpus[cpu].i.next_holding(from, lpa) {
+                from = i + 1;
                 self.cpus[cpu].i.take(s);
             }
         }

@@ -198,6 +198,10 @@ pub struct Oracle {
     device_owned: Vec<u8>,
     /// Per frame, the last CPU read of it: the reader and the step.
     last_read: Vec<(Option<ActorId>, u32)>,
+    /// Per frame, the two actors that wrote it last, each with the step of its last write
+    /// there (the later first): enough to tell, without visiting the frame's bytes, that no
+    /// actor but one wrote it since a step.
+    writers: Vec<[(Option<ActorId>, u32); 2]>,
     page_size: u32,
     next: Stamp,
     racing_bytes: Vec<Pa>,
@@ -214,6 +218,7 @@ crate::reuse::clone_reusing!(Oracle {
     live,
     device_owned,
     last_read,
+    writers,
     page_size,
     next,
     racing_bytes,
@@ -235,6 +240,7 @@ impl Oracle {
             live: vec![false; frames as usize],
             device_owned: vec![0; frames as usize],
             last_read: vec![(None, 0); frames as usize],
+            writers: vec![[(None, 0); 2]; frames as usize],
             page_size,
             next,
             racing_bytes: Vec::new(),
@@ -302,6 +308,14 @@ impl Oracle {
         r.is_some_and(|r| r != me) && step >= since
     }
 
+    /// Whether an actor other than `me` wrote frame `pfn` at step `since` or later (whether
+    /// or not a later write replaced what it wrote).
+    pub fn written_by_another_since(&self, pfn: Pfn, me: ActorId, since: u32) -> bool {
+        let [first, second] = self.writers[pfn as usize];
+        let other = if first.0 == Some(me) { second } else { first };
+        other.0.is_some() && other.1 >= since
+    }
+
     /// Whether the device owns a frame.
     pub fn device_owned(&self, pfn: Pfn) -> bool {
         self.device_owned[pfn as usize] != 0
@@ -331,6 +345,14 @@ impl Oracle {
         }
         self.intended[i] = v;
         self.contested[i] = None;
+        if let Some(a) = info.actor {
+            let f = self.frame(pa);
+            let w = &mut self.writers[f];
+            if w[0].0 != Some(a) {
+                w[1] = w[0];
+            }
+            w[0] = (Some(a), info.step);
+        }
         // Consecutive bytes of one copy share one log entry.
         let same = self
             .write_log

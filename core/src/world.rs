@@ -329,7 +329,9 @@ impl<A: Arch> Cx<A> {
         let first = t.pa / page * page;
         if kind == StoreKind::UserData
             && (by_another(prev_info)
-                || (first..first + page).any(|p| p != t.pa && by_another(st.o.last_write(p).0)))
+                || (st.o.written_by_another_since(pfn as Pfn, self.me, op_start)
+                    && (first..first + page)
+                        .any(|p| p != t.pa && by_another(st.o.last_write(p).0))))
         {
             // Another actor wrote these bytes, or others of the page, while this
             // user-requested operation was in flight: the operation may as well have taken

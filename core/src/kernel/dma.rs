@@ -89,7 +89,10 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: 
         let step = st.m.log.step;
         let read_by_another =
             user_io_since.is_some_and(|since| st.o.read_by_another_since(pfn, cx.me(), since));
-        let raced = read_by_another || (pa..pa + page).any(|p| raced(&st, p));
+        let raced = read_by_another
+            || (user_io_since
+                .is_some_and(|since| st.o.written_by_another_since(pfn, cx.me(), since))
+                && (pa..pa + page).any(|p| raced(&st, p)));
         for (i, v) in values.iter().enumerate() {
             let p = pa + i as u64;
             let prev = st.o.intended(p);
