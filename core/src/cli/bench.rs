@@ -50,6 +50,10 @@ pub struct Args {
     /// How guided campaigns mutate inputs: `ops`, `mixed` or `bytes` (see `hunt --mutator`).
     #[arg(long, default_value = "ops", value_parser = hunt::parse_mutator)]
     mutator: flushfuzz::harness::Mutator,
+    /// What guided campaigns' instrumentation counts: `functions` or `edges` (see
+    /// `hunt --coverage`).
+    #[arg(long, value_enum, default_value = "functions")]
+    coverage: hunt::Coverage,
     /// Further libFuzzer flags for every campaign, after `--`.
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -261,7 +265,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         anyhow::bail!("--fixed-jobs must be at least 1");
     }
     let root = hunt::project_root()?;
-    let bin = hunt::build_target(&root, a.mutator, a.json)?;
+    let bin = hunt::build_target(&root, a.mutator, a.coverage, a.json)?;
     let show = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Show::Bar
     } else {
