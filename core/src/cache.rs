@@ -260,4 +260,54 @@ mod tests {
         assert_eq!(c.read(slot, 3), 99);
         assert_eq!(c.slots_holding(9 * 1024).count(), 1);
     }
+
+    /// The validity bitmap agrees with the lines' own flags across several 64-bit words, after
+    /// fills, replacements and removals.
+    #[test]
+    fn valid_line_walks_match_the_lines() {
+        let g = CacheGeometry {
+            sets: 64,
+            ways: 3,
+            ..SMALL_V6_2COLOUR
+        };
+        let mut c = Cache::new(g);
+        let line = vec![1; g.line as usize];
+        let stride = g.line as u64;
+        let by_flags = |c: &Cache| -> Vec<Slot> {
+            (0..g.sets * g.ways)
+                .map(|i| Slot {
+                    set: i / g.ways,
+                    way: i % g.ways,
+                })
+                .filter(|s| c.meta(*s).valid)
+                .collect()
+        };
+        for k in 0..300u64 {
+            // Scattered fills (some replace), and every fifth step a removal.
+            let pa = (k * 37 % 500) * stride;
+            c.install(g.key(pa, pa, None), pa, pa, &line);
+            if k % 5 == 0 {
+                let s = Slot {
+                    set: (k * 13 % 64) as u32,
+                    way: (k % 3) as u32,
+                };
+                c.take(s);
+            }
+            let expect = by_flags(&c);
+            assert_eq!(c.valid_slots().collect::<Vec<_>>(), expect);
+            assert_eq!(c.valid_count(), expect.len());
+            let holding: Vec<Slot> = expect
+                .iter()
+                .copied()
+                .filter(|s| c.meta(*s).pa == pa)
+                .collect();
+            let mut walked = Vec::new();
+            let mut from = 0;
+            while let Some((i, s)) = c.next_holding(from, pa) {
+                walked.push(s);
+                from = i + 1;
+            }
+            assert_eq!(walked, holding);
+        }
+    }
 }

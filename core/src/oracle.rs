@@ -507,6 +507,40 @@ impl Oracle {
 mod tests {
     use super::*;
 
+    /// The per-frame writer record answers like a scan of the frame's writes.
+    #[test]
+    fn writers_since_a_step_are_remembered_per_frame() {
+        let mut o = Oracle::new(2, 8, |pa| pa as Stamp, 100);
+        let put = |o: &mut Oracle, pa: Pa, actor: Option<ActorId>, step: u32| {
+            let v = o.fresh();
+            let info = WriteInfo {
+                step,
+                actor,
+                ..WriteInfo::default()
+            };
+            o.write(pa, v, info, "test", WriteFlags::default());
+        };
+        assert!(!o.written_by_another_since(0, 1, 0));
+        put(&mut o, 1, Some(1), 3);
+        // Only actor 1 wrote frame 0; frame 1 is untouched.
+        assert!(!o.written_by_another_since(0, 1, 0));
+        assert!(o.written_by_another_since(0, 2, 3));
+        assert!(!o.written_by_another_since(0, 2, 4));
+        assert!(!o.written_by_another_since(1, 2, 0));
+        put(&mut o, 2, Some(2), 5);
+        put(&mut o, 3, Some(1), 7);
+        // Actor 2's write at step 5 stays visible to actor 1 behind actor 1's later one.
+        assert!(o.written_by_another_since(0, 1, 5));
+        assert!(!o.written_by_another_since(0, 1, 6));
+        put(&mut o, 4, Some(3), 8);
+        // A third writer: for actor 3 the latest other is actor 1 at step 7.
+        assert!(o.written_by_another_since(0, 3, 7));
+        assert!(!o.written_by_another_since(0, 3, 8));
+        // The device is no actor.
+        put(&mut o, 5, None, 9);
+        assert!(!o.written_by_another_since(0, 1, 9));
+    }
+
     #[test]
     fn fresh_stamps_never_repeat_and_racing_reads_may_see_the_old_value() {
         let mut o = Oracle::new(2, 8, |pa| pa as Stamp + 1, 100);
