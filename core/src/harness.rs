@@ -45,14 +45,28 @@ fn fixed_preset() -> Option<&'static Preset> {
 
 /// Decodes fuzzer bytes. `fixed` overrides the input's preset choice.
 pub fn decode(data: &[u8], fixed: Option<&Preset>) -> (Preset, Vec<Op>) {
+    let (p, ops) = decode_ref(data, fixed);
+    (p.clone(), ops)
+}
+
+/// [`decode`] without copying the preset: `fixed`, or one of the race presets built once.
+fn decode_ref<'a>(data: &[u8], fixed: Option<&'a Preset>) -> (&'a Preset, Vec<Op>) {
+    static RACES: OnceLock<Vec<Preset>> = OnceLock::new();
     let input = FuzzInput::arbitrary_take_rest(Unstructured::new(data)).unwrap_or(FuzzInput {
         preset: 0,
         ops: Vec::new(),
     });
     let p = match fixed {
-        Some(p) => p.clone(),
-        None => preset::by_name(RACE_PRESETS[input.preset as usize % RACE_PRESETS.len()])
-            .expect("race preset exists"),
+        Some(p) => p,
+        None => {
+            let races = RACES.get_or_init(|| {
+                RACE_PRESETS
+                    .iter()
+                    .map(|n| preset::by_name(n).expect("race preset exists"))
+                    .collect()
+            });
+            &races[input.preset as usize % races.len()]
+        }
     };
     (p, input.ops)
 }
@@ -65,8 +79,8 @@ pub fn encode(preset_index: u8, ops: &[Op]) -> Vec<u8> {
 
 /// The fuzz target body: runs the input and panics on a violation.
 pub fn fuzz_one(data: &[u8]) {
-    let (p, ops) = decode(data, fixed_preset());
-    let r = run(&p, &ops, RunOptions::default());
+    let (p, ops) = decode_ref(data, fixed_preset());
+    let r = run(p, &ops, RunOptions::default());
     if let Some(v) = r.violation {
         panic!(
             "flushfuzz: {} on preset {} ({} ops)",

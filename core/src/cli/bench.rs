@@ -376,6 +376,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if a.json {
         let v = serde_json::json!({
             "trials_per_preset": a.trials,
+            "mutator": a.mutator.name(),
+            "coverage": a.coverage.name(),
             "seconds_cap": a.seconds,
             "trials": trials,
             "summary": summaries,

@@ -833,6 +833,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 "seconds": o.seconds,
                 "seed": c.seed,
                 "jobs": c.jobs,
+                "mutator": c.mutator.name(),
+                "coverage": a.coverage.name(),
             });
             println!("{v}");
             continue;
