@@ -456,15 +456,9 @@ impl Machine {
     /// Looks `va` up in `cpu`'s TLB, walking the page tables and filling the TLB on a miss.
     /// Permission faults come from the entry used, which may be stale.
     pub fn translate(&mut self, cpu: CpuId, va: Va, access: Access) -> Result<Translation, Fault> {
-        let page = self.cfg.page_size as u64;
-        let vpn = div_size(va, self.cfg.page_size);
-        let asid = self.asid_of(cpu, vpn);
-        if vpn < layout::USER_PAGES && asid.is_none() {
-            return Err(Fault::NotPresent);
-        }
-        let c = &self.cpus[cpu as usize];
-        let pte = match c.tlb_entry(vpn, asid) {
-            Some(e) => e.pte,
+        let (vpn, asid, cached) = self.find(cpu, va).ok_or(Fault::NotPresent)?;
+        let pte = match cached {
+            Some(pte) => pte,
             None => {
                 let pte = self.pte(asid, vpn);
                 if !pte.present {
@@ -473,6 +467,7 @@ impl Machine {
                 let c = &mut self.cpus[cpu as usize];
                 c.tlb.push(TlbEntry { asid, vpn, pte });
                 c.tlb_hint.set(c.tlb.len() - 1);
+                let page = self.cfg.page_size as u64;
                 self.log.push(|| Event::TlbFill {
                     cpu,
                     va: vpn * page,
@@ -486,44 +481,43 @@ impl Machine {
             Access::Exec if !pte.exec => return Err(Fault::NoExec),
             _ => {}
         }
-        Ok(Translation {
-            pa: pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
-            pte,
-            asid,
-        })
+        Ok(self.translation(va, pte, asid))
     }
 
     /// The translation `cpu` would use for `va` without changing anything (TLB, else tables).
     pub fn probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
-        let page = self.cfg.page_size as u64;
+        let (vpn, asid, cached) = self.find(cpu, va)?;
+        let pte = cached.unwrap_or_else(|| self.pte(asid, vpn));
+        pte.present.then(|| self.translation(va, pte, asid))
+    }
+
+    /// The translation `cpu`'s TLB holds for `va`, if any.
+    pub fn tlb_probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
+        let vpn = div_size(va, self.cfg.page_size);
+        let asid = self.asid_of(cpu, vpn);
+        let e = self.cpus[cpu as usize].tlb_entry(vpn, asid)?;
+        Some(self.translation(va, e.pte, asid))
+    }
+
+    /// What a lookup of `va` on `cpu` starts from: the page, its address space, and the
+    /// entry the TLB holds for it. `None` for a user address while no address space is current.
+    fn find(&self, cpu: CpuId, va: Va) -> Option<(Vpn, Option<MmId>, Option<Pte>)> {
         let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
         if vpn < layout::USER_PAGES && asid.is_none() {
             return None;
         }
-        let c = &self.cpus[cpu as usize];
-        let pte = c
-            .tlb_entry(vpn, asid)
-            .map(|e| e.pte)
-            .unwrap_or_else(|| self.pte(asid, vpn));
-        pte.present.then(|| Translation {
-            pa: pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
-            pte,
-            asid,
-        })
+        let cached = self.cpus[cpu as usize].tlb_entry(vpn, asid).map(|e| e.pte);
+        Some((vpn, asid, cached))
     }
 
-    /// The translation `cpu`'s TLB holds for `va`, if any.
-    pub fn tlb_probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
-        let page = self.cfg.page_size as u64;
-        let vpn = div_size(va, self.cfg.page_size);
-        let asid = self.asid_of(cpu, vpn);
-        let e = self.cpus[cpu as usize].tlb_entry(vpn, asid)?;
-        Some(Translation {
-            pa: e.pte.pfn as u64 * page + rem_size(va, self.cfg.page_size),
-            pte: e.pte,
+    /// The translation of `va` through `pte`.
+    fn translation(&self, va: Va, pte: Pte, asid: Option<MmId>) -> Translation {
+        Translation {
+            pa: pte.pfn as u64 * self.cfg.page_size as u64 + rem_size(va, self.cfg.page_size),
+            pte,
             asid,
-        })
+        }
     }
 
     /// The `pick`-th (modulo their number) virtual page `cpu` can translate right now: present
