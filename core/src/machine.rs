@@ -501,6 +501,7 @@ impl Machine {
 
     /// What a lookup of `va` on `cpu` starts from: the page, its address space, and the
     /// entry the TLB holds for it. `None` for a user address while no address space is current.
+    #[inline(always)]
     fn find(&self, cpu: CpuId, va: Va) -> Option<(Vpn, Option<MmId>, Option<Pte>)> {
         let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
@@ -512,6 +513,7 @@ impl Machine {
     }
 
     /// The translation of `va` through `pte`.
+    #[inline]
     fn translation(&self, va: Va, pte: Pte, asid: Option<MmId>) -> Translation {
         Translation {
             pa: pte.pfn as u64 * self.cfg.page_size as u64 + rem_size(va, self.cfg.page_size),
