@@ -529,24 +529,39 @@ fn targets(s: &[Summary], fixed: &[FixedRun], cap: u64) -> Vec<(String, Option<b
             )
         }),
     ));
+    // A race is found in well under a second, too soon for a steady rate: its `-fixed` twin
+    // (the same machine, campaigned for the full budget) gives one, per process.
+    let rate = |r: &Summary| -> Option<(f64, &'static str)> {
+        r.median_execs_per_second.map(|x| (x, "")).or_else(|| {
+            let twin = format!("{}-fixed", r.preset);
+            fixed
+                .iter()
+                .find(|f| f.preset == twin && f.seconds >= 1.0)
+                .map(|f| {
+                    let per_core = f.execs as f64 / f.seconds / f64::from(f.jobs.max(1));
+                    (per_core, " (its -fixed twin)")
+                })
+        })
+    };
     out.push((
         ">= 100k execs/s per core".to_string(),
-        if guided.iter().all(|r| r.median_execs_per_second.is_none()) {
+        if guided.iter().all(|r| rate(r).is_none()) {
             None
         } else {
             Some(
                 guided
                     .iter()
-                    .filter_map(|r| r.median_execs_per_second)
-                    .all(|x| x >= 100_000.0),
+                    .filter_map(|r| rate(r))
+                    .all(|(x, _)| x >= 100_000.0),
             )
         },
         list(&|r| {
             format!(
                 "{} {}",
                 r.preset,
-                r.median_execs_per_second
-                    .map_or("- (no trial lasted 1 s)".into(), |x| format!("{x:.0}"))
+                rate(r).map_or("- (no trial or twin run lasted 1 s)".into(), |(x, how)| {
+                    format!("{x:.0}{how}")
+                })
             )
         }),
     ));
