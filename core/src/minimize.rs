@@ -4,12 +4,15 @@
 //! simplify each op (a `start` that only stepped a busy actor becomes a `step`, an action on a
 //! user page becomes a load or store of that page and one on a driver buffer a kmap read or
 //! write of it, which take fewer steps, CPUs and picks go to 0, action fields toward 0 or
-//! `false`, actors toward lower numbers), repeated until nothing changes. Then, on inputs of at
-//! most [`PAIR_LIMIT`] ops, pairs: delete an op or an action while changing one other op to a
-//! neighbour (another CPU or actor, a field one off or small, the other direction, a load for
-//! a store), which finds the shorter variants single changes cannot reach; back to the first
-//! passes after each success. The result is never longer than the input, and the same input always gives
-//! the same result.
+//! `false`, actors toward lower numbers), repeated until nothing changes. Then splits: an
+//! action becomes a shorter one on the same target, its actor starts the original action (or
+//! it in another mode, such as another DMA direction) afresh at one of its next steps, and
+//! steps after that restart go; a long action whose first steps and a late phase both matter
+//! gives way to two short ones this way. Then, on inputs of at most [`PAIR_LIMIT`] ops, pairs:
+//! delete an op or an action while changing one other op to a neighbour (another CPU or actor,
+//! a field one off or small, the other direction, a load for a store), which finds the shorter
+//! variants single changes cannot reach. Back to the first passes after each success of either.
+//! The result is never longer than the input, and the same input always gives the same result.
 
 use crate::arch::Arch;
 use crate::op::{Action, Op};
@@ -22,6 +25,10 @@ pub const MAX_RUNS: usize = 20_000;
 
 /// The longest input the pair pass runs on.
 pub const PAIR_LIMIT: usize = 24;
+
+/// How many of an action's first steps the split pass tries to restart the action at (after a
+/// shorter action on the same target has taken its place).
+pub const SPLIT_STEPS: usize = 8;
 
 /// The outcome of a minimization.
 #[derive(Clone, Debug)]
@@ -190,6 +197,40 @@ fn shorter_actions(action: &Action) -> Vec<Action> {
     v
 }
 
+/// The other values of a field that is not a number: a flag's opposite, the other DMA
+/// directions.
+fn other_modes(cur: &str) -> Vec<String> {
+    if cur == "true" || cur == "false" {
+        vec![if cur == "true" { "false" } else { "true" }.into()]
+    } else {
+        ["to-device", "from-device", "bidirectional"]
+            .into_iter()
+            .filter(|d| *d != cur)
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// `action` with one field that is not a number (a direction, a flag) changed to each of its
+/// other values in turn: the same target, another mode.
+fn mode_variants(action: &Action) -> Vec<Action> {
+    let fields = action_fields(action);
+    let mut v = Vec::new();
+    for i in 0..fields.len() {
+        if fields[i].1.parse::<u8>().is_ok() {
+            continue;
+        }
+        for c in other_modes(&fields[i].1) {
+            let mut f = fields.clone();
+            f[i].1 = c;
+            if let Some(a) = action_from_fields(action.name(), &f) {
+                v.push(a);
+            }
+        }
+    }
+    v
+}
+
 /// Neighbours of one op for the pair pass: every other small CPU and actor, each field set to a
 /// small value or one off, the other DMA directions, booleans flipped, the other user access
 /// to the same page and the other kmap access to the same buffer.
@@ -221,14 +262,8 @@ fn neighbours(op: &Op) -> Vec<Op> {
                 let cur = fields[i].1.clone();
                 let cands: Vec<String> = if let Ok(n) = cur.parse::<u8>() {
                     near(n).into_iter().map(|x| x.to_string()).collect()
-                } else if cur == "true" || cur == "false" {
-                    vec![if cur == "true" { "false" } else { "true" }.into()]
                 } else {
-                    ["to-device", "from-device", "bidirectional"]
-                        .into_iter()
-                        .filter(|d| *d != cur)
-                        .map(String::from)
-                        .collect()
+                    other_modes(&cur)
                 };
                 for c in cands {
                     let mut f = fields.clone();
@@ -286,25 +321,95 @@ fn pair_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
     None
 }
 
+/// The indices of the steps of the action started at `i` (a `start`): the steps of the same
+/// actor up to its next `start`.
+fn own_steps(ops: &[Op], i: usize) -> Vec<usize> {
+    let Op::Start { actor, .. } = ops[i] else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for (j, op) in ops.iter().enumerate().skip(i + 1) {
+        match *op {
+            Op::Step { actor: a, .. } if a == actor => v.push(j),
+            Op::Start { actor: a, .. } if a == actor => break,
+            _ => {}
+        }
+    }
+    v
+}
+
+/// `ops` without the ops at the (sorted) indices `drop`.
+fn without(ops: &[Op], drop: &[usize]) -> Vec<Op> {
+    ops.iter()
+        .enumerate()
+        .filter(|(j, _)| drop.binary_search(j).is_err())
+        .map(|(_, op)| *op)
+        .collect()
+}
+
 /// `ops` without the action started at `i` (a `start`): the `start` and the steps of the same
 /// actor up to its next `start`.
 fn without_action(ops: &[Op], i: usize) -> Option<Vec<Op>> {
-    let Op::Start { actor, .. } = ops[i] else {
+    if !matches!(ops[i], Op::Start { .. }) {
         return None;
-    };
-    let mut out = ops[..i].to_vec();
-    let mut own = true;
-    for op in &ops[i + 1..] {
-        match *op {
-            Op::Step { actor: a, .. } if a == actor && own => {}
-            Op::Start { actor: a, .. } if a == actor => {
-                own = false;
-                out.push(*op);
+    }
+    let mut drop = vec![i];
+    drop.extend(own_steps(ops, i));
+    Some(without(ops, &drop))
+}
+
+/// One split step: the first input (in a fixed order) shorter than `cur` that splits an action
+/// in two and keeps the signature. A long action may matter for two things it does: what its
+/// first steps do to its target, which a shorter action on the same target also does, and a
+/// later phase reached only after many steps, which the same action (or the same action in
+/// another mode, such as another DMA direction) may reach at once when started afresh. So the
+/// `start` becomes a shorter action on the same target ([`shorter_actions`]); one of the
+/// actor's next [`SPLIT_STEPS`] steps becomes a `start` of the original action or of one of its
+/// [`mode_variants`] (it starts something only if the shorter action is over by then: a `start`
+/// on a busy actor steps it); and of the steps after that restart only the first `k` stay, `k`
+/// from 0 up, never all of them. The shorter action alone, with or without the steps, lacks
+/// the late phase, and the restart alone lacks the first part, so neither the single changes
+/// nor the pairs of the other passes find these.
+fn split_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
+    for i in 0..cur.len() {
+        let Op::Start { actor, cpu, action } = cur[i] else {
+            continue;
+        };
+        let own = own_steps(cur, i);
+        let mut restarts = vec![action];
+        restarts.extend(mode_variants(&action));
+        for short in shorter_actions(&action) {
+            for p in 0..own.len().min(SPLIT_STEPS) {
+                let Op::Step { cpu: at, .. } = cur[own[p]] else {
+                    unreachable!("own steps are steps");
+                };
+                let after = &own[p + 1..];
+                for k in 0..after.len() {
+                    for &again in &restarts {
+                        if o.runs >= MAX_RUNS {
+                            return None;
+                        }
+                        let mut cand = cur.to_vec();
+                        cand[i] = Op::Start {
+                            actor,
+                            cpu,
+                            action: short,
+                        };
+                        cand[own[p]] = Op::Start {
+                            actor,
+                            cpu: at,
+                            action: again,
+                        };
+                        let cand = without(&cand, &after[k..]);
+                        if o.keeps(&cand) {
+                            return Some(cand);
+                        }
+                    }
+                }
             }
-            _ => out.push(*op),
         }
     }
-    Some(out)
+    None
 }
 
 /// Minimizes `ops` on `preset` with its shipped arch, keeping the signature they produce.
@@ -390,6 +495,10 @@ fn minimize_by(
             break;
         }
         if cur == before {
+            if let Some(shorter) = split_step(&cur, &mut o) {
+                cur = shorter;
+                continue;
+            }
             match (cur.len() <= PAIR_LIMIT)
                 .then(|| pair_step(&cur, &mut o))
                 .flatten()
@@ -434,6 +543,40 @@ mod tests {
             "stale-load:end-of-run audit@user<-device@device"
         );
         assert_eq!(m.ops.len(), 5, "{:?}", m.ops);
+    }
+
+    #[test]
+    fn a_long_action_splits_into_a_short_one_and_a_restart() {
+        // A campaign finding: the DMA transfer's own kmap of its buffer leaves it a pkmap
+        // address, which two other kmaps recycle and reuse while the transfer's unmap, ten
+        // steps in, invalidates through it. A kmap write of the buffer does the first part; the
+        // transfer started afresh from the device invalidates at once. The kmap write alone
+        // does not race, and the transfer needs all its steps to reach its unmap.
+        let mut text = String::from(
+            "flushfuzz-trace 1\npreset kmap-recycle-dma\nexpect none\n\
+             start T0 cpu0 dma buf=11 dir=bidirectional\n",
+        );
+        text.push_str(&"step T0 cpu0\n".repeat(10));
+        text.push_str("start T1 cpu0 kmap-write buf=2 off=0\n");
+        text.push_str("start K0 cpu0 kmap-write buf=89 off=16\n");
+        let (p, ops) = ops_of(&text);
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(
+            m.signature,
+            "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap"
+        );
+        assert_eq!(m.ops.len(), 6, "{:?}", m.ops);
+        assert!(
+            m.ops.iter().any(|op| matches!(
+                op,
+                Op::Start {
+                    action: Action::KmapWrite { buf: 11, .. },
+                    ..
+                }
+            )),
+            "{:?}",
+            m.ops
+        );
     }
 
     #[test]
