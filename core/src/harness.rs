@@ -6,7 +6,8 @@ use crate::op::Op;
 use crate::preset::{self, Preset};
 use crate::run::{run, Report, RunOptions};
 use crate::trace::{Trace, TraceError};
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 /// The presets a fuzz input may choose among when no preset is fixed: the five races.
@@ -51,12 +52,14 @@ pub fn decode(data: &[u8], fixed: Option<&Preset>) -> (Preset, Vec<Op>) {
 
 /// [`decode`] without copying the preset: `fixed`, or one of the race presets built once.
 fn decode_ref<'a>(data: &[u8], fixed: Option<&'a Preset>) -> (&'a Preset, Vec<Op>) {
+    let input = crate::mutate::decode_input(data);
+    (preset_of(&input, fixed), input.ops)
+}
+
+/// The preset `input` runs on: `fixed`, or its choice among the race presets (built once).
+fn preset_of<'a>(input: &FuzzInput, fixed: Option<&'a Preset>) -> &'a Preset {
     static RACES: OnceLock<Vec<Preset>> = OnceLock::new();
-    let input = FuzzInput::arbitrary_take_rest(Unstructured::new(data)).unwrap_or(FuzzInput {
-        preset: 0,
-        ops: Vec::new(),
-    });
-    let p = match fixed {
+    match fixed {
         Some(p) => p,
         None => {
             let races = RACES.get_or_init(|| {
@@ -67,8 +70,41 @@ fn decode_ref<'a>(data: &[u8], fixed: Option<&'a Preset>) -> (&'a Preset, Vec<Op
             });
             &races[input.preset as usize % races.len()]
         }
+    }
+}
+
+thread_local! {
+    /// The last input the custom mutator or crossover produced, with its decoded form.
+    /// libFuzzer runs each mutant right after producing it and mutates it again in the next
+    /// round, so most inputs need no decoding. The mutator's outputs are the encoding of the ops
+    /// it hands over (a test checks it), so a hit decodes exactly as the bytes would.
+    static LAST: RefCell<(Vec<u8>, FuzzInput)> = const {
+        RefCell::new((
+            Vec::new(),
+            FuzzInput { preset: 0, ops: Vec::new() },
+        ))
     };
-    (p, input.ops)
+}
+
+/// `data` decoded, from [`LAST`] when it holds these bytes.
+fn decoded(data: &[u8]) -> FuzzInput {
+    LAST.with_borrow(|(bytes, input)| {
+        if bytes.as_slice() == data {
+            input.clone()
+        } else {
+            crate::mutate::decode_input(data)
+        }
+    })
+}
+
+/// Records a mutant and its decoded form in [`LAST`] and returns its bytes.
+fn remember(out: (Vec<u8>, FuzzInput)) -> Vec<u8> {
+    LAST.with_borrow_mut(|last| {
+        last.0.clear();
+        last.0.extend_from_slice(&out.0);
+        last.1 = out.1;
+    });
+    out.0
 }
 
 /// Encodes a preset choice and ops as fuzzer bytes that [`decode`] maps back to them (for
@@ -79,8 +115,18 @@ pub fn encode(preset_index: u8, ops: &[Op]) -> Vec<u8> {
 
 /// The fuzz target body: runs the input and panics on a violation.
 pub fn fuzz_one(data: &[u8]) {
-    let (p, ops) = decode_ref(data, fixed_preset());
-    let r = run(p, &ops, RunOptions::default());
+    let fixed = fixed_preset();
+    let (p, r) = LAST.with_borrow(|(bytes, input)| {
+        let run_on = |input: &FuzzInput| {
+            let p = preset_of(input, fixed);
+            (p, run(p, &input.ops, RunOptions::default()))
+        };
+        if bytes.as_slice() == data {
+            run_on(input)
+        } else {
+            run_on(&crate::mutate::decode_input(data))
+        }
+    });
     if let Some(v) = r.violation {
         panic!(
             "flushfuzz: {} on preset {} ({} ops)",
@@ -157,12 +203,12 @@ pub fn fuzz_mutate(data: &mut [u8], size: usize, max_size: usize, seed: u32) -> 
         Mutator::Ops | Mutator::Mixed => {}
     }
     let max = max_size.min(data.len());
-    let out = crate::mutate::mutate(
-        &data[..size.min(data.len())],
+    let out = remember(crate::mutate::mutate_decoded(
+        decoded(&data[..size.min(data.len())]),
         max,
         seed,
         fixed_preset().is_none(),
-    );
+    ));
     data[..out.len()].copy_from_slice(&out);
     Some(out.len())
 }
@@ -186,7 +232,12 @@ pub fn fuzz_crossover(a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize {
         v.extend_from_slice(&b[cut_b..]);
         v
     } else {
-        crate::mutate::crossover(a, b, out.len(), seed)
+        remember(crate::mutate::crossover_decoded(
+            decoded(a),
+            &decoded(b),
+            out.len(),
+            seed,
+        ))
     };
     let n = joined.len().min(out.len());
     out[..n].copy_from_slice(&joined[..n]);

@@ -69,30 +69,36 @@ pub fn decode_input(data: &[u8]) -> FuzzInput {
 /// The encoding of `input`, dropping ops from the end until it has at most [`MAX_OPS`] ops and
 /// fits in `max_size` bytes.
 pub fn encode_within(input: &FuzzInput, max_size: usize) -> Vec<u8> {
-    if input.ops.len() > MAX_OPS {
-        let short = FuzzInput {
-            preset: input.preset,
-            ops: input.ops[..MAX_OPS].to_vec(),
-        };
-        return encode_within(&short, max_size);
-    }
-    let mut out = encode_input(input.preset, &input.ops);
-    if out.len() <= max_size {
-        return out;
-    }
-    out.truncate(1);
-    let mut buf = Vec::with_capacity(32);
-    for op in &input.ops {
-        buf.clear();
-        buf.push(1);
-        encode_op(&mut buf, op);
-        if out.len() + buf.len() > max_size {
-            break;
+    encode_kept(input, max_size).0
+}
+
+/// [`encode_within`], with the input the bytes decode to: `input` less the ops dropped.
+fn encode_kept(input: &FuzzInput, max_size: usize) -> (Vec<u8>, FuzzInput) {
+    let n = input.ops.len().min(MAX_OPS);
+    let mut out = encode_input(input.preset, &input.ops[..n]);
+    let mut kept = n;
+    if out.len() > max_size {
+        out.truncate(1);
+        let mut buf = Vec::with_capacity(32);
+        kept = 0;
+        for op in &input.ops[..n] {
+            buf.clear();
+            buf.push(1);
+            encode_op(&mut buf, op);
+            if out.len() + buf.len() > max_size {
+                break;
+            }
+            out.extend_from_slice(&buf);
+            kept += 1;
         }
-        out.extend_from_slice(&buf);
+        out.truncate(max_size);
     }
-    out.truncate(max_size);
-    out
+    let decoded = FuzzInput {
+        // No bytes at all decode as preset 0.
+        preset: if out.is_empty() { 0 } else { input.preset },
+        ops: input.ops[..kept].to_vec(),
+    };
+    (out, decoded)
 }
 
 /// The actor and CPU an op names, if any.
@@ -206,23 +212,42 @@ fn mutate_once(input: &mut FuzzInput, rng: &mut Rng, vary_preset: bool) {
 /// Mutates the input `data` with `seed`: one to [`MAX_STACK`] op-level mutations, encoded back
 /// within `max_size` bytes. The preset choice changes only with `vary_preset`.
 pub fn mutate(data: &[u8], max_size: usize, seed: u32, vary_preset: bool) -> Vec<u8> {
+    mutate_decoded(decode_input(data), max_size, seed, vary_preset).0
+}
+
+/// [`mutate`] on an input already decoded, returning the output bytes with the input they decode
+/// to, so that a caller may run it without decoding it again.
+pub fn mutate_decoded(
+    mut input: FuzzInput,
+    max_size: usize,
+    seed: u32,
+    vary_preset: bool,
+) -> (Vec<u8>, FuzzInput) {
     let mut rng = Rng::new(seed, 0x6d75_7461_7465);
-    let mut input = decode_input(data);
     let rounds = 1 + rng.below(MAX_STACK);
     for _ in 0..rounds {
         mutate_once(&mut input, &mut rng, vary_preset);
     }
-    encode_within(&input, max_size)
+    encode_kept(&input, max_size)
 }
 
 /// Crosses two inputs with `seed`: a prefix of `a`'s ops followed by a suffix of `b`'s, or a
 /// block of `b`'s ops inserted into `a`'s, on `a`'s preset, within `max_size` bytes.
 pub fn crossover(a: &[u8], b: &[u8], max_size: usize, seed: u32) -> Vec<u8> {
+    crossover_decoded(decode_input(a), &decode_input(b), max_size, seed).0
+}
+
+/// [`crossover`] on inputs already decoded, returning the output bytes with the input they
+/// decode to.
+pub fn crossover_decoded(
+    mut x: FuzzInput,
+    y: &FuzzInput,
+    max_size: usize,
+    seed: u32,
+) -> (Vec<u8>, FuzzInput) {
     let mut rng = Rng::new(seed, 0x63_726f_7373);
-    let mut x = decode_input(a);
-    let y = decode_input(b);
     if y.ops.is_empty() {
-        return encode_within(&x, max_size);
+        return encode_kept(&x, max_size);
     }
     if rng.chance(2) {
         let cut_x = rng.index(x.ops.len() + 1);
@@ -236,7 +261,7 @@ pub fn crossover(a: &[u8], b: &[u8], max_size: usize, seed: u32) -> Vec<u8> {
         x.ops
             .splice(at..at, y.ops[start..start + n].iter().copied());
     }
-    encode_within(&x, max_size)
+    encode_kept(&x, max_size)
 }
 
 #[cfg(test)]
@@ -269,6 +294,16 @@ mod tests {
             assert_eq!(c, crossover(&data, &other, max, s));
             let cb = decode_input(&c);
             assert_eq!(encode_input(cb.preset, &cb.ops), c, "canonical");
+            // The decoded forms handed to the harness are what the bytes decode to.
+            let (bytes, kept) = mutate_decoded(decode_input(&data), max, s, s % 2 == 0);
+            assert_eq!((&bytes, decode_input(&bytes)), (&out, kept));
+            let (bytes, kept) =
+                crossover_decoded(decode_input(&data), &decode_input(&other), max, s);
+            assert_eq!((&bytes, decode_input(&bytes)), (&c, kept));
+            let tiny = s as usize % 12;
+            let (bytes, kept) = mutate_decoded(decode_input(&data), tiny, s, true);
+            assert!(bytes.len() <= tiny);
+            assert_eq!(decode_input(&bytes), kept, "within {tiny} bytes");
         }
     }
 
