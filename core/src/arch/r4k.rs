@@ -104,14 +104,14 @@ impl Arch for MipsR4k {
         let (k, how) = kmap::kmap_atomic(cx, pfn).await;
         flush_data_cache_page(cx, k);
         kmap::kunmap_atomic(cx, k, how).await;
-        // Mainline writes back the kernel alias only, so a shared user mapping at another
-        // colour keeps stale or dirty lines across write() and read(). This model also flushes
-        // the user colours of the page's shared mappings, as ARM and PA-RISC do.
+        // Mainline writes back the kernel alias only, so a user mapping at another colour
+        // keeps stale or dirty lines across write() and read(). This model also flushes the
+        // colours of all the page's user mappings, as PA-RISC does. Private ones too: the cache
+        // is physically tagged, so a clean line a private mapping filled is hit by any later
+        // mapping of the page at that colour, such as a shared one faulted in after the write.
         let page = cx.page_size();
-        for (_, vpn, shared) in cx.user_mappings(pfn, None) {
-            if shared {
-                colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
-            }
+        for (_, vpn, _) in cx.user_mappings(pfn, None) {
+            colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
         }
     }
 
