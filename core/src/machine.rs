@@ -981,6 +981,43 @@ impl Machine {
         }
     }
 
+    /// Whether [`Machine::peek_page`] would see exactly `want` (a page of values), compared a
+    /// line at a time without building the observations: the audit's common case.
+    pub fn peek_page_is(
+        &mut self,
+        cpu: CpuId,
+        va: Va,
+        pa: Pa,
+        asid: Option<MmId>,
+        side: Side,
+        want: &[Stamp],
+    ) -> bool {
+        let len = self.cfg.page_size as u64;
+        let line = self.line_of(side);
+        let mut off = 0;
+        while off < len {
+            let at = self.peek_line(cpu, va + off, pa + off, asid, side);
+            let rest = |a: u64| (a | (line - 1)) + 1 - a;
+            let end = (off + rest(va + off).min(rest(pa + off))).min(len);
+            let n = (end - off) as usize;
+            let seen: &[Stamp] = match at {
+                Peeked::Line(c, sd, s) => {
+                    let c = &self.cpus[c as usize];
+                    let cache = if sd == Side::D { &c.d } else { &c.i };
+                    let o = rem_size(pa + off, cache.geometry().line) as usize;
+                    &cache.data(s)[o..o + n]
+                }
+                Peeked::Memory => &self.mem[(pa + off) as usize..][..n],
+                Peeked::Fill(lpa) => &self.scratch[(pa + off - lpa) as usize..][..n],
+            };
+            if seen != &want[off as usize..end as usize] {
+                return false;
+            }
+            off = end;
+        }
+        true
+    }
+
     /// Where a peek through `va`/`pa` finds its line (the same for every byte of the line).
     fn peek_line(&mut self, cpu: CpuId, va: Va, pa: Pa, asid: Option<MmId>, side: Side) -> Peeked {
         match side {
