@@ -7,7 +7,9 @@
 //! logs, and offers the preemption points ([`Cx::step`]) between which other actors may run.
 //! Nothing here knows any particular race.
 
-use crate::addr::{div_size, layout, ActorId, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn};
+use crate::addr::{
+    div_size, layout, rem_size, ActorId, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn,
+};
 use crate::arch::Arch;
 use crate::event::{Event, Side};
 use crate::kernel::KernelState;
@@ -280,6 +282,40 @@ impl<A: Arch> Cx<A> {
         obs.value
     }
 
+    /// Kernel loads of the `len` consecutive bytes from `va`, all in one page, each checked as
+    /// [`Cx::kload`] checks it, up to the first violation: translating once and looking each
+    /// cache line up once.
+    pub fn kload_run(&self, va: Va, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mut st = self.st();
+        let cpu = self.cpu_in(&st);
+        debug_assert!(rem_size(va, st.m.page_size()) + len <= st.m.page_size() as u64);
+        let t =
+            st.m.translate(cpu, va, Access::Read)
+                .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let how = if st.sched.actor(self.me).private_copy {
+            ReadKind::KernelForPrivate
+        } else {
+            ReadKind::Kernel
+        };
+        let line = st.m.config().dcache.line;
+        let mut prev = None;
+        for i in 0..len {
+            let (a, ti) = (va + i, crate::machine::Translation { pa: t.pa + i, ..t });
+            let obs = match prev {
+                Some(from) if rem_size(a, line) != 0 => st.m.load_next(cpu, a, &ti, from),
+                _ => st.m.load(cpu, a, &ti),
+            };
+            prev = Some(obs.from);
+            self.judge(&mut st, a, ti.pa, obs, how, Some(self.me));
+            if st.violation.is_some() {
+                return;
+            }
+        }
+    }
+
     /// A kernel store of `v` through `va`, a logical write. `multi_step` says the write belongs
     /// to an operation that continues over later steps, so racing readers may see either value.
     pub fn kstore(&self, va: Va, v: Stamp, multi_step: bool) {
@@ -288,33 +324,81 @@ impl<A: Arch> Cx<A> {
 
     /// A kernel store with an explicit meaning for the oracle (see [`StoreKind`]).
     pub fn kstore_as(&self, va: Va, v: Stamp, multi_step: bool, kind: StoreKind) {
+        self.kstore_run(va, &[v], multi_step, kind);
+    }
+
+    /// Kernel stores of `values` to the consecutive bytes from `va`, all in one page: what
+    /// [`Cx::kstore_as`] of each byte in turn does, translating once and storing a cache line
+    /// at a time (a page being written to by its owner's I/O goes byte by byte, as each store
+    /// is judged first).
+    pub fn kstore_run(&self, va: Va, values: &[Stamp], multi_step: bool, kind: StoreKind) {
+        if values.is_empty() {
+            return;
+        }
         let mut st = self.st();
         let cpu = self.cpu_in(&st);
+        let page = st.m.page_size();
+        debug_assert!(rem_size(va, page) + values.len() as u64 <= page as u64);
         let t =
             st.m.translate(cpu, va, Access::Write)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
-        let pfn = div_size(t.pa, st.m.page_size());
-        let under_io = st.o.device_owned(pfn as Pfn);
-        if under_io {
-            let obs = crate::machine::Observed {
-                value: v,
-                from: crate::event::Source::Memory,
+        let pfn = div_size(t.pa, page) as Pfn;
+        let under_io = st.o.device_owned(pfn);
+        let line = if under_io {
+            1
+        } else {
+            st.m.config().dcache.line as u64
+        };
+        let mut i = 0;
+        while i < values.len() {
+            let a = va + i as u64;
+            let n = ((line - rem_size(a, line as u32)) as usize).min(values.len() - i);
+            let ti = crate::machine::Translation {
+                pa: t.pa + i as u64,
+                ..t
             };
-            self.judge(&mut st, va, t.pa, obs, ReadKind::Kernel, Some(self.me));
+            if under_io {
+                let obs = crate::machine::Observed {
+                    value: values[i],
+                    from: crate::event::Source::Memory,
+                };
+                self.judge(&mut st, a, ti.pa, obs, ReadKind::Kernel, Some(self.me));
+            }
+            st.m.store_run(cpu, a, &ti, &values[i..i + n]);
+            for (d, &v) in values[i..i + n].iter().enumerate() {
+                let d = d as u64;
+                self.note_store(&mut st, a + d, ti.pa + d, v, multi_step, kind, under_io);
+            }
+            i += n;
         }
-        st.m.store(cpu, va, &t, v);
-        let info = self.write_info(&st, va);
+    }
+
+    /// The oracle's side of a kernel store of `v` through `va` (at `pa`), once the machine has
+    /// done it.
+    #[allow(clippy::too_many_arguments)]
+    fn note_store(
+        &self,
+        st: &mut State,
+        va: Va,
+        pa: Pa,
+        v: Stamp,
+        multi_step: bool,
+        kind: StoreKind,
+        under_io: bool,
+    ) {
+        let pfn = div_size(pa, st.m.page_size());
+        let info = self.write_info(st, va);
         let path = st.sched.actor(self.me).path;
         let pc = kind != StoreKind::Fill && st.k.is_page_cache(pfn);
         // The overwritten value and its provenance, if a contest may need them.
         let (prev_info, prev) = if kind == StoreKind::UserData || under_io {
-            (st.o.last_write(t.pa).0, st.o.intended(t.pa))
+            (st.o.last_write(pa).0, st.o.intended(pa))
         } else {
             (WriteInfo::default(), 0)
         };
         let op_start = st.sched.actor(self.me).op_start;
         st.o.write(
-            t.pa,
+            pa,
             v,
             info,
             path,
@@ -326,24 +410,23 @@ impl<A: Arch> Cx<A> {
         );
         let by_another = |w: WriteInfo| w.actor.is_some_and(|a| a != self.me) && w.step >= op_start;
         let page = st.m.page_size() as u64;
-        let first = t.pa / page * page;
+        let first = pa / page * page;
         if kind == StoreKind::UserData
             && (by_another(prev_info)
                 || (st.o.written_by_another_since(pfn as Pfn, self.me, op_start)
-                    && (first..first + page)
-                        .any(|p| p != t.pa && by_another(st.o.last_write(p).0))))
+                    && (first..first + page).any(|p| p != pa && by_another(st.o.last_write(p).0))))
         {
             // Another actor wrote these bytes, or others of the page, while this
             // user-requested operation was in flight: the operation may as well have taken
             // effect first. For other bytes of the page this is the false sharing of a cache
             // line between incongruent aliases, which no flush order can make coherent: the
             // write-back of either alias carries the other's old bytes.
-            st.o.contest(t.pa, prev);
+            st.o.contest(pa, prev);
         }
         if under_io {
             // A write to a page the device owns through the user's own I/O (a driver buffer
             // was reported as misuse above): the device may read either value.
-            st.o.contest(t.pa, prev);
+            st.o.contest(pa, prev);
         }
     }
 

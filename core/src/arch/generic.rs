@@ -59,10 +59,8 @@ pub async fn clear_user_highpage<A: Arch>(cx: &Cx<A>, pfn: Pfn, vpn: Vpn) {
 /// Fresh anonymous memory is data: executing it before the user's cacheflush is undefined, so
 /// the zeros are user data for the oracle's I-side rule.
 pub fn clear_page<A: Arch>(cx: &Cx<A>, k: Va) {
-    for off in 0..cx.page_size() {
-        let v = cx.fresh();
-        cx.kstore_as(k + off, v, false, crate::world::StoreKind::UserData);
-    }
+    let zeros: Vec<_> = (0..cx.page_size()).map(|_| cx.fresh()).collect();
+    cx.kstore_run(k, &zeros, false, crate::world::StoreKind::UserData);
 }
 
 /// The generic `copy_to_user_page` for coherent hardware: writes through a kmap.

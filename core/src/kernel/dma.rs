@@ -144,12 +144,7 @@ pub async fn transfer<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
 pub async fn read_back<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let va = kmap::kmap(cx, pfn).await;
     let page = cx.page_size();
-    for off in 0..page {
-        cx.kload(va + off);
-        if cx.stopped() {
-            break;
-        }
-    }
+    cx.kload_run(va, page);
     kmap::kunmap(cx, pfn).await;
 }
 

@@ -51,10 +51,12 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
         Io::Pio => {
             // A PIO driver copies the sectors through a kernel mapping of the page.
             let va = kmap::kmap(cx, pfn).await;
-            for off in 0..page {
-                let v = cx.st().k.files[file as usize].disk[(index as u64 * page + off) as usize];
-                cx.kstore_as(va + off, v, false, StoreKind::Fill);
-            }
+            let sectors = {
+                let st = cx.st();
+                let at = (index as u64 * page) as usize;
+                st.k.files[file as usize].disk[at..at + page as usize].to_vec()
+            };
+            cx.kstore_run(va, &sectors, false, StoreKind::Fill);
             kmap::kunmap(cx, pfn).await;
             if !cx.switches().pio_without_flush_dcache_page {
                 let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));

@@ -77,10 +77,8 @@ pub async fn readdir<A: Arch>(cx: &Cx<A>, at: u8, pages: u8) {
     for &pfn in &pfns {
         // A reply arrives and is copied into the page.
         let ka = kmap::kmap(cx, pfn).await;
-        for off in 0..page {
-            let v = cx.fresh();
-            cx.kstore(ka + off, v, false);
-        }
+        let reply: Vec<_> = (0..page).map(|_| cx.fresh()).collect();
+        cx.kstore_run(ka, &reply, false, crate::world::StoreKind::Kernel);
         kmap::kunmap(cx, pfn).await;
         cx.step().await;
     }
@@ -90,12 +88,7 @@ pub async fn readdir<A: Arch>(cx: &Cx<A>, at: u8, pages: u8) {
             Some(v) => v + i as u64 * page,
             None => kmap::kmap(cx, pfn).await,
         };
-        for off in 0..page {
-            cx.kload(base + off);
-            if cx.stopped() {
-                break;
-            }
-        }
+        cx.kload_run(base, page);
         if vmap.is_none() {
             kmap::kunmap(cx, pfn).await;
         }
