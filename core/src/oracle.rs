@@ -78,6 +78,11 @@ pub enum ReadKind {
     /// A kernel read of a page-cache page on behalf of a private mapping (the source of a
     /// copy-on-write of a file page): it need not see changes made after the mapping.
     KernelForPrivate,
+    /// A kernel read of the source of a copy-on-write copy for one address space, of a byte
+    /// last written by a user store of a thread of another address space: the page was shared
+    /// copy-on-write, so that store went through a TLB entry fork had not yet flushed, and the
+    /// copy may or may not see it.
+    KernelForCopyOfOthersStore,
     /// The device reading a buffer mapped to it.
     Device,
     /// The end-of-run audit of a dirty line.
@@ -98,6 +103,9 @@ pub enum Rule {
     /// A kernel path read a user or page-cache page while I/O the user started owns it (another
     /// system call on a buffer under direct I/O): the user raced its own I/O.
     UserBufferUnderIo,
+    /// A copy-on-write copy for one address space missed a store another address space's
+    /// thread made through a stale TLB entry while fork write-protected the page.
+    ForkWindowStore,
 }
 
 /// A logical write's provenance.
@@ -336,9 +344,13 @@ impl Oracle {
             page_cache,
         } = flags;
         let i = pa as usize;
-        if racing_until_done.is_some() && self.racing[i].is_none() {
+        if self.racing[i].is_none() {
+            // The value before this write (before the first write of a racing operation while
+            // it is in flight).
             self.previous[i] = self.intended[i];
-            self.racing_bytes.push(pa);
+            if racing_until_done.is_some() {
+                self.racing_bytes.push(pa);
+            }
         }
         if racing_until_done.is_some() {
             self.racing[i] = racing_until_done;
@@ -456,7 +468,10 @@ impl Oracle {
         if !self.live[frame] {
             return Ok(Some(Rule::FreeFrame));
         }
-        if matches!(how, ReadKind::Kernel | ReadKind::KernelForPrivate) {
+        if matches!(
+            how,
+            ReadKind::Kernel | ReadKind::KernelForPrivate | ReadKind::KernelForCopyOfOthersStore
+        ) {
             match self.device_owned[frame] {
                 2 => return Err(Kind::Misuse),
                 1 => return Ok(Some(Rule::UserBufferUnderIo)),
@@ -494,6 +509,12 @@ impl Oracle {
             ReadKind::KernelForPrivate => {
                 if self.flags[i] & PRIVATE_UNSPEC != 0 {
                     return Ok(Some(Rule::PrivateMappingOfModifiedFile));
+                }
+                Err(Kind::StaleLoad)
+            }
+            ReadKind::KernelForCopyOfOthersStore => {
+                if observed == self.previous[i] {
+                    return Ok(Some(Rule::ForkWindowStore));
                 }
                 Err(Kind::StaleLoad)
             }

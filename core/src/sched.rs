@@ -48,6 +48,9 @@ pub struct Actor {
     /// Whether it is copying a page-cache page for a private mapping (a COW of a file page):
     /// its reads see the file as a private mapping does.
     pub private_copy: bool,
+    /// The address space a copy-on-write copy it is making is for: its reads of the source
+    /// need not see a store another address space's thread made during a fork window.
+    pub copy_for: Option<crate::addr::MmId>,
     /// Its display name (T0, K1, IRQ).
     pub name: String,
     /// A dead thread slot that a fork in progress will give to its child.
@@ -64,6 +67,7 @@ crate::reuse::clone_reusing!(Actor {
     path,
     op_start,
     private_copy,
+    copy_for,
     name,
     reserved
 });
@@ -81,6 +85,7 @@ impl Actor {
             path: "idle",
             op_start: 0,
             private_copy: false,
+            copy_for: None,
             name,
             reserved: false,
         }

@@ -264,6 +264,27 @@ impl<A: Arch> Cx<A> {
         }
     }
 
+    /// How a kernel read of `pa` by this actor is judged: as a copy for a private mapping, as
+    /// a copy-on-write copy for one address space of a byte another address space's thread
+    /// stored last, or as a plain kernel read.
+    fn kernel_read_kind(&self, st: &State, pa: Pa) -> ReadKind {
+        let me = st.sched.actor(self.me);
+        if me.private_copy {
+            return ReadKind::KernelForPrivate;
+        }
+        if let Some(for_mm) = me.copy_for {
+            let w = st.o.last_write(pa).0;
+            let writer_mm = w.actor.and_then(|a| match st.sched.actor(a).kind {
+                crate::sched::ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
+                _ => None,
+            });
+            if w.alias == Some(AliasKind::User) && writer_mm.is_some_and(|m| m != for_mm) {
+                return ReadKind::KernelForCopyOfOthersStore;
+            }
+        }
+        ReadKind::Kernel
+    }
+
     /// A kernel load through `va`, checked against the intended value. A kernel path never
     /// faults: a missing translation is a model bug.
     pub fn kload(&self, va: Va) -> Stamp {
@@ -273,11 +294,7 @@ impl<A: Arch> Cx<A> {
             st.m.translate(cpu, va, Access::Read)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
         let obs = st.m.load(cpu, va, &t);
-        let how = if st.sched.actor(self.me).private_copy {
-            ReadKind::KernelForPrivate
-        } else {
-            ReadKind::Kernel
-        };
+        let how = self.kernel_read_kind(&st, t.pa);
         self.judge(&mut st, va, t.pa, obs, how, Some(self.me));
         obs.value
     }
@@ -295,11 +312,6 @@ impl<A: Arch> Cx<A> {
         let t =
             st.m.translate(cpu, va, Access::Read)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
-        let how = if st.sched.actor(self.me).private_copy {
-            ReadKind::KernelForPrivate
-        } else {
-            ReadKind::Kernel
-        };
         let line = st.m.config().dcache.line;
         let mut prev = None;
         for i in 0..len {
@@ -309,6 +321,7 @@ impl<A: Arch> Cx<A> {
                 _ => st.m.load(cpu, a, &ti),
             };
             prev = Some(obs.from);
+            let how = self.kernel_read_kind(&st, ti.pa);
             self.judge(&mut st, a, ti.pa, obs, how, Some(self.me));
             if st.violation.is_some() {
                 return;

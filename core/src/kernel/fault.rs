@@ -188,8 +188,14 @@ async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn, m
     // A copy of a page-cache page for a private mapping reads the file as that mapping sees it.
     let private = cx.page_is_file(from);
     cx.st().sched.actor_mut(cx.me()).private_copy = private;
+    cx.st().sched.actor_mut(cx.me()).copy_for = Some(mm);
     cx.arch().copy_user_highpage(cx, to, from, vpn, mm).await;
-    cx.st().sched.actor_mut(cx.me()).private_copy = false;
+    {
+        let mut st = cx.st();
+        let me = st.sched.actor_mut(cx.me());
+        me.private_copy = false;
+        me.copy_for = None;
+    }
     cx.leave(prev);
 }
 
@@ -272,7 +278,31 @@ pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
         .await;
     let pte = cx.st().m.pte(Some(mm), vpn);
     if pte.present {
-        cx.st().o.user_code_synced(pte.pfn as u64 * size, size);
+        // The call cleans the D-side through the range's own addresses: code the user stored
+        // through another alias of the page (a line of another colour, or under VIVT another
+        // address or address space) is still not synchronised.
+        let mut st = cx.st();
+        let g = st.m.config().dcache;
+        let page = st.m.page_size();
+        let base = pte.pfn as u64 * size;
+        for off in 0..size {
+            let w = st.o.last_write(base + off).0;
+            let va = vpn * size + off;
+            let writer_mm = w.actor.and_then(|a| match st.sched.actor(a).kind {
+                crate::sched::ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
+                _ => None,
+            });
+            let cleaned = w.alias != Some(crate::addr::AliasKind::User)
+                || !g.aliases(page)
+                || if g.virtually_tagged() {
+                    w.va == va && writer_mm == Some(mm)
+                } else {
+                    g.colour(w.va, page) == g.colour(va, page)
+                };
+            if cleaned {
+                st.o.user_code_synced(base + off, 1);
+            }
+        }
     }
     cx.leave(prev);
 }
