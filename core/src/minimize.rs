@@ -13,9 +13,14 @@
 //! a field one off or small, the other direction, a load for a store), which finds the shorter
 //! variants single changes cannot reach. Back to the first passes after each success of either.
 //! The result is never longer than the input, and the same input always gives the same result.
+//!
+//! [`shorten_in_family`] then runs the same passes keeping only the race family (the mechanism,
+//! [`crate::triage::family`]) rather than the exact signature, for a shorter demonstration of
+//! the same race through another reader; `hunt` and `bench` report its result.
 
 use crate::arch::Arch;
 use crate::op::{Action, Op};
+use crate::oracle::Violation;
 use crate::preset::Preset;
 use crate::run::{run, run_with, RunOptions};
 use crate::trace::{action_fields, action_from_fields};
@@ -435,6 +440,50 @@ pub fn minimize_with<A: Arch>(
     minimize_by(&mut sig, ops, applied)
 }
 
+/// Reduces an already minimized race further, keeping only its race family
+/// ([`crate::triage::family`], the mechanism) instead of its exact signature: the same
+/// mechanism may show in fewer ops through another reader, such as the end-of-run audit for a
+/// stale line that an explicit load could only read after a transfer's last step. Returns the
+/// shorter of `m` and the reduced input (`m` when they are equally long), with the signature
+/// it has. Runs the preset's shipped arch.
+pub fn shorten_in_family(preset: &Preset, m: Minimized) -> Minimized {
+    within_family(
+        &mut |o: &[Op]| run(preset, o, RunOptions::default()).violation,
+        m,
+    )
+}
+
+/// [`shorten_in_family`] with an arch of the caller's (built afresh by `make` for each run).
+pub fn shorten_in_family_with<A: Arch>(
+    preset: &Preset,
+    make: impl Fn() -> A,
+    m: Minimized,
+) -> Minimized {
+    within_family(
+        &mut |o: &[Op]| run_with(preset, make(), o, RunOptions::default()).violation,
+        m,
+    )
+}
+
+fn within_family(violation: &mut dyn FnMut(&[Op]) -> Option<Violation>, m: Minimized) -> Minimized {
+    let mut family = |o: &[Op]| violation(o).map(|v| crate::triage::family(&v));
+    let Some(f) = minimize_by(&mut family, &m.ops, m.ops.len()) else {
+        return m;
+    };
+    let runs = m.runs + f.runs;
+    if f.ops.len() >= m.ops.len() {
+        return Minimized { runs, ..m };
+    }
+    let signature = violation(&f.ops)
+        .expect("the family stage keeps a violation")
+        .signature();
+    Minimized {
+        ops: f.ops,
+        signature,
+        runs: runs + 1,
+    }
+}
+
 /// The reduction itself, over any function from ops to a signature. `applied` is how many ops
 /// the original run applied before its violation ended it.
 fn minimize_by(
@@ -577,6 +626,46 @@ mod tests {
             "{:?}",
             m.ops
         );
+    }
+
+    #[test]
+    fn the_family_stage_finds_the_shorter_reader_of_the_same_race() {
+        // A campaign finding: a load caches the user line, a direct I/O from the device
+        // rewrites the page behind it, and a load after the transfer's last step reads the
+        // stale line. That load must wait for every step; the end-of-run audit sees the same
+        // stale line without them.
+        let mut text = String::from(
+            "flushfuzz-trace 1\npreset gup-anon-alias\nexpect none\n\
+             start T0 cpu0 load page=3 off=0\n",
+        );
+        text.push_str(&"step T0 cpu0\n".repeat(3));
+        text.push_str("start T0 cpu0 direct-io page=3 to-device=false\n");
+        text.push_str(&"step T0 cpu0\n".repeat(10));
+        text.push_str("start T1 cpu0 load page=3 off=0\n");
+        let (p, ops) = ops_of(&text);
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(m.signature, "stale-load:user load@user<-device@device");
+        assert_eq!(m.ops.len(), 16, "{:?}", m.ops);
+        let family = |ops: &[Op]| {
+            run(&p, ops, RunOptions::default())
+                .violation
+                .map(|v| crate::triage::family(&v))
+        };
+        let s = shorten_in_family(&p, m.clone());
+        assert_eq!(
+            s.signature,
+            "stale-load:end-of-run audit@user<-device@device"
+        );
+        assert!(s.ops.len() <= 5, "{:?}", s.ops);
+        assert_eq!(family(&s.ops), family(&m.ops));
+        assert_eq!(
+            signature_of(&p, &s.ops).as_deref(),
+            Some(s.signature.as_str())
+        );
+        // A race already as short as its family allows stays as it is.
+        let again = shorten_in_family(&p, s.clone());
+        assert_eq!(again.ops, s.ops);
+        assert_eq!(again.signature, s.signature);
     }
 
     #[test]

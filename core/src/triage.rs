@@ -529,7 +529,8 @@ pub fn known_traces(dir: &Path) -> std::io::Result<Vec<Known>> {
 pub struct Group {
     /// The race family.
     pub family: String,
-    /// The signature of the representative (and of the minimized trace).
+    /// The signature of the minimized trace: the representative's, or another of the same
+    /// family when that took fewer ops ([`minimize::shorten_in_family`]).
     pub signature: String,
     /// Every signature seen in the group, with how many inputs gave it (most first).
     pub signatures: Vec<(String, usize)>,
@@ -607,7 +608,7 @@ struct Acc {
 
 /// Triages the inputs under `paths` (see [`collect_inputs`]): examines each, calling
 /// `progress(done, total)` after it, groups the findings by family and minimizes each group's
-/// smallest input. `preset` decodes raw inputs on that preset. Nothing is written; see
+/// smallest input (keeping its signature, then only its family). `preset` decodes raw inputs on that preset. Nothing is written; see
 /// [`Triage::save`].
 pub fn triage(
     paths: &[PathBuf],
@@ -639,20 +640,25 @@ pub fn triage(
     t.unreadable = unreadable;
     for (family, acc) in groups {
         let (rep, best) = acc.best.expect("a group has a finding");
-        let minimized = match catch_quietly(|| minimize::minimize(&best.preset, &best.ops)) {
-            Ok(Some(m)) if m.signature == best.signature => m.ops,
-            Ok(_) => best.ops.clone(),
+        let minimized = catch_quietly(|| {
+            minimize::minimize(&best.preset, &best.ops)
+                .filter(|m| m.signature == best.signature)
+                .map(|m| minimize::shorten_in_family(&best.preset, m))
+        });
+        let (minimized, signature) = match minimized {
+            Ok(Some(m)) => (m.ops, m.signature),
+            Ok(None) => (best.ops.clone(), best.signature),
             Err(panic) => {
                 t.tool_errors
                     .push(Problem::new(&rep, format!("while minimizing: {panic}")));
-                best.ops.clone()
+                (best.ops.clone(), best.signature)
             }
         };
         let mut signatures: Vec<(String, usize)> = acc.signatures.into_iter().collect();
         signatures.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         t.groups.push(Group {
             family,
-            signature: best.signature,
+            signature,
             signatures,
             files: acc.files,
             representative: rep,

@@ -200,10 +200,14 @@ fn random_trial(preset: &str, seed: u64, seconds: u64) -> Trial {
     let start = hunt::now();
     let (execs, hit) = random_search(&p, seed, |_| start.elapsed() < cap);
     let elapsed = start.elapsed().as_secs_f64();
-    let m = hit.as_ref().and_then(|h| minimize::minimize(&p, &h.ops));
+    let m = hit
+        .as_ref()
+        .and_then(|h| minimize::minimize(&p, &h.ops))
+        .map(|m| hunt::shorten(&p, preset, m));
     let historical = m
         .as_ref()
-        .is_some_and(|m| matches!(hunt::on_fixed_twin(preset, &m.ops), Some(None)));
+        .is_some_and(|(_, twin)| matches!(twin, Some(None)));
+    let m = m.map(|(m, _)| m);
     Trial {
         preset: preset.into(),
         mode: "random",

@@ -296,6 +296,28 @@ pub fn on_fixed_twin(preset: &str, ops: &[flushfuzz::op::Op]) -> Option<Option<S
     Some(minimize::signature_of(&twin, ops))
 }
 
+/// A minimized race reduced further within its family ([`minimize::shorten_in_family`]), with
+/// the violation it produces on the `-fixed` twin of `name` ([`on_fixed_twin`]). A shorter input
+/// that the twin has too never replaces one the twin does not have: the race stays historical.
+pub fn shorten(
+    preset: &preset::Preset,
+    name: &str,
+    m: Minimized,
+) -> (Minimized, Option<Option<String>>) {
+    let twin = on_fixed_twin(name, &m.ops);
+    let s = minimize::shorten_in_family(preset, m.clone());
+    if s.ops == m.ops {
+        return (s, twin);
+    }
+    let s_twin = on_fixed_twin(name, &s.ops);
+    let historical = |t: &Option<Option<String>>| matches!(t, Some(None));
+    if historical(&twin) && !historical(&s_twin) {
+        (Minimized { runs: s.runs, ..m }, twin)
+    } else {
+        (s, s_twin)
+    }
+}
+
 /// What a campaign did.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -619,8 +641,9 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
     // as a crash too): replay it where a panic is caught, and keep the evidence.
     let minimized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         minimize::minimize(&loaded.preset, &loaded.ops)
+            .map(|m| shorten(&loaded.preset, &c.preset, m))
     }));
-    let m = match minimized {
+    let (m, twin) = match minimized {
         Ok(Some(m)) => m,
         Ok(None) | Err(_) => {
             let mut work = work;
@@ -655,7 +678,6 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
             );
         }
     };
-    let twin = on_fixed_twin(&c.preset, &m.ops);
     out.found = Some(Found {
         seconds: crash_at.unwrap_or(seconds),
         execs: p.crash_execs.unwrap_or(p.total_execs()),

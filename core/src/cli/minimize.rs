@@ -1,5 +1,6 @@
-//! `flushfuzz minimize FILE [-o OUT] [--preset NAME] [--json]`: reduces a trace file or raw
-//! libFuzzer input to the shortest ops that keep its violation signature, and writes a trace.
+//! `flushfuzz minimize FILE [-o OUT] [--preset NAME] [--family] [--json]`: reduces a trace file
+//! or raw libFuzzer input to the shortest ops that keep its violation signature (with
+//! `--family`, then only its race family), and writes a trace.
 
 use anyhow::Context as _;
 use flushfuzz::{harness, minimize, trace::Trace};
@@ -16,6 +17,10 @@ pub struct Args {
     /// Decode a raw input on this preset rather than the preset its first byte chooses.
     #[arg(long)]
     preset: Option<String>,
+    /// Then reduce further keeping only the race family (the mechanism), not the exact
+    /// signature: the same race through a reader that takes fewer ops, as `hunt` reports it.
+    #[arg(long)]
+    family: bool,
     /// Print {file, preset, signature, ops_before, ops_after, runs, trace} as JSON.
     #[arg(long)]
     json: bool,
@@ -50,6 +55,11 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             a.file.display(),
             loaded.preset.name
         );
+    };
+    let m = if a.family {
+        minimize::shorten_in_family(&loaded.preset, m)
+    } else {
+        m
     };
     let trace = Trace::new(&loaded.preset, &m.ops, Some(m.signature.clone()));
     let text = trace.to_text(&[format!(

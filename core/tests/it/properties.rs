@@ -106,7 +106,8 @@ fn recycled_states_run_like_fresh_ones() {
         });
 }
 
-/// The minimizer keeps the violation's signature and never grows the input.
+/// The minimizer keeps the violation's signature and never grows the input; shortening the
+/// result within its family keeps the family.
 #[test]
 fn minimizer_keeps_the_signature_and_never_grows() {
     let presets = race_presets();
@@ -122,6 +123,20 @@ fn minimizer_keeps_the_signature_and_never_grows() {
                 assert_eq!(m.signature, sig);
                 assert!(m.ops.len() <= ops.len());
                 assert_eq!(flushfuzz::minimize::signature_of(p, &m.ops), Some(sig));
+                // Shortening within the family keeps the family and never grows the input, and
+                // its signature is what its ops produce.
+                let family = |ops: &[Op]| {
+                    run(p, ops, RunOptions::default())
+                        .violation
+                        .map(|v| flushfuzz::triage::family(&v))
+                };
+                let s = flushfuzz::minimize::shorten_in_family(p, m.clone());
+                assert!(s.ops.len() <= m.ops.len());
+                assert_eq!(family(&s.ops), family(&m.ops));
+                assert_eq!(
+                    flushfuzz::minimize::signature_of(p, &s.ops),
+                    Some(s.signature)
+                );
             }
         });
 }
