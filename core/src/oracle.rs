@@ -191,6 +191,46 @@ pub struct WriteFlags {
 const UNSYNCED: u8 = 1;
 const PRIVATE_UNSPEC: u8 = 2;
 
+/// The provenance of a run of logical writes: `info` and `ctx` are those of the write of `pa`;
+/// the others differ at most in the address, which follows the physical one for a CPU's
+/// writes (each byte through its own address) and stays put for the device's (none).
+#[derive(Clone, Copy, Debug)]
+struct LogEntry {
+    pa: Pa,
+    info: WriteInfo,
+    ctx: &'static str,
+}
+
+impl LogEntry {
+    fn new(pa: Pa, info: WriteInfo, ctx: &'static str) -> LogEntry {
+        LogEntry { pa, info, ctx }
+    }
+
+    /// Whether the address of a byte follows its physical address.
+    fn strided(&self) -> bool {
+        self.info.cpu.is_some() || self.info.actor.is_some()
+    }
+
+    /// The address the write of byte `pa` went through, if this entry stands for it.
+    fn va_of(&self, pa: Pa) -> Va {
+        if self.strided() {
+            self.info.va.wrapping_add(pa.wrapping_sub(self.pa))
+        } else {
+            self.info.va
+        }
+    }
+
+    /// Whether a write of `pa` with `info` and `ctx` is one this entry can stand for.
+    fn covers(&self, pa: Pa, info: &WriteInfo, ctx: &'static str) -> bool {
+        (std::ptr::eq(self.ctx, ctx) || self.ctx == ctx)
+            && *info
+                == WriteInfo {
+                    va: self.va_of(pa),
+                    ..self.info
+                }
+    }
+}
+
 /// Per-byte intended values and their provenance.
 #[derive(Debug)]
 pub struct Oracle {
@@ -199,9 +239,10 @@ pub struct Oracle {
     racing: Vec<Option<ActorId>>,
     flags: Vec<u8>,
     /// Per byte, the index of its last write in `write_log` (0: the initial contents). The log
-    /// keeps the provenance of every logical write without 40 bytes of it per byte.
+    /// keeps the provenance of every logical write without 40 bytes of it per byte: one entry
+    /// stands for a run of bytes written alike (see [`LogEntry`]).
     write_idx: Vec<u32>,
-    write_log: Vec<(WriteInfo, &'static str)>,
+    write_log: Vec<LogEntry>,
     live: Vec<bool>,
     device_owned: Vec<u8>,
     /// Per frame, the last CPU read of it: the reader and the step.
@@ -244,7 +285,7 @@ impl Oracle {
             racing: vec![None; n],
             flags: vec![0; n],
             write_idx: vec![0; n],
-            write_log: vec![(WriteInfo::default(), "initial contents")],
+            write_log: vec![LogEntry::new(0, WriteInfo::default(), "initial contents")],
             live: vec![false; frames as usize],
             device_owned: vec![0; frames as usize],
             last_read: vec![(None, 0); frames as usize],
@@ -274,7 +315,14 @@ impl Oracle {
 
     /// The provenance of a byte's last write.
     pub fn last_write(&self, pa: Pa) -> (WriteInfo, &'static str) {
-        self.write_log[self.write_idx[pa as usize] as usize]
+        let e = &self.write_log[self.write_idx[pa as usize] as usize];
+        (
+            WriteInfo {
+                va: e.va_of(pa),
+                ..e.info
+            },
+            e.ctx,
+        )
     }
 
     fn frame(&self, pa: Pa) -> usize {
@@ -365,13 +413,14 @@ impl Oracle {
             }
             w[0] = (Some(a), info.step);
         }
-        // Consecutive bytes of one copy share one log entry.
+        // Consecutive writes alike share one log entry: the bytes of one copy by a CPU, or of
+        // one transfer by the device.
         let same = self
             .write_log
             .last()
-            .is_some_and(|(i, c)| *i == info && (std::ptr::eq(*c, ctx) || *c == ctx));
+            .is_some_and(|e| e.covers(pa, &info, ctx));
         if !same {
-            self.write_log.push((info, ctx));
+            self.write_log.push(LogEntry::new(pa, info, ctx));
         }
         self.write_idx[i] = (self.write_log.len() - 1) as u32;
         if user_store {
@@ -527,6 +576,51 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CPU's copy of a run of bytes and a device transfer each take one log entry, and every
+    /// byte still reads back its own provenance; anything else starts a new entry.
+    #[test]
+    fn the_write_log_shares_entries_without_losing_provenance() {
+        let mut o = Oracle::new(2, 64, |_| 0, 1);
+        let cpu = |va, step| WriteInfo {
+            step,
+            actor: Some(1),
+            cpu: Some(0),
+            va,
+            alias: Some(AliasKind::User),
+        };
+        let flags = WriteFlags::default();
+        for d in 0..16 {
+            o.write(64 + d, 7, cpu(0x1000 + d, 3), "copy", flags);
+        }
+        assert_eq!(o.write_log.len(), 2);
+        // The next byte through an address that does not follow, then at another step.
+        o.write(80, 7, cpu(0x2000, 3), "copy", flags);
+        o.write(81, 7, cpu(0x2001, 4), "copy", flags);
+        o.write(82, 7, cpu(0x2002, 4), "other", flags);
+        assert_eq!(o.write_log.len(), 5);
+        let device = |step| WriteInfo {
+            step,
+            ..WriteInfo::default()
+        };
+        for d in 0..8 {
+            o.write(d, 9, device(5), "device", flags);
+        }
+        assert_eq!(o.write_log.len(), 6);
+        for d in 0..16 {
+            assert_eq!(o.last_write(64 + d), (cpu(0x1000 + d, 3), "copy"));
+        }
+        assert_eq!(o.last_write(80), (cpu(0x2000, 3), "copy"));
+        assert_eq!(o.last_write(81), (cpu(0x2001, 4), "copy"));
+        assert_eq!(o.last_write(82), (cpu(0x2002, 4), "other"));
+        for d in 0..8 {
+            assert_eq!(o.last_write(d), (device(5), "device"));
+        }
+        assert_eq!(
+            o.last_write(100),
+            (WriteInfo::default(), "initial contents")
+        );
+    }
 
     /// The per-frame writer record answers like a scan of the frame's writes.
     #[test]

@@ -378,68 +378,75 @@ impl<A: Arch> Cx<A> {
                 self.judge(&mut st, a, ti.pa, obs, ReadKind::Kernel, Some(self.me));
             }
             st.m.store_run(cpu, a, &ti, &values[i..i + n]);
-            for (d, &v) in values[i..i + n].iter().enumerate() {
-                let d = d as u64;
-                self.note_store(&mut st, a + d, ti.pa + d, v, multi_step, kind, under_io);
-            }
+            self.note_stores(
+                &mut st,
+                a,
+                ti.pa,
+                &values[i..i + n],
+                multi_step,
+                kind,
+                under_io,
+            );
             i += n;
         }
     }
 
-    /// The oracle's side of a kernel store of `v` through `va` (at `pa`), once the machine has
-    /// done it.
+    /// The oracle's side of kernel stores of `values` to the consecutive bytes from `va` (at
+    /// `pa`), all in one page, once the machine has done them: each byte in turn, as if stored
+    /// alone.
     #[allow(clippy::too_many_arguments)]
-    fn note_store(
+    fn note_stores(
         &self,
         st: &mut State,
         va: Va,
         pa: Pa,
-        v: Stamp,
+        values: &[Stamp],
         multi_step: bool,
         kind: StoreKind,
         under_io: bool,
     ) {
-        let pfn = div_size(pa, st.m.page_size());
-        let info = self.write_info(st, va);
-        let path = st.sched.actor(self.me).path;
-        let pc = kind != StoreKind::Fill && st.k.is_page_cache(pfn);
-        // The overwritten value and its provenance, if a contest may need them.
-        let (prev_info, prev) = if kind == StoreKind::UserData || under_io {
-            (st.o.last_write(pa).0, st.o.intended(pa))
-        } else {
-            (WriteInfo::default(), 0)
-        };
-        let op_start = st.sched.actor(self.me).op_start;
-        st.o.write(
-            pa,
-            v,
-            info,
-            path,
-            crate::oracle::WriteFlags {
-                racing: multi_step.then_some(self.me),
-                user_data: kind == StoreKind::UserData,
-                page_cache: pc,
-            },
-        );
-        let by_another = |w: WriteInfo| w.actor.is_some_and(|a| a != self.me) && w.step >= op_start;
+        // What every byte of the run shares: the frame, the writer and its operation.
         let page = st.m.page_size() as u64;
-        let first = pa / page * page;
-        if kind == StoreKind::UserData
-            && (by_another(prev_info)
-                || (st.o.written_by_another_since(pfn as Pfn, self.me, op_start)
-                    && (first..first + page).any(|p| p != pa && by_another(st.o.last_write(p).0))))
-        {
-            // Another actor wrote these bytes, or others of the page, while this
-            // user-requested operation was in flight: the operation may as well have taken
-            // effect first. For other bytes of the page this is the false sharing of a cache
-            // line between incongruent aliases, which no flush order can make coherent: the
-            // write-back of either alias carries the other's old bytes.
-            st.o.contest(pa, prev);
-        }
-        if under_io {
-            // A write to a page the device owns through the user's own I/O (a driver buffer
-            // was reported as misuse above): the device may read either value.
-            st.o.contest(pa, prev);
+        let pfn = div_size(pa, page as u32);
+        let first = pfn * page;
+        let base = self.write_info(st, va);
+        let (path, op_start) = {
+            let me = st.sched.actor(self.me);
+            (me.path, me.op_start)
+        };
+        let flags = crate::oracle::WriteFlags {
+            racing: multi_step.then_some(self.me),
+            user_data: kind == StoreKind::UserData,
+            page_cache: kind != StoreKind::Fill && st.k.is_page_cache(pfn),
+        };
+        let by_another = |w: WriteInfo| w.actor.is_some_and(|a| a != self.me) && w.step >= op_start;
+        for (d, &v) in values.iter().enumerate() {
+            let (va, pa) = (va + d as u64, pa + d as u64);
+            // The overwritten value and its provenance, if a contest may need them.
+            let (prev_info, prev) = if kind == StoreKind::UserData || under_io {
+                (st.o.last_write(pa).0, st.o.intended(pa))
+            } else {
+                (WriteInfo::default(), 0)
+            };
+            st.o.write(pa, v, WriteInfo { va, ..base }, path, flags);
+            if kind == StoreKind::UserData
+                && (by_another(prev_info)
+                    || (st.o.written_by_another_since(pfn as Pfn, self.me, op_start)
+                        && (first..first + page)
+                            .any(|p| p != pa && by_another(st.o.last_write(p).0))))
+            {
+                // Another actor wrote these bytes, or others of the page, while this
+                // user-requested operation was in flight: the operation may as well have taken
+                // effect first. For other bytes of the page this is the false sharing of a cache
+                // line between incongruent aliases, which no flush order can make coherent: the
+                // write-back of either alias carries the other's old bytes.
+                st.o.contest(pa, prev);
+            }
+            if under_io {
+                // A write to a page the device owns through the user's own I/O (a driver buffer
+                // was reported as misuse above): the device may read either value.
+                st.o.contest(pa, prev);
+            }
         }
     }
 
