@@ -280,7 +280,9 @@ pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
     if pte.present {
         // The call cleans the D-side through the range's own addresses: code the user stored
         // through another alias of the page (a line of another colour, or under VIVT another
-        // address or address space) is still not synchronised.
+        // address or address space) is still not synchronised. On a physically tagged cache
+        // that holds for user data the kernel wrote at the user's request (a ptrace poke through
+        // a colour window or a kmap) as well: only a line of the range's colour is cleaned.
         let mut st = cx.st();
         let g = st.m.config().dcache;
         let page = st.m.page_size();
@@ -292,13 +294,19 @@ pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
                 crate::sched::ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
                 _ => None,
             });
-            let cleaned = w.alias != Some(crate::addr::AliasKind::User)
-                || !g.aliases(page)
-                || if g.virtually_tagged() {
-                    w.va == va && writer_mm == Some(mm)
-                } else {
-                    g.colour(w.va, page) == g.colour(va, page)
-                };
+            let cleaned = match w.alias {
+                // The device's data or the initial contents: no CPU line holds it dirty.
+                None => true,
+                Some(kind) => {
+                    !g.aliases(page)
+                        || if g.virtually_tagged() {
+                            kind != crate::addr::AliasKind::User
+                                || (w.va == va && writer_mm == Some(mm))
+                        } else {
+                            g.colour(w.va, page) == g.colour(va, page)
+                        }
+                }
+            };
             if cleaned {
                 st.o.user_code_synced(base + off, 1);
             }
