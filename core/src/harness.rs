@@ -22,6 +22,16 @@ pub const RACE_PRESETS: [&str; 5] = [
 /// The environment variable that fixes the preset of fuzz inputs (set by `flushfuzz hunt`).
 pub const PRESET_ENV: &str = "FLUSHFUZZ_PRESET";
 
+/// The environment variable that, set to `1`, makes the fuzz target pass over violations of
+/// families mainline behaviour has too ([`crate::triage::in_mainline`]), so that a campaign on a
+/// `-fixed` twin looks beyond them (set by `flushfuzz hunt --skip-mainline`).
+pub const SKIP_MAINLINE_ENV: &str = "FLUSHFUZZ_SKIP_MAINLINE";
+
+fn skip_mainline() -> bool {
+    static SKIP: OnceLock<bool> = OnceLock::new();
+    *SKIP.get_or_init(|| std::env::var(SKIP_MAINLINE_ENV).is_ok_and(|v| v == "1"))
+}
+
 /// A fuzz input: a preset choice (ignored when the preset is fixed) and the ops.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub struct FuzzInput {
@@ -113,7 +123,8 @@ pub fn encode(preset_index: u8, ops: &[Op]) -> Vec<u8> {
     crate::encode::encode_input(preset_index, ops)
 }
 
-/// The fuzz target body: runs the input and panics on a violation.
+/// The fuzz target body: runs the input and panics on a violation (unless [`SKIP_MAINLINE_ENV`]
+/// passes over its family).
 pub fn fuzz_one(data: &[u8]) {
     let fixed = fixed_preset();
     let (p, r) = LAST.with_borrow(|(bytes, input)| {
@@ -128,6 +139,9 @@ pub fn fuzz_one(data: &[u8]) {
         }
     });
     if let Some(v) = r.violation {
+        if skip_mainline() && crate::triage::in_mainline(&v) {
+            return;
+        }
         panic!(
             "flushfuzz: {} on preset {} ({} ops)",
             v.signature(),

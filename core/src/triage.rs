@@ -15,6 +15,7 @@
 //! passes its never-overwriting `write_new`). This module knows nothing of terminals or argument
 //! parsing, and it never modifies an input.
 
+use crate::event::Source;
 use crate::harness::{self, LoadError, Loaded};
 use crate::minimize;
 use crate::op::Op;
@@ -41,6 +42,9 @@ pub enum Newest {
     Survives,
     /// It is nowhere any more: it was discarded or overwritten.
     Lost,
+    /// It is in memory and in no cache line: the reader hit an older line that nothing
+    /// invalidated after the newest value was written back.
+    OnlyInMemory,
 }
 
 /// One row of the family table: a mechanism and the facts that identify it. An empty list
@@ -63,6 +67,9 @@ pub struct FamilyRule {
     pub newest: Newest,
     /// The mechanism, in one sentence.
     pub mechanism: &'static str,
+    /// Whether mainline behaviour has it too: a hole in the kernel's handling itself, not a
+    /// historical behaviour that a `-fixed` twin corrects.
+    pub mainline: bool,
 }
 
 const STALE_READS: &[Kind] = &[
@@ -87,6 +94,7 @@ pub const FAMILIES: &[FamilyRule] = &[
                     discards a dirty line written through the slot's new mapping; whoever reads \
                     the byte next (the audit, a load, a fetch, the device) sees the old value \
                     (mail 003)",
+        mainline: false,
     },
     FamilyRule {
         name: "cow-copy-through-incongruent-alias",
@@ -98,6 +106,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Survives,
         mechanism: "the copy-on-write copy reads the old page through a kernel alias whose \
                     colour differs from the alias holding newer dirty data (mail 004)",
+        mainline: false,
     },
     FamilyRule {
         name: "vmap-read-after-kmap-write",
@@ -109,6 +118,22 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Survives,
         mechanism: "the kernel reads through a vm_map_ram/vmap alias data it wrote through kmap \
                     or the linear map, whose dirty lines that read misses (mail 000)",
+        mainline: false,
+    },
+    FamilyRule {
+        name: "kernel-alias-stale-after-user-write-back",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &[],
+        read_via: KERNEL_ALIASES,
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::OnlyInMemory,
+        mechanism: "the kernel reads a page through a clean line of its own alias, filled before \
+                    the user wrote the page through a shared mapping; the user's line was \
+                    written back (munmap's flush_cache_range) but nothing invalidated the \
+                    kernel's, and read() flushes only while the file is writably mapped \
+                    (mainline on VIVT too)",
+        mainline: true,
     },
     FamilyRule {
         name: "kernel-read-misses-dirty-user-alias",
@@ -120,6 +145,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Survives,
         mechanism: "the kernel reads a user page through its own alias while the data the user \
                     wrote sits dirty at the user alias (GUP without flush_anon_page, mail 001)",
+        mainline: false,
     },
     FamilyRule {
         name: "icache-fill-before-sync",
@@ -131,6 +157,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Survives,
         mechanism: "a freshly filled page is made executable before its D-cache write-back and \
                     I-cache sync, and an I-cache fills from the old memory (mail 002)",
+        mainline: false,
     },
     FamilyRule {
         name: "device-read-behind-dirty-line",
@@ -142,6 +169,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Survives,
         mechanism: "the device reads memory while the newest data is still in a dirty CPU line \
                     that nobody wrote back before the transfer",
+        mainline: false,
     },
     FamilyRule {
         name: "user-alias-stale-after-kernel-write",
@@ -153,6 +181,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Any,
         mechanism: "the kernel writes a user page through its own alias while an older line of \
                     the user alias survives: the user reads it, or its write-back buries the write",
+        mainline: false,
     },
     FamilyRule {
         name: "user-alias-stale-after-device-write",
@@ -164,6 +193,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         newest: Newest::Any,
         mechanism: "the device writes a user page while an older line of the user alias \
                     survives: the user reads it, or its write-back buries the device's data",
+        mainline: false,
     },
     FamilyRule {
         name: "cpu-access-to-device-owned-buffer",
@@ -174,6 +204,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         mechanism: "a kernel path touches a buffer while it is mapped for streaming DMA",
+        mainline: false,
     },
 ];
 
@@ -193,6 +224,8 @@ pub struct Facts<'a> {
     pub write_via: &'a str,
     /// Whether the newest value is nowhere any more.
     pub lost: bool,
+    /// Whether the newest value is in memory and in no cache line.
+    pub only_in_memory: bool,
 }
 
 impl Facts<'static> {
@@ -205,6 +238,7 @@ impl Facts<'static> {
             write_path: v.write_context,
             write_via: v.write.alias.map_or("device", |a| a.name()),
             lost: !v.newest_survives,
+            only_in_memory: v.newest_survives && v.newest_at == [Source::Memory],
         }
     }
 }
@@ -223,6 +257,7 @@ impl Facts<'_> {
                     Newest::Any => true,
                     Newest::Survives => !self.lost,
                     Newest::Lost => self.lost,
+                    Newest::OnlyInMemory => self.only_in_memory,
                 }
         })
     }
@@ -259,6 +294,12 @@ fn file_safe(s: &str) -> String {
 /// The race family of a violation: the mechanism, whatever the preset.
 pub fn family(v: &Violation) -> String {
     Facts::of(v).family()
+}
+
+/// Whether a violation belongs to a family mainline behaviour has too
+/// ([`FamilyRule::mainline`]).
+pub fn in_mainline(v: &Violation) -> bool {
+    Facts::of(v).rule().is_some_and(|r| r.mainline)
 }
 
 // ---- panics --------------------------------------------------------------------------------
@@ -730,7 +771,21 @@ mod tests {
             write_path,
             write_via,
             lost,
+            only_in_memory: false,
         }
+    }
+
+    /// Where a surviving newest value is tells a dirty user line the kernel missed from a
+    /// stale kernel line nobody invalidated.
+    #[test]
+    fn a_stale_kernel_line_is_not_a_missed_dirty_user_line() {
+        let dirty = facts(Kind::StaleLoad, "sys_read@linear", "user store@user", false);
+        assert_eq!(dirty.family(), "kernel-read-misses-dirty-user-alias");
+        let stale = Facts {
+            only_in_memory: true,
+            ..dirty
+        };
+        assert_eq!(stale.family(), "kernel-alias-stale-after-user-write-back");
     }
 
     /// Unknown mechanisms still group: by kind and the two alias kinds.
@@ -783,6 +838,7 @@ mod tests {
                 write_path: pick(r.write_paths, "some path"),
                 write_via: pick(r.write_via, "user"),
                 lost: r.newest == Newest::Lost,
+                only_in_memory: r.newest == Newest::OnlyInMemory,
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
             assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));

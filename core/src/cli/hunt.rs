@@ -11,7 +11,8 @@ use anyhow::{bail, Context as _};
 use flushfuzz::corpus::libfuzzer::{parse_line, Line, Progress};
 use flushfuzz::corpus::{seed_is_for, RACES_DIR};
 use flushfuzz::minimize::Minimized;
-use flushfuzz::{explain, harness, minimize, preset, trace::Trace};
+use flushfuzz::run::RunOptions;
+use flushfuzz::{explain, harness, minimize, preset, trace::Trace, triage};
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -109,6 +110,11 @@ pub struct Args {
     /// cheaper) or `edges` (every control-flow edge, as cargo-fuzz builds it).
     #[arg(long, value_enum, default_value = "functions")]
     coverage: Coverage,
+    /// Pass over violations of the race families mainline behaviour has too (see `flushfuzz
+    /// triage`; today kernel-alias-stale-after-user-write-back on VIVT), to look beyond them
+    /// on a `-fixed` twin.
+    #[arg(long)]
+    skip_mainline: bool,
     /// Further libFuzzer flags, after `--` (e.g. `-- -use_value_profile=1 -max_len=1024`).
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -251,6 +257,8 @@ pub struct Campaign {
     pub found_before: usize,
     /// How inputs are mutated (`FLUSHFUZZ_MUTATOR`).
     pub mutator: harness::Mutator,
+    /// Pass over violations of families mainline behaviour has too (`FLUSHFUZZ_SKIP_MAINLINE`).
+    pub skip_mainline: bool,
     /// Further libFuzzer flags.
     pub extra: Vec<String>,
 }
@@ -466,6 +474,10 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
     cmd.args(&c.extra);
     cmd.env(harness::PRESET_ENV, &c.preset)
         .env(harness::MUTATOR_ENV, c.mutator.name())
+        .env(
+            harness::SKIP_MAINLINE_ENV,
+            if c.skip_mainline { "1" } else { "0" },
+        )
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -826,6 +838,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             work: a.work.clone(),
             found_before: found,
             mutator: a.mutator,
+            skip_mainline: a.skip_mainline,
             extra: a.libfuzzer.clone(),
         };
         let o = run_campaign(&root, &bin, &c)?;
@@ -883,17 +896,27 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                     },
                     r.path.display()
                 );
-                match &f.on_fixed_twin {
-                    Some(Some(sig)) => println!(
+                let hole = preset::by_name(&o.preset)
+                    .and_then(|p| {
+                        flushfuzz::run::run(&p, &f.minimized.ops, RunOptions::default()).violation
+                    })
+                    .filter(triage::in_mainline)
+                    .map(|v| triage::family(&v));
+                match (&f.on_fixed_twin, &hole) {
+                    (_, Some(family)) => println!(
+                        "   a hole mainline behaviour has too (race family {family}, a reproducer \
+                         is in crashes/): not a historical race; --skip-mainline passes over it"
+                    ),
+                    (Some(Some(sig)), None) => println!(
                         "   WARNING: it also happens on {}-fixed (mainline behaviour: {sig}): not a \
                          historical race but a false positive of the model or a mainline bug",
                         o.preset
                     ),
-                    Some(None) => println!(
+                    (Some(None), None) => println!(
                         "   {}-fixed (mainline behaviour) does not have it: a historical race",
                         o.preset
                     ),
-                    None => {}
+                    (None, None) => {}
                 }
                 println!();
                 print!("{}", show_race(f));

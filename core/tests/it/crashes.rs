@@ -284,3 +284,25 @@ fn concurrent_forks_never_share_a_child() {
     assert_eq!(children.len(), 1, "{children:?}");
     assert!(r.violation.is_none());
 }
+
+/// A family said to be in mainline behaviour (`triage::in_mainline`) is no bare claim: a
+/// committed reproducer shows it on a `-fixed` twin.
+#[test]
+fn every_mainline_hole_reproduces_on_a_fixed_twin() {
+    let shown: Vec<String> = crash_files()
+        .iter()
+        .map(|f| load(f))
+        .filter(|l| l.preset.name.ends_with("-fixed"))
+        .filter_map(|l| replay(&l).violation)
+        .filter(flushfuzz::triage::in_mainline)
+        .map(|v| flushfuzz::triage::family(&v))
+        .collect();
+    let claimed: Vec<&str> = flushfuzz::triage::FAMILIES
+        .iter()
+        .filter(|r| r.mainline)
+        .map(|r| r.name)
+        .collect();
+    for name in claimed {
+        assert!(shown.iter().any(|s| s == name), "{name}: no reproducer");
+    }
+}
