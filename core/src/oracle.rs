@@ -104,7 +104,9 @@ pub enum Rule {
     /// system call on a buffer under direct I/O): the user raced its own I/O.
     UserBufferUnderIo,
     /// A copy-on-write copy for one address space missed a store another address space's
-    /// thread made through a stale TLB entry while fork write-protected the page.
+    /// thread made while a fork was copying the page tables (before the write-protect, or
+    /// through a stale TLB entry before the TLB flush): the copy may show any value the byte
+    /// held in that window.
     ForkWindowStore,
 }
 
@@ -254,6 +256,11 @@ pub struct Oracle {
     page_size: u32,
     next: Stamp,
     racing_bytes: Vec<Pa>,
+    /// Forks between their cache flush and their TLB flush.
+    fork_windows: u32,
+    /// Values bytes held while a fork window was open: each write then records the value it
+    /// replaces and its own.
+    window_values: Vec<(Pa, Stamp)>,
     contested: Vec<Option<Stamp>>,
 }
 
@@ -271,6 +278,8 @@ crate::reuse::clone_reusing!(Oracle {
     page_size,
     next,
     racing_bytes,
+    fork_windows,
+    window_values,
     contested
 });
 
@@ -293,6 +302,8 @@ impl Oracle {
             page_size,
             next,
             racing_bytes: Vec::new(),
+            fork_windows: 0,
+            window_values: Vec::new(),
             contested: vec![None; n],
         }
     }
@@ -372,6 +383,18 @@ impl Oracle {
         other.0.is_some() && other.1 >= since
     }
 
+    /// A fork has flushed the parent's caches and starts copying its page tables (`open`), or
+    /// has flushed the parent's TLB (`!open`). Until then the parent's other threads may store
+    /// to pages the child will share, and a copy for the child may show any value a byte held
+    /// meanwhile ([`Rule::ForkWindowStore`]).
+    pub fn fork_window(&mut self, open: bool) {
+        if open {
+            self.fork_windows += 1;
+        } else {
+            self.fork_windows -= 1;
+        }
+    }
+
     /// Whether the device owns a frame.
     pub fn device_owned(&self, pfn: Pfn) -> bool {
         self.device_owned[pfn as usize] != 0
@@ -402,6 +425,10 @@ impl Oracle {
         }
         if racing_until_done.is_some() {
             self.racing[i] = racing_until_done;
+        }
+        if self.fork_windows > 0 {
+            self.window_values.push((pa, self.intended[i]));
+            self.window_values.push((pa, v));
         }
         self.intended[i] = v;
         self.contested[i] = None;
@@ -562,7 +589,7 @@ impl Oracle {
                 Err(Kind::StaleLoad)
             }
             ReadKind::KernelForCopyOfOthersStore => {
-                if observed == self.previous[i] {
+                if observed == self.previous[i] || self.window_values.contains(&(pa, observed)) {
                     return Ok(Some(Rule::ForkWindowStore));
                 }
                 Err(Kind::StaleLoad)
@@ -576,6 +603,43 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy for another address space may show any value a byte held while a fork was
+    /// copying page tables, and no value it held only before or after.
+    #[test]
+    fn a_fork_window_allows_every_value_it_saw() {
+        let mut o = Oracle::new(1, 64, |_| 10, 100);
+        o.set_live(0, true);
+        let info = WriteInfo {
+            actor: Some(0),
+            cpu: Some(0),
+            alias: Some(AliasKind::User),
+            ..WriteInfo::default()
+        };
+        let flags = WriteFlags::default();
+        let copy = ReadKind::KernelForCopyOfOthersStore;
+        o.write(0, 11, info, "user store", flags);
+        o.fork_window(true);
+        for v in [12, 13, 14] {
+            o.write(0, v, info, "user store", flags);
+        }
+        o.fork_window(false);
+        o.write(0, 15, info, "user store", flags);
+        assert_eq!(o.judge(0, 15, copy, Some(1)), Ok(None));
+        // 14 is also the value before the last write.
+        for v in [11, 12, 13, 14] {
+            assert_eq!(
+                o.judge(0, v, copy, Some(1)),
+                Ok(Some(Rule::ForkWindowStore)),
+                "{v}"
+            );
+        }
+        assert_eq!(o.judge(0, 10, copy, Some(1)), Err(Kind::StaleLoad));
+        assert_eq!(
+            o.judge(0, 12, ReadKind::Kernel, Some(1)),
+            Err(Kind::StaleLoad)
+        );
+    }
 
     /// A CPU's copy of a run of bytes and a device transfer each take one log entry, and every
     /// byte still reads back its own provenance; anything else starts a new entry.

@@ -51,6 +51,8 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
         cx.arch().flush_cache_dup_mm(cx, mm).await;
         cx.leave(p);
     }
+    // From here to the TLB flush, stores by the parent's other threads race with the fork.
+    cx.st().o.fork_window(true);
     cx.step().await;
     let vmas = cx.st().k.mms[mm as usize].vmas.clone();
     for vma in &vmas {
@@ -89,6 +91,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     let p = cx.enter("flush_tlb_mm", || format!("mm {mm}"));
     cx.arch().flush_tlb_mm(cx, mm).await;
     cx.leave(p);
+    cx.st().o.fork_window(false);
     mutex_unlock(cx, lock);
     {
         let mut st = cx.st();
