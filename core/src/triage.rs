@@ -122,17 +122,17 @@ pub const FAMILIES: &[FamilyRule] = &[
     },
     FamilyRule {
         name: "kernel-alias-stale-after-user-write-back",
-        kinds: &[Kind::StaleLoad],
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
         read_paths: &[],
         read_via: KERNEL_ALIASES,
         write_via: &["user"],
         write_paths: &[],
         newest: Newest::OnlyInMemory,
-        mechanism: "the kernel reads a page through a clean line of its own alias, filled before \
-                    the user wrote the page through a shared mapping; the user's line was \
-                    written back (munmap's flush_cache_range) but nothing invalidated the \
-                    kernel's, and read() flushes only while the file is writably mapped \
-                    (mainline on VIVT too)",
+        mechanism: "a clean line of the kernel's alias of a page, filled by a read() before the \
+                    user wrote the page through a shared mapping, outlives the write-back of the \
+                    user's line (munmap's flush_cache_range): read() flushes only while the file \
+                    is writably mapped, so a later read() returns the old line, and a later \
+                    write() dirties it and buries the user's data (mainline on VIVT too)",
         mainline: true,
     },
     FamilyRule {
