@@ -32,6 +32,15 @@ use std::path::{Path, PathBuf};
 
 /// The alias kinds of kernel mappings (everything but the user's own addresses).
 const KERNEL_ALIASES: &[&str] = &["linear", "pkmap", "fixmap", "vmap", "colour-window"];
+/// The kernel's aliases, and `unmapped`: the audit of a value that is nowhere any more.
+const KERNEL_ALIASES_OR_NONE: &[&str] = &[
+    "linear",
+    "pkmap",
+    "fixmap",
+    "vmap",
+    "colour-window",
+    "unmapped",
+];
 
 /// What a family requires of the newest value of the byte when the violation is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +51,10 @@ pub enum Newest {
     Survives,
     /// It is nowhere any more: it was discarded or overwritten.
     Lost,
-    /// It is in memory and in no cache line: the reader hit an older line that nothing
-    /// invalidated after the newest value was written back.
-    OnlyInMemory,
+    /// It is in no cache line: in memory only (the reader hit an older line that nothing
+    /// invalidated after the newest value was written back), or nowhere any more (such a line,
+    /// dirtied, was written back over it).
+    InNoLine,
 }
 
 /// One row of the family table: a mechanism and the facts that identify it. An empty list
@@ -124,15 +134,16 @@ pub const FAMILIES: &[FamilyRule] = &[
         name: "kernel-alias-stale-after-user-write-back",
         kinds: &[Kind::StaleLoad, Kind::LostWrite],
         read_paths: &[],
-        read_via: KERNEL_ALIASES,
+        read_via: KERNEL_ALIASES_OR_NONE,
         write_via: &["user"],
         write_paths: &[],
-        newest: Newest::OnlyInMemory,
+        newest: Newest::InNoLine,
         mechanism: "a clean line of the kernel's alias of a page, filled by a read() before the \
                     user wrote the page through a shared mapping, outlives the write-back of the \
                     user's line (munmap's flush_cache_range): read() flushes only while the file \
                     is writably mapped, so a later read() returns the old line, and a later \
-                    write() dirties it and buries the user's data (mainline on VIVT too)",
+                    write() dirties it, and its write-back buries the user's data (mainline on \
+                    VIVT too)",
         mainline: true,
     },
     FamilyRule {
@@ -257,7 +268,7 @@ impl Facts<'_> {
                     Newest::Any => true,
                     Newest::Survives => !self.lost,
                     Newest::Lost => self.lost,
-                    Newest::OnlyInMemory => self.only_in_memory,
+                    Newest::InNoLine => self.only_in_memory || self.lost,
                 }
         })
     }
@@ -786,6 +797,14 @@ mod tests {
             ..dirty
         };
         assert_eq!(stale.family(), "kernel-alias-stale-after-user-write-back");
+        // Dirtied by a later write() and written back over the user's data.
+        let buried = facts(
+            Kind::LostWrite,
+            "end-of-run audit@unmapped",
+            "user store@user",
+            true,
+        );
+        assert_eq!(buried.family(), "kernel-alias-stale-after-user-write-back");
     }
 
     /// Unknown mechanisms still group: by kind and the two alias kinds.
@@ -838,7 +857,7 @@ mod tests {
                 write_path: pick(r.write_paths, "some path"),
                 write_via: pick(r.write_via, "user"),
                 lost: r.newest == Newest::Lost,
-                only_in_memory: r.newest == Newest::OnlyInMemory,
+                only_in_memory: r.newest == Newest::InNoLine,
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
             assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
