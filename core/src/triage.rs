@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 // ---- families ----------------------------------------------------------------------------
 
 /// The alias kinds of kernel mappings (everything but the user's own addresses).
-const KERNEL_ALIASES: &[&str] = &["linear", "pkmap", "fixmap", "vmap", "colour-window"];
+const KERNEL_ALIASES: &[&str] = KERNEL_ALIASES_OR_NONE.split_at(5).0;
 /// The kernel's aliases, and `unmapped`: the audit of a value that is nowhere any more.
 const KERNEL_ALIASES_OR_NONE: &[&str] = &[
     "linear",

@@ -297,15 +297,11 @@ pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
             let cleaned = match w.alias {
                 // The device's data or the initial contents: no CPU line holds it dirty.
                 None => true,
-                Some(kind) => {
-                    !g.aliases(page)
-                        || if g.virtually_tagged() {
-                            kind != crate::addr::AliasKind::User
-                                || (w.va == va && writer_mm == Some(mm))
-                        } else {
-                            g.colour(w.va, page) == g.colour(va, page)
-                        }
+                Some(_) if !g.aliases(page) => true,
+                Some(kind) if g.virtually_tagged() => {
+                    kind != crate::addr::AliasKind::User || (w.va == va && writer_mm == Some(mm))
                 }
+                Some(_) => g.colour(w.va, page) == g.colour(va, page),
             };
             if cleaned {
                 st.o.user_code_synced(base + off, 1);
