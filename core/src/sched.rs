@@ -55,6 +55,9 @@ pub struct Actor {
     pub name: String,
     /// A dead thread slot that a fork in progress will give to its child.
     pub reserved: bool,
+    /// Whether its last step did nothing but find, once more, that what it waits for has not
+    /// happened (see [`crate::world::Cx::wait`]).
+    pub stalled: bool,
 }
 
 crate::reuse::clone_reusing!(Actor {
@@ -69,7 +72,8 @@ crate::reuse::clone_reusing!(Actor {
     private_copy,
     copy_for,
     name,
-    reserved
+    reserved,
+    stalled
 });
 
 impl Actor {
@@ -88,6 +92,7 @@ impl Actor {
             copy_for: None,
             name,
             reserved: false,
+            stalled: false,
         }
     }
 }

@@ -141,6 +141,17 @@ impl<A: Arch> Cx<A> {
         StepPoint(false)
     }
 
+    /// Ends the step of an actor that waits for another one (a lock, a free pkmap slot). `again`
+    /// says that the step ending here began at this same wait and did nothing but check its
+    /// condition again: the actor is stalled, and a round of steps in which every actor is
+    /// stalled leaves everything as it was, so the drain stops there (see [`crate::run`]).
+    pub fn wait(&self, again: bool) -> StepPoint {
+        if again {
+            self.st().sched.actor_mut(self.me).stalled = true;
+        }
+        StepPoint(false)
+    }
+
     /// Disables preemption (and migration) until the matching [`Cx::preempt_enable`].
     pub fn preempt_disable(&self) {
         self.st().sched.actor_mut(self.me).preempt += 1;
@@ -159,6 +170,7 @@ impl<A: Arch> Cx<A> {
     /// Takes a spinlock: spins (yielding) while another actor holds it, then holds it with
     /// preemption disabled.
     pub async fn spin_lock(&self, lock: usize) {
+        let mut again = false;
         loop {
             {
                 let mut st = self.st();
@@ -176,7 +188,8 @@ impl<A: Arch> Cx<A> {
                     "spinlock {lock} taken twice by one actor"
                 );
             }
-            self.step().await;
+            self.wait(again).await;
+            again = true;
         }
     }
 

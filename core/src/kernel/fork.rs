@@ -155,6 +155,7 @@ pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
     };
     cx.st().k.mms[mm as usize].exiting = true;
     // The other threads finish what they are doing in the kernel before the address space goes.
+    let mut again = false;
     loop {
         let others_busy = cx.st().sched.actors().iter().enumerate().any(|(i, a)| {
             i != cx.me() as usize && a.alive && a.busy && a.kind == ActorKind::Thread { pid }
@@ -162,7 +163,8 @@ pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
         if !others_busy {
             break;
         }
-        cx.step().await;
+        cx.wait(again).await;
+        again = true;
     }
     let prev = cx.enter("exit_mmap", || format!("mm {mm}"));
     let lock = KernelState::mmap_lock(mm);

@@ -45,6 +45,7 @@ pub async fn flush_all_zero_pkmaps<A: Arch>(cx: &Cx<A>) {
 /// without the lock) while no slot is free.
 pub async fn kmap_high<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Va {
     let page = cx.page_size();
+    let mut again = false;
     loop {
         cx.spin_lock(KMAP_LOCK).await;
         let slot = cx.st().k.pkmap.slot_of(pfn);
@@ -86,8 +87,10 @@ pub async fn kmap_high<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Va {
             return (layout::PKMAP + s as u64) * page;
         }
         cx.spin_unlock(KMAP_LOCK);
-        // Sleep until a kunmap frees a slot.
-        cx.step().await;
+        // Sleep until a kunmap frees a slot. Looking again, if nothing changed, undoes what it
+        // does (the scan comes back to the same slot; flushing again finds nothing to flush).
+        cx.wait(again).await;
+        again = true;
     }
 }
 

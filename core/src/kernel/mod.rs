@@ -310,6 +310,7 @@ pub fn get_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
 /// A sleeping lock (mmap_lock): waits, yielding, while another actor holds it. Preemption
 /// stays enabled.
 pub async fn mutex_lock<A: Arch>(cx: &Cx<A>, lock: usize) {
+    let mut again = false;
     loop {
         {
             let mut st = cx.st();
@@ -318,7 +319,8 @@ pub async fn mutex_lock<A: Arch>(cx: &Cx<A>, lock: usize) {
                 return;
             }
         }
-        cx.step().await;
+        cx.wait(again).await;
+        again = true;
     }
 }
 
