@@ -122,10 +122,7 @@ pub async fn transfer<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     let prev = cx.enter("dma-transfer", || format!("page {pfn}, {dir:?}"));
     if dir != DmaDir::FromDevice {
         // The driver prepares the buffer.
-        let va = kmap::kmap(cx, pfn).await;
-        let v = cx.fresh();
-        cx.kstore(va, v, false);
-        kmap::kunmap(cx, pfn).await;
+        cpu_access(cx, pfn, true).await;
         cx.step().await;
     }
     dma_map_page(cx, pfn, dir, "dma_map_page").await;
@@ -135,17 +132,33 @@ pub async fn transfer<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
     cx.step().await;
     if dir != DmaDir::ToDevice {
-        read_back(cx, pfn).await;
+        // The driver reads what came back.
+        cpu_access(cx, pfn, false).await;
     }
     cx.leave(prev);
 }
 
-/// The CPU reads the whole page back through `kmap`.
-pub async fn read_back<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
-    let va = kmap::kmap(cx, pfn).await;
-    let page = cx.page_size();
-    cx.kload_run(va, page);
-    kmap::kunmap(cx, pfn).await;
+/// The driver's CPU touches its buffer: stores a fresh value at its start (`prepare`) or reads
+/// it all back. Through `kmap` in process context; an interrupt cannot sleep waiting for a
+/// pkmap slot, so there through `kmap_atomic`.
+async fn cpu_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, prepare: bool) {
+    let touch = |va| {
+        if prepare {
+            let v = cx.fresh();
+            cx.kstore(va, v, false);
+        } else {
+            cx.kload_run(va, cx.page_size());
+        }
+    };
+    if cx.st().sched.actor(cx.me()).kind == crate::sched::ActorKind::Irq {
+        let (va, how) = kmap::kmap_atomic(cx, pfn).await;
+        touch(va);
+        kmap::kunmap_atomic(cx, va, how).await;
+    } else {
+        let va = kmap::kmap(cx, pfn).await;
+        touch(va);
+        kmap::kunmap(cx, pfn).await;
+    }
 }
 
 /// A buffer handed back and forth with the sync calls, as a ring-buffer driver does.
@@ -157,14 +170,7 @@ pub async fn sync_cycle<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     cx.step().await;
     dma_unmap_page(cx, pfn, dir, "dma_sync_single_for_cpu").await;
     cx.step().await;
-    if dir != DmaDir::ToDevice {
-        read_back(cx, pfn).await;
-    } else {
-        let va = kmap::kmap(cx, pfn).await;
-        let v = cx.fresh();
-        cx.kstore(va, v, false);
-        kmap::kunmap(cx, pfn).await;
-    }
+    cpu_access(cx, pfn, dir == DmaDir::ToDevice).await;
     cx.step().await;
     dma_map_page(cx, pfn, dir, "dma_sync_single_for_device").await;
     cx.step().await;
