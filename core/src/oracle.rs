@@ -409,29 +409,49 @@ impl Oracle {
         ctx: &'static str,
         flags: WriteFlags,
     ) {
+        self.write_run(pa, &[v], info, ctx, flags)
+    }
+
+    /// Records logical writes of `values` to the consecutive bytes from `pa`, all in one frame,
+    /// exactly as [`Oracle::write`] of each in turn would: a CPU's (`info.cpu` or `info.actor`
+    /// set) each through its own address from `info.va` on, the device's all with `info.va`.
+    pub fn write_run(
+        &mut self,
+        pa: Pa,
+        values: &[Stamp],
+        info: WriteInfo,
+        ctx: &'static str,
+        flags: WriteFlags,
+    ) {
         let WriteFlags {
             racing: racing_until_done,
             user_data: user_store,
             page_cache,
         } = flags;
-        let i = pa as usize;
-        if self.racing[i].is_none() {
-            // The value before this write (before the first write of a racing operation while
-            // it is in flight).
-            self.previous[i] = self.intended[i];
-            if racing_until_done.is_some() {
-                self.racing_bytes.push(pa);
+        if values.is_empty() {
+            return;
+        }
+        let r = pa as usize..pa as usize + values.len();
+        debug_assert_eq!(self.frame(pa), self.frame(pa + values.len() as u64 - 1));
+        for (i, &v) in r.clone().zip(values) {
+            if self.racing[i].is_none() {
+                // The value before this write (before the first write of a racing operation
+                // while it is in flight).
+                self.previous[i] = self.intended[i];
+                if racing_until_done.is_some() {
+                    self.racing_bytes.push(i as Pa);
+                }
             }
+            if racing_until_done.is_some() {
+                self.racing[i] = racing_until_done;
+            }
+            if self.fork_windows > 0 {
+                self.window_values.push((i as Pa, self.intended[i]));
+                self.window_values.push((i as Pa, v));
+            }
+            self.intended[i] = v;
         }
-        if racing_until_done.is_some() {
-            self.racing[i] = racing_until_done;
-        }
-        if self.fork_windows > 0 {
-            self.window_values.push((pa, self.intended[i]));
-            self.window_values.push((pa, v));
-        }
-        self.intended[i] = v;
-        self.contested[i] = None;
+        self.contested[r.clone()].fill(None);
         if let Some(a) = info.actor {
             let f = self.frame(pa);
             let w = &mut self.writers[f];
@@ -441,7 +461,8 @@ impl Oracle {
             w[0] = (Some(a), info.step);
         }
         // Consecutive writes alike share one log entry: the bytes of one copy by a CPU, or of
-        // one transfer by the device.
+        // one transfer by the device. An entry that stands for the first byte of the run
+        // stands for the others too.
         let same = self
             .write_log
             .last()
@@ -449,14 +470,16 @@ impl Oracle {
         if !same {
             self.write_log.push(LogEntry::new(pa, info, ctx));
         }
-        self.write_idx[i] = (self.write_log.len() - 1) as u32;
-        if user_store {
-            self.flags[i] |= UNSYNCED;
-        } else {
-            self.flags[i] &= !UNSYNCED;
-        }
-        if page_cache {
-            self.flags[i] |= PRIVATE_UNSPEC;
+        self.write_idx[r.clone()].fill((self.write_log.len() - 1) as u32);
+        for f in &mut self.flags[r] {
+            if user_store {
+                *f |= UNSYNCED;
+            } else {
+                *f &= !UNSYNCED;
+            }
+            if page_cache {
+                *f |= PRIVATE_UNSPEC;
+            }
         }
     }
 

@@ -432,6 +432,11 @@ impl<A: Arch> Cx<A> {
             user_data: kind == StoreKind::UserData,
             page_cache: kind != StoreKind::Fill && st.k.is_page_cache(pfn),
         };
+        if kind != StoreKind::UserData && !under_io {
+            // Nothing but the writes themselves.
+            st.o.write_run(pa, values, WriteInfo { va, ..base }, path, flags);
+            return;
+        }
         let by_another = |w: WriteInfo| w.actor.is_some_and(|a| a != self.me) && w.step >= op_start;
         for (d, &v) in values.iter().enumerate() {
             let (va, pa) = (va + d as u64, pa + d as u64);
