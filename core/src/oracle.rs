@@ -262,26 +262,135 @@ pub struct Oracle {
     /// replaces and its own.
     window_values: Vec<(Pa, Stamp)>,
     contested: Vec<Option<Stamp>>,
+    /// One bit per frame whose per-byte state (`intended`, `previous`, `racing`, `flags`,
+    /// `write_idx`, `contested`) changed since this oracle was a copy of the snapshot `origin`.
+    dirty: Vec<u64>,
+    /// The snapshot ([`Oracle::snapshot`]) this oracle is a copy of but for its dirty frames;
+    /// 0 for none.
+    origin: u64,
 }
 
-crate::reuse::clone_reusing!(Oracle {
-    intended,
-    previous,
-    racing,
-    flags,
-    write_idx,
-    write_log,
-    live,
-    device_owned,
-    last_read,
-    writers,
-    page_size,
-    next,
-    racing_bytes,
-    fork_windows,
-    window_values,
-    contested
-});
+/// The per-byte vectors, in one list for the two ways of copying them.
+macro_rules! per_byte {
+    ($m:ident) => {
+        $m!(intended);
+        $m!(previous);
+        $m!(racing);
+        $m!(flags);
+        $m!(write_idx);
+        $m!(contested);
+    };
+}
+
+impl Clone for Oracle {
+    fn clone(&self) -> Self {
+        let Oracle {
+            intended,
+            previous,
+            racing,
+            flags,
+            write_idx,
+            write_log,
+            live,
+            device_owned,
+            last_read,
+            writers,
+            page_size,
+            next,
+            racing_bytes,
+            fork_windows,
+            window_values,
+            contested,
+            dirty,
+            origin,
+        } = self;
+        Oracle {
+            intended: intended.clone(),
+            previous: previous.clone(),
+            racing: racing.clone(),
+            flags: flags.clone(),
+            write_idx: write_idx.clone(),
+            write_log: write_log.clone(),
+            live: live.clone(),
+            device_owned: device_owned.clone(),
+            last_read: last_read.clone(),
+            writers: writers.clone(),
+            page_size: *page_size,
+            next: *next,
+            racing_bytes: racing_bytes.clone(),
+            fork_windows: *fork_windows,
+            window_values: window_values.clone(),
+            contested: contested.clone(),
+            dirty: dirty.clone(),
+            origin: *origin,
+        }
+    }
+
+    /// Reuses the allocations. When both are copies of one snapshot and `source` is unchanged,
+    /// only the frames this one changed are copied back: a campaign resets its state to the
+    /// template after every run, and a run touches a few frames of many.
+    fn clone_from(&mut self, source: &Self) {
+        let partial = self.origin != 0
+            && self.origin == source.origin
+            && self.intended.len() == source.intended.len()
+            && source.dirty.iter().all(|&d| d == 0);
+        if partial {
+            let p = self.page_size as usize;
+            for (w, bits) in self.dirty.iter_mut().enumerate() {
+                while *bits != 0 {
+                    let f = w * 64 + bits.trailing_zeros() as usize;
+                    *bits &= *bits - 1;
+                    let r = f * p..(f + 1) * p;
+                    macro_rules! copy {
+                        ($f:ident) => {
+                            self.$f[r.clone()].copy_from_slice(&source.$f[r.clone()])
+                        };
+                    }
+                    per_byte!(copy);
+                }
+            }
+        } else {
+            macro_rules! copy {
+                ($f:ident) => {
+                    self.$f.clone_from(&source.$f)
+                };
+            }
+            per_byte!(copy);
+            self.dirty.clone_from(&source.dirty);
+        }
+        let Oracle {
+            intended: _,
+            previous: _,
+            racing: _,
+            flags: _,
+            write_idx: _,
+            write_log,
+            live,
+            device_owned,
+            last_read,
+            writers,
+            page_size,
+            next,
+            racing_bytes,
+            fork_windows,
+            window_values,
+            contested: _,
+            dirty: _,
+            origin,
+        } = self;
+        write_log.clone_from(&source.write_log);
+        live.clone_from(&source.live);
+        device_owned.clone_from(&source.device_owned);
+        last_read.clone_from(&source.last_read);
+        writers.clone_from(&source.writers);
+        *page_size = source.page_size;
+        *next = source.next;
+        racing_bytes.clone_from(&source.racing_bytes);
+        *fork_windows = source.fork_windows;
+        window_values.clone_from(&source.window_values);
+        *origin = source.origin;
+    }
+}
 
 impl Oracle {
     /// An oracle for `frames` frames whose bytes initially intend what memory holds.
@@ -305,6 +414,26 @@ impl Oracle {
             fork_windows: 0,
             window_values: Vec::new(),
             contested: vec![None; n],
+            dirty: vec![0; (frames as usize).div_ceil(64)],
+            origin: 0,
+        }
+    }
+
+    /// Makes this oracle a snapshot that its copies can be reset to by copying back only the
+    /// frames they changed (see `clone_from`).
+    pub fn snapshot(&mut self) {
+        static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.origin = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dirty.fill(0);
+    }
+
+    /// Notes that the per-byte state of the `len` bytes from `pa` is changing.
+    fn touch(&mut self, pa: Pa, len: u64) {
+        if len == 0 {
+            return;
+        }
+        for f in self.frame(pa)..=self.frame(pa + len - 1) {
+            self.dirty[f / 64] |= 1 << (f % 64);
         }
     }
 
@@ -431,6 +560,7 @@ impl Oracle {
         if values.is_empty() {
             return;
         }
+        self.touch(pa, values.len() as u64);
         let r = pa as usize..pa as usize + values.len();
         debug_assert_eq!(self.frame(pa), self.frame(pa + values.len() as u64 - 1));
         for (i, &v) in r.clone().zip(values) {
@@ -486,6 +616,7 @@ impl Oracle {
     /// Clears the private-mapping rule for a frame (a fresh page-cache fill, or a new owner).
     pub fn reset_flags(&mut self, pfn: Pfn) {
         let p = self.page_size as usize;
+        self.touch(pfn as Pa * p as Pa, p as u64);
         for f in &mut self.flags[pfn as usize * p..(pfn as usize + 1) * p] {
             *f = 0;
         }
@@ -499,6 +630,7 @@ impl Oracle {
     /// The write just made to `pa` raced with `other`, written by another actor while the
     /// writer's operation was in flight: either may be the byte's final value.
     pub fn contest(&mut self, pa: Pa, other: Stamp) {
+        self.touch(pa, 1);
         self.contested[pa as usize] = Some(other);
     }
 
@@ -512,6 +644,7 @@ impl Oracle {
     /// until its cacheflush the I-side of the whole page is its business.
     pub fn user_code_page(&mut self, pfn: Pfn) {
         let p = self.page_size as usize;
+        self.touch(pfn as Pa * p as Pa, p as u64);
         for f in &mut self.flags[pfn as usize * p..(pfn as usize + 1) * p] {
             *f |= UNSYNCED;
         }
@@ -522,6 +655,7 @@ impl Oracle {
     /// cacheflush; `page_cache` says they changed a page-cache page under the file's private
     /// mappings. Intended values, provenance and contested values stay as they are.
     pub fn user_data_written(&mut self, pa: Pa, len: u64, page_cache: bool) {
+        self.touch(pa, len);
         for f in &mut self.flags[pa as usize..(pa + len) as usize] {
             *f |= UNSYNCED;
             if page_cache {
@@ -532,6 +666,7 @@ impl Oracle {
 
     /// The user synchronised the I-side for these bytes (cacheflush returned).
     pub fn user_code_synced(&mut self, pa: Pa, len: u64) {
+        self.touch(pa, len);
         for f in &mut self.flags[pa as usize..(pa + len) as usize] {
             *f &= !UNSYNCED;
         }
@@ -542,9 +677,12 @@ impl Oracle {
         if self.racing_bytes.is_empty() {
             return;
         }
-        let racing = &mut self.racing;
+        let (racing, dirty) = (&mut self.racing, &mut self.dirty);
+        let page = self.page_size;
         self.racing_bytes.retain(|&pa| {
             if racing[pa as usize] == Some(actor) {
+                let f = crate::addr::div_size(pa, page) as usize;
+                dirty[f / 64] |= 1 << (f % 64);
                 racing[pa as usize] = None;
                 false
             } else {
@@ -626,6 +764,42 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy of a snapshot, changed by every kind of per-byte update across frames, is reset
+    /// to the snapshot by copying back only its dirty frames; a copy of another snapshot is
+    /// copied whole.
+    #[test]
+    fn resetting_a_copy_of_a_snapshot_restores_every_byte() {
+        let mut template = Oracle::new(70, 8, |pa| pa as Stamp + 1, 1000);
+        template.snapshot();
+        let mut o = template.clone();
+        let info = WriteInfo {
+            actor: Some(1),
+            cpu: Some(0),
+            ..WriteInfo::default()
+        };
+        let racing = WriteFlags {
+            racing: Some(1),
+            user_data: true,
+            page_cache: true,
+        };
+        o.write_run(8, &[7; 8], info, "kernel", racing);
+        o.write(530, 9, info, "kernel", WriteFlags::default());
+        o.contest(17, 3);
+        o.reset_flags(3);
+        o.user_code_page(66);
+        o.user_data_written(300, 4, true);
+        o.user_code_synced(9, 1);
+        o.operation_done(1);
+        assert_ne!(format!("{o:?}"), format!("{template:?}"));
+        o.clone_from(&template);
+        assert_eq!(format!("{o:?}"), format!("{template:?}"));
+
+        let mut other = Oracle::new(70, 8, |_| 5, 1000);
+        other.snapshot();
+        o.clone_from(&other);
+        assert_eq!(format!("{o:?}"), format!("{other:?}"));
+    }
 
     /// A copy for another address space may show any value a byte held while a fork was
     /// copying page tables, and no value it held only before or after.

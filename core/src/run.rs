@@ -236,7 +236,8 @@ fn initial_state(preset: &Preset, log: bool) -> State {
                 None => st.clone(),
             },
             _ => {
-                let st = build_state(preset, false);
+                let mut st = build_state(preset, false);
+                st.o.snapshot();
                 *t = Some((preset.clone(), st.clone()));
                 st
             }
