@@ -125,6 +125,17 @@ impl Cache {
         }
     }
 
+    /// Writes `values` into line `s` from `offset` on, as [`Cache::write`] of each in turn.
+    pub fn write_run(&mut self, s: Slot, offset: u32, values: &[Stamp], dirty: bool) {
+        let l = self.geo.line as usize;
+        let i = self.idx(s);
+        let at = i * l + offset as usize;
+        self.data[at..at + values.len()].copy_from_slice(values);
+        if dirty {
+            self.meta[i].dirty = true;
+        }
+    }
+
     /// The slot a fill of `key` would use: a free way if there is one, else the round-robin way.
     pub fn victim_slot(&self, key: Key) -> Slot {
         let base = (key.set * self.geo.ways) as usize;

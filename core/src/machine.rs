@@ -806,6 +806,30 @@ impl Machine {
             None
         };
         let wb = matches!(g.policy, WritePolicy::WriteBack { .. });
+        if !self.log.enabled() {
+            // The same effects, a run at a time: the D-side writes and the I-cache snoops touch
+            // different caches, so their order does not matter (it does for the event log).
+            let r = t.pa as usize..t.pa as usize + values.len();
+            match slot {
+                Some(slot) => {
+                    let off = rem_size(va, g.line) as u32;
+                    self.cpus[cpu as usize].d.write_run(slot, off, values, wb);
+                    if !wb {
+                        self.mem[r.clone()].copy_from_slice(values);
+                    }
+                }
+                None => self.mem[r.clone()].copy_from_slice(values),
+            }
+            if self.cfg.icache_coherence == IcacheCoherence::Snooping && !values.is_empty() {
+                let il = self.cfg.icache.line as u64;
+                let mut lpa = self.cfg.icache.line_base(t.pa);
+                while lpa < r.end as u64 {
+                    self.snoop_icaches(lpa);
+                    lpa += il;
+                }
+            }
+            return;
+        }
         let page = self.cfg.page_size;
         for (i, &v) in values.iter().enumerate() {
             let (va, pa) = (va + i as u64, t.pa + i as u64);
