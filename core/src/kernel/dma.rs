@@ -83,8 +83,8 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: 
         }
     }
     if matches!(dir, DmaDir::FromDevice | DmaDir::Bidirectional) {
-        let values: Vec<_> = (0..page).map(|_| cx.fresh()).collect();
         let mut st = cx.st();
+        let values: Vec<_> = (0..page).map(|_| st.o.fresh()).collect();
         st.m.device_write(pa, &values);
         let step = st.m.log.step;
         let read_by_another =
@@ -93,26 +93,20 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: 
             || (user_io_since
                 .is_some_and(|since| st.o.written_by_another_since(pfn, cx.me(), since))
                 && (pa..pa + page).any(|p| raced(&st, p)));
+        let info = WriteInfo {
+            step,
+            ..WriteInfo::default()
+        };
+        let flags = crate::oracle::WriteFlags::default();
+        if !raced {
+            st.o.write_run(pa, &values, info, "device", flags);
+            return;
+        }
         for (i, v) in values.iter().enumerate() {
             let p = pa + i as u64;
             let prev = st.o.intended(p);
-            st.o.write(
-                p,
-                *v,
-                WriteInfo {
-                    step,
-                    ..WriteInfo::default()
-                },
-                "device",
-                crate::oracle::WriteFlags {
-                    racing: None,
-                    user_data: false,
-                    page_cache: false,
-                },
-            );
-            if raced {
-                st.o.contest(p, prev);
-            }
+            st.o.write(p, *v, info, "device", flags);
+            st.o.contest(p, prev);
         }
     }
 }

@@ -77,22 +77,16 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
                 let pa = pfn as u64 * page;
                 st.m.device_write(pa, &values);
                 let step = st.m.log.step;
-                for (i, v) in values.iter().enumerate() {
-                    st.o.write(
-                        pa + i as u64,
-                        *v,
-                        crate::oracle::WriteInfo {
-                            step,
-                            ..Default::default()
-                        },
-                        "device",
-                        crate::oracle::WriteFlags {
-                            racing: None,
-                            user_data: false,
-                            page_cache: false,
-                        },
-                    );
-                }
+                st.o.write_run(
+                    pa,
+                    &values,
+                    crate::oracle::WriteInfo {
+                        step,
+                        ..Default::default()
+                    },
+                    "device",
+                    crate::oracle::WriteFlags::default(),
+                );
             }
             cx.step().await;
             dma::dma_unmap_page(cx, pfn, DmaDir::FromDevice, "dma_unmap_page").await;
