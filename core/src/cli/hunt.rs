@@ -40,12 +40,12 @@ pub const SANCOV_FLAGS: &str = "-Cpasses=sancov-module \
 /// What the instrumented target counts for libFuzzer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Coverage {
-    /// Entries of each function left after inlining (about 1,600 counters), with libFuzzer's
+    /// Entries of each function left after inlining (about 550 counters), with libFuzzer's
     /// hit-count buckets: how often each kernel path, flush API and cache primitive ran.
     /// Executions cost far less, and on the five races campaigns find them at least as fast as
     /// with edges.
     Functions,
-    /// Every edge of the control flow (about 26,000 counters), what cargo-fuzz instruments:
+    /// Every edge of the control flow (about 19,000 counters), what cargo-fuzz instruments:
     /// finer feedback at several times the cost per execution.
     Edges,
 }
