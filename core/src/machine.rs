@@ -725,6 +725,18 @@ impl Machine {
         self.load_from(cpu, va, t, Some(prev))
     }
 
+    /// What the `n` bytes from `va` (at `t.pa`), all in one D-line, read from `from`, where a
+    /// load of the first found it: as [`Machine::load_next`] of each would.
+    pub fn run_from(&self, cpu: CpuId, va: Va, t: &Translation, from: Source, n: usize) -> &[Stamp] {
+        match from {
+            Source::Cache { slot, .. } => {
+                let off = rem_size(va, self.cfg.dcache.line) as usize;
+                &self.cpus[cpu as usize].d.data(slot)[off..off + n]
+            }
+            Source::Memory => &self.mem[t.pa as usize..t.pa as usize + n],
+        }
+    }
+
     fn load_from(&mut self, cpu: CpuId, va: Va, t: &Translation, prev: Option<Source>) -> Observed {
         let obs = if let Some(from) = prev {
             let value = match from {

@@ -529,6 +529,13 @@ impl Oracle {
         self.device_owned[pfn as usize] != 0
     }
 
+    /// Whether a kernel read of the intended value of a byte of `pfn` is coherent: true unless
+    /// the frame is a driver's buffer the device owns, where any kernel access is misuse (see
+    /// [`Oracle::judge`]).
+    pub fn kernel_read_of_intended_is_coherent(&self, pfn: Pfn) -> bool {
+        self.device_owned[pfn as usize] != 2
+    }
+
     /// Records a logical write of `v` to `pa`, with what the write means (see [`WriteFlags`]).
     pub fn write(
         &mut self,
