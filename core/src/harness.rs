@@ -96,14 +96,33 @@ thread_local! {
     };
 }
 
-/// `data` decoded, from [`LAST`] when it holds these bytes.
+/// How many decoded inputs [`DECODED`] keeps before it starts over.
+const DECODED_CAP: usize = 4096;
+
+thread_local! {
+    /// Inputs decoded for the custom mutator and crossover, by their bytes: libFuzzer hands
+    /// them corpus entries, the same few hundred again and again. Decoding is a pure function
+    /// of the bytes, so a hit is exactly what decoding would give.
+    static DECODED: RefCell<std::collections::BTreeMap<Vec<u8>, FuzzInput>> =
+        const { RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// `data` decoded, from [`LAST`] or [`DECODED`] when they hold these bytes.
 fn decoded(data: &[u8]) -> FuzzInput {
-    LAST.with_borrow(|(bytes, input)| {
-        if bytes.as_slice() == data {
-            input.clone()
-        } else {
-            crate::mutate::decode_input(data)
+    let last = LAST.with_borrow(|(bytes, input)| (bytes.as_slice() == data).then(|| input.clone()));
+    if let Some(input) = last {
+        return input;
+    }
+    DECODED.with_borrow_mut(|cache| {
+        if let Some(input) = cache.get(data) {
+            return input.clone();
         }
+        let input = crate::mutate::decode_input(data);
+        if cache.len() >= DECODED_CAP {
+            cache.clear();
+        }
+        cache.insert(data.to_vec(), input.clone());
+        input
     })
 }
 

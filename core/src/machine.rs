@@ -727,7 +727,14 @@ impl Machine {
 
     /// What the `n` bytes from `va` (at `t.pa`), all in one D-line, read from `from`, where a
     /// load of the first found it: as [`Machine::load_next`] of each would.
-    pub fn run_from(&self, cpu: CpuId, va: Va, t: &Translation, from: Source, n: usize) -> &[Stamp] {
+    pub fn run_from(
+        &self,
+        cpu: CpuId,
+        va: Va,
+        t: &Translation,
+        from: Source,
+        n: usize,
+    ) -> &[Stamp] {
         match from {
             Source::Cache { slot, .. } => {
                 let off = rem_size(va, self.cfg.dcache.line) as usize;
