@@ -570,23 +570,34 @@ impl Oracle {
         self.touch(pa, values.len() as u64);
         let r = pa as usize..pa as usize + values.len();
         debug_assert_eq!(self.frame(pa), self.frame(pa + values.len() as u64 - 1));
-        for (i, &v) in r.clone().zip(values) {
-            if self.racing[i].is_none() {
-                // The value before this write (before the first write of a racing operation
-                // while it is in flight).
-                self.previous[i] = self.intended[i];
-                if racing_until_done.is_some() {
-                    self.racing_bytes.push(i as Pa);
+        if racing_until_done.is_none() && self.fork_windows == 0 {
+            // The common case: what the loop below does when nothing races and no fork window
+            // is open.
+            for i in r.clone() {
+                if self.racing[i].is_none() {
+                    self.previous[i] = self.intended[i];
                 }
             }
-            if racing_until_done.is_some() {
-                self.racing[i] = racing_until_done;
+            self.intended[r.clone()].copy_from_slice(values);
+        } else {
+            for (i, &v) in r.clone().zip(values) {
+                if self.racing[i].is_none() {
+                    // The value before this write (before the first write of a racing
+                    // operation while it is in flight).
+                    self.previous[i] = self.intended[i];
+                    if racing_until_done.is_some() {
+                        self.racing_bytes.push(i as Pa);
+                    }
+                }
+                if racing_until_done.is_some() {
+                    self.racing[i] = racing_until_done;
+                }
+                if self.fork_windows > 0 {
+                    self.window_values.push((i as Pa, self.intended[i]));
+                    self.window_values.push((i as Pa, v));
+                }
+                self.intended[i] = v;
             }
-            if self.fork_windows > 0 {
-                self.window_values.push((i as Pa, self.intended[i]));
-                self.window_values.push((i as Pa, v));
-            }
-            self.intended[i] = v;
         }
         self.contested[r.clone()].fill(None);
         if let Some(a) = info.actor {

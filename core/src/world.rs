@@ -408,16 +408,15 @@ impl<A: Arch> Cx<A> {
                 self.judge(&mut st, a, ti.pa, obs, ReadKind::Kernel, Some(self.me));
             }
             st.m.store_run(cpu, a, &ti, &values[i..i + n]);
-            self.note_stores(
-                &mut st,
-                a,
-                ti.pa,
-                &values[i..i + n],
-                multi_step,
-                kind,
-                under_io,
-            );
+            if under_io {
+                self.note_stores(&mut st, a, ti.pa, &values[i..i + n], multi_step, kind, true);
+            }
             i += n;
+        }
+        if !under_io {
+            // The machine knows nothing of the oracle and the oracle's side reads nothing of
+            // the machine's: the whole run's writes can be noted after its stores.
+            self.note_stores(&mut st, va, t.pa, values, multi_step, kind, false);
         }
     }
 
