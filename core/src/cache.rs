@@ -54,15 +54,73 @@ pub struct Cache {
     /// Next way to replace in each set when no way is free (round robin). Any other line can be
     /// evicted at any moment by an injected eviction, so this choice hides no behaviour.
     next: Vec<u32>,
+    /// One bit per line whose metadata or data changed since this cache was a copy of the
+    /// snapshot `origin`.
+    touched: Vec<u64>,
+    /// The snapshot ([`Cache::snapshot`]) this cache is a copy of but for its touched lines; 0
+    /// for none.
+    origin: u64,
 }
 
-crate::reuse::clone_reusing!(Cache {
-    geo,
-    meta,
-    data,
-    valid,
-    next
-});
+impl Clone for Cache {
+    fn clone(&self) -> Self {
+        let Cache {
+            geo,
+            meta,
+            data,
+            valid,
+            next,
+            touched,
+            origin,
+        } = self;
+        Cache {
+            geo: *geo,
+            meta: meta.clone(),
+            data: data.clone(),
+            valid: valid.clone(),
+            next: next.clone(),
+            touched: touched.clone(),
+            origin: *origin,
+        }
+    }
+
+    /// Reuses the allocations. When both are copies of one snapshot and `source` is unchanged,
+    /// only the lines this one touched are copied back (a run fills a few lines of many).
+    fn clone_from(&mut self, source: &Self) {
+        let partial = self.origin != 0
+            && self.origin == source.origin
+            && self.meta.len() == source.meta.len()
+            && source.touched.iter().all(|&t| t == 0);
+        let Cache {
+            geo,
+            meta,
+            data,
+            valid,
+            next,
+            touched,
+            origin,
+        } = self;
+        if partial {
+            let l = geo.line as usize;
+            for (w, bits) in touched.iter_mut().enumerate() {
+                while *bits != 0 {
+                    let i = w * 64 + bits.trailing_zeros() as usize;
+                    *bits &= *bits - 1;
+                    meta[i] = source.meta[i];
+                    data[i * l..(i + 1) * l].copy_from_slice(&source.data[i * l..(i + 1) * l]);
+                }
+            }
+        } else {
+            meta.clone_from(&source.meta);
+            data.clone_from(&source.data);
+            touched.clone_from(&source.touched);
+        }
+        *geo = source.geo;
+        valid.clone_from(&source.valid);
+        next.clone_from(&source.next);
+        *origin = source.origin;
+    }
+}
 
 impl Cache {
     /// An empty cache of the given shape.
@@ -74,7 +132,20 @@ impl Cache {
             data: vec![0; lines * geo.line as usize],
             valid: vec![0; lines.div_ceil(64)],
             next: vec![0; geo.sets as usize],
+            touched: vec![0; lines.div_ceil(64)],
+            origin: 0,
         }
+    }
+
+    /// Makes this cache a snapshot that its copies can be reset to by copying back only the
+    /// lines they touched (see `clone_from`).
+    pub fn snapshot(&mut self) {
+        self.origin = crate::reuse::snapshot_id();
+        self.touched.fill(0);
+    }
+
+    fn touch(&mut self, i: usize) {
+        self.touched[i / 64] |= 1 << (i % 64);
     }
 
     /// The shape of this cache.
@@ -119,6 +190,7 @@ impl Cache {
     pub fn write(&mut self, s: Slot, offset: u32, v: Stamp, dirty: bool) {
         let l = self.geo.line as usize;
         let i = self.idx(s);
+        self.touch(i);
         self.data[i * l + offset as usize] = v;
         if dirty {
             self.meta[i].dirty = true;
@@ -129,6 +201,7 @@ impl Cache {
     pub fn write_run(&mut self, s: Slot, offset: u32, values: &[Stamp], dirty: bool) {
         let l = self.geo.line as usize;
         let i = self.idx(s);
+        self.touch(i);
         let at = i * l + offset as usize;
         self.data[at..at + values.len()].copy_from_slice(values);
         if dirty {
@@ -157,6 +230,7 @@ impl Cache {
             self.next[key.set as usize] = (slot.way + 1) % self.geo.ways;
         }
         let i = self.idx(slot);
+        self.touch(i);
         self.valid[i / 64] |= 1 << (i % 64);
         self.meta[i] = LineMeta {
             valid: true,
@@ -177,6 +251,7 @@ impl Cache {
         if !m.valid {
             return None;
         }
+        self.touch(i);
         self.meta[i] = LineMeta::default();
         self.valid[i / 64] &= !(1 << (i % 64));
         Some(Victim { slot: s, meta: m })
@@ -185,6 +260,7 @@ impl Cache {
     /// Marks a line clean (after its data was written back).
     pub fn mark_clean(&mut self, s: Slot) {
         let i = self.idx(s);
+        self.touch(i);
         self.meta[i].dirty = false;
     }
 
@@ -248,6 +324,36 @@ impl Cache {
 mod tests {
     use super::*;
     use crate::geometry::presets::SMALL_V6_2COLOUR;
+
+    /// A copy of a snapshot that filled, wrote, cleaned and dropped lines is reset to the
+    /// snapshot by copying back only those lines; a copy of another snapshot is copied whole.
+    #[test]
+    fn resetting_a_copy_of_a_snapshot_restores_every_line() {
+        let g = SMALL_V6_2COLOUR;
+        let mut template = Cache::new(g);
+        let key = |va: u64, pa: u64| g.key(va, pa, None);
+        template.install(key(0, 0), 0, 0, &vec![1; g.line as usize]);
+        template.snapshot();
+        let mut c = template.clone();
+        let line = vec![7; g.line as usize];
+        for (va, pa) in [(8, 64), (0, 1024), (0, 2048), (504, 4096)] {
+            c.install(key(va, pa), pa, va, &line);
+        }
+        let s = c.lookup(key(0, 0)).expect("the template's line");
+        c.write(s, 1, 5, true);
+        c.write_run(s, 2, &[6, 6], true);
+        c.mark_clean(s);
+        let s = c.lookup(key(504, 4096)).expect("filled");
+        c.take(s);
+        assert_ne!(format!("{c:?}"), format!("{template:?}"));
+        c.clone_from(&template);
+        assert_eq!(format!("{c:?}"), format!("{template:?}"));
+
+        let mut other = Cache::new(g);
+        other.snapshot();
+        c.clone_from(&other);
+        assert_eq!(format!("{c:?}"), format!("{other:?}"));
+    }
 
     #[test]
     fn install_lookup_and_replace_round_robin() {

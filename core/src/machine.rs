@@ -317,6 +317,15 @@ crate::reuse::clone_reusing!(Machine {
 });
 
 impl Machine {
+    /// Makes this machine's caches snapshots their copies can be reset to cheaply (see
+    /// [`crate::world::State::snapshot`]).
+    pub fn snapshot(&mut self) {
+        for c in &mut self.cpus {
+            c.d.snapshot();
+            c.i.snapshot();
+        }
+    }
+
     /// A machine with memory holding `initial(pa)` at each byte.
     pub fn new(cfg: MachineConfig, log: Log, mut initial: impl FnMut(Pa) -> Stamp) -> Machine {
         let bytes = cfg.frames() as u64 * cfg.page_size as u64;

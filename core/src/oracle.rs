@@ -422,8 +422,7 @@ impl Oracle {
     /// Makes this oracle a snapshot that its copies can be reset to by copying back only the
     /// frames they changed (see `clone_from`).
     pub fn snapshot(&mut self) {
-        static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        self.origin = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.origin = crate::reuse::snapshot_id();
         self.dirty.fill(0);
     }
 

@@ -25,3 +25,10 @@ macro_rules! clone_reusing {
 }
 
 pub(crate) use clone_reusing;
+
+/// A new snapshot identity, never 0: a value made a snapshot of itself takes one, and copies
+/// that share it with their source may be reset to it by copying back only what they changed.
+pub(crate) fn snapshot_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

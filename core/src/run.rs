@@ -237,7 +237,7 @@ fn initial_state(preset: &Preset, log: bool) -> State {
             },
             _ => {
                 let mut st = build_state(preset, false);
-                st.o.snapshot();
+                st.snapshot();
                 *t = Some((preset.clone(), st.clone()));
                 st
             }

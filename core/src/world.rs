@@ -49,6 +49,15 @@ crate::reuse::clone_reusing!(State {
     violation
 });
 
+impl State {
+    /// Makes this state a template: copies of it that ran are reset to it (`clone_from`) by
+    /// copying back only the oracle's frames and the cache lines they changed.
+    pub fn snapshot(&mut self) {
+        self.m.snapshot();
+        self.o.snapshot();
+    }
+}
+
 /// The shared world: state plus the arch implementation.
 #[derive(Debug)]
 pub struct World<A> {
