@@ -463,6 +463,13 @@ impl<A: Arch> Cx<A> {
             return;
         }
         let by_another = |w: WriteInfo| w.actor.is_some_and(|a| a != self.me) && w.step >= op_start;
+        // Whether another actor wrote the frame since the operation started: the same after
+        // each of the run's writes as after the first (the frame's last writer is then this
+        // actor, and the one before it stays the one before).
+        let mut another_wrote_frame = None;
+        // Bytes of the page another actor wrote last since the operation started, counted once
+        // when first needed; each write of the run then takes its byte out.
+        let mut others: Option<u64> = None;
         for (d, &v) in values.iter().enumerate() {
             let (va, pa) = (va + d as u64, pa + d as u64);
             // The overwritten value and its provenance, if a contest may need them.
@@ -472,12 +479,22 @@ impl<A: Arch> Cx<A> {
                 (WriteInfo::default(), 0)
             };
             st.o.write(pa, v, WriteInfo { va, ..base }, path, flags);
-            if kind == StoreKind::UserData
-                && (by_another(prev_info)
-                    || (st.o.written_by_another_since(pfn as Pfn, self.me, op_start)
-                        && (first..first + page)
-                            .any(|p| p != pa && by_another(st.o.last_write(p).0))))
-            {
+            let was_others = by_another(prev_info);
+            if was_others {
+                if let Some(n) = others.as_mut() {
+                    *n -= 1;
+                }
+            }
+            let raced = kind == StoreKind::UserData
+                && (was_others
+                    || (*another_wrote_frame.get_or_insert_with(|| {
+                        st.o.written_by_another_since(pfn as Pfn, self.me, op_start)
+                    }) && *others.get_or_insert_with(|| {
+                        (first..first + page)
+                            .filter(|&p| by_another(st.o.last_write(p).0))
+                            .count() as u64
+                    }) > 0));
+            if raced {
                 // Another actor wrote these bytes, or others of the page, while this
                 // user-requested operation was in flight: the operation may as well have taken
                 // effect first. For other bytes of the page this is the false sharing of a cache
