@@ -389,11 +389,75 @@ impl<A: Arch> Cx<A> {
         }
         let mut st = self.st();
         let cpu = self.cpu_in(&st);
-        let page = st.m.page_size();
-        debug_assert!(rem_size(va, page) + values.len() as u64 <= page as u64);
         let t =
             st.m.translate(cpu, va, Access::Write)
                 .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        self.kstore_translated(&mut st, cpu, va, t, values, multi_step, kind);
+    }
+
+    /// Copies the `len` bytes from `kfrom` to `kto` (each range in one page) as a kernel
+    /// `copy_page` does: what [`Cx::kload`] and then [`Cx::kstore_as`] of each byte in turn do,
+    /// each page translated once. A byte last written as user data not yet synchronised for
+    /// the I-side ([`crate::oracle::Oracle::user_code`]) stays user data in the copy.
+    pub fn kcopy(&self, kto: Va, kfrom: Va, len: u64) {
+        let mut st = self.st();
+        let cpu = self.cpu_in(&st);
+        let mut from: Option<crate::machine::Translation> = None;
+        let mut to: Option<crate::machine::Translation> = None;
+        for off in 0..len {
+            let (a, b) = (kfrom + off, kto + off);
+            let ts = match from {
+                Some(t) => crate::machine::Translation {
+                    pa: t.pa + off,
+                    ..t
+                },
+                None => {
+                    let t =
+                        st.m.translate(cpu, a, Access::Read)
+                            .unwrap_or_else(|f| panic!("kernel fault {f:?} at {a:#x}"));
+                    from = Some(t);
+                    t
+                }
+            };
+            let obs = st.m.load(cpu, a, &ts);
+            let how = self.kernel_read_kind(&st, ts.pa);
+            self.judge(&mut st, a, ts.pa, obs, how, Some(self.me));
+            let kind = if st.o.user_code(ts.pa) {
+                StoreKind::UserData
+            } else {
+                StoreKind::Kernel
+            };
+            let td = match to {
+                Some(t) => crate::machine::Translation {
+                    pa: t.pa + off,
+                    ..t
+                },
+                None => {
+                    let t =
+                        st.m.translate(cpu, b, Access::Write)
+                            .unwrap_or_else(|f| panic!("kernel fault {f:?} at {b:#x}"));
+                    to = Some(t);
+                    t
+                }
+            };
+            self.kstore_translated(&mut st, cpu, b, td, &[obs.value], false, kind);
+        }
+    }
+
+    /// [`Cx::kstore_run`] once `va` is translated to `t`.
+    #[allow(clippy::too_many_arguments)]
+    fn kstore_translated(
+        &self,
+        st: &mut State,
+        cpu: CpuId,
+        va: Va,
+        t: crate::machine::Translation,
+        values: &[Stamp],
+        multi_step: bool,
+        kind: StoreKind,
+    ) {
+        let page = st.m.page_size();
+        debug_assert!(rem_size(va, page) + values.len() as u64 <= page as u64);
         let pfn = div_size(t.pa, page) as Pfn;
         let under_io = st.o.device_owned(pfn);
         let line = if under_io {
@@ -414,18 +478,18 @@ impl<A: Arch> Cx<A> {
                     value: values[i],
                     from: crate::event::Source::Memory,
                 };
-                self.judge(&mut st, a, ti.pa, obs, ReadKind::Kernel, Some(self.me));
+                self.judge(st, a, ti.pa, obs, ReadKind::Kernel, Some(self.me));
             }
             st.m.store_run(cpu, a, &ti, &values[i..i + n]);
             if under_io {
-                self.note_stores(&mut st, a, ti.pa, &values[i..i + n], multi_step, kind, true);
+                self.note_stores(st, a, ti.pa, &values[i..i + n], multi_step, kind, true);
             }
             i += n;
         }
         if !under_io {
             // The machine knows nothing of the oracle and the oracle's side reads nothing of
             // the machine's: the whole run's writes can be noted after its stores.
-            self.note_stores(&mut st, va, t.pa, values, multi_step, kind, false);
+            self.note_stores(st, va, t.pa, values, multi_step, kind, false);
         }
     }
 

@@ -25,26 +25,7 @@ pub async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vp
 /// Copies one page from kernel address `kfrom` to kernel address `kto`: every source byte is a
 /// checked kernel read, every destination byte a logical write of the value read.
 pub fn copy_page<A: Arch>(cx: &Cx<A>, kto: Va, kfrom: Va) {
-    let page = cx.page_size();
-    for off in 0..page {
-        let v = cx.kload(kfrom + off);
-        let user_code = {
-            let cpu = cx.cpu();
-            let st = cx.st();
-            st.m.probe(cpu, kfrom + off)
-                .is_some_and(|t| st.o.user_code(t.pa))
-        };
-        cx.kstore_as(
-            kto + off,
-            v,
-            false,
-            if user_code {
-                crate::world::StoreKind::UserData
-            } else {
-                crate::world::StoreKind::Kernel
-            },
-        );
-    }
+    cx.kcopy(kto, kfrom, cx.page_size());
 }
 
 /// The generic `clear_user_highpage`: `kmap_atomic`, fresh zeros, `copy_user_page_done`.
