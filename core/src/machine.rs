@@ -1303,6 +1303,47 @@ impl Machine {
         }
     }
 
+    /// [`Machine::dcache_va`] of each line of `[start, end)` in turn, each page translated once
+    /// (maintenance changes no translation).
+    pub fn dcache_va_range(&mut self, cpu: CpuId, op: CacheOp, start: Va, end: Va, scope: Scope) {
+        let g = self.cfg.dcache;
+        let (line, page) = (g.line as u64, self.cfg.page_size as u64);
+        let mut a = start & !(line - 1);
+        while a < end {
+            let base = a & !(page - 1);
+            let stop = end.min(base + page);
+            let t = self.probe(cpu, base);
+            let asid = if g.virtually_tagged() {
+                t.and_then(|t| t.asid).or_else(|| {
+                    (base / page <= layout::USER_PAGES)
+                        .then_some(self.cpus[cpu as usize].mm)
+                        .flatten()
+                })
+            } else {
+                match t {
+                    Some(t) => t.asid,
+                    None => {
+                        a = stop.next_multiple_of(line);
+                        continue;
+                    }
+                }
+            };
+            while a < stop {
+                let key = if g.virtually_tagged() {
+                    g.key(a, 0, asid)
+                } else {
+                    g.key(a, t.expect("translated").pa + (a - base), asid)
+                };
+                for c in self.cache_targets(cpu, scope) {
+                    if let Some(slot) = self.cpus[c].d.lookup(key) {
+                        self.apply_d(c as CpuId, slot, op);
+                    }
+                }
+                a += line;
+            }
+        }
+    }
+
     /// Maintenance of one D-cache line by set and way on `cpu` (never broadcast).
     pub fn dcache_setway(&mut self, cpu: CpuId, op: CacheOp, slot: Slot) {
         self.apply_d(cpu, slot, op);

@@ -404,6 +404,10 @@ impl<A: Arch> Cx<A> {
         let cpu = self.cpu_in(&st);
         let mut from: Option<crate::machine::Translation> = None;
         let mut to: Option<crate::machine::Translation> = None;
+        let mut copied = Vec::new();
+        // Whether the stores go one at a time, oracle and all: within one frame, or to a page
+        // under I/O (each store judged first).
+        let mut by_byte = None;
         for off in 0..len {
             let (a, b) = (kfrom + off, kto + off);
             let ts = match from {
@@ -440,7 +444,30 @@ impl<A: Arch> Cx<A> {
                     t
                 }
             };
-            self.kstore_translated(&mut st, cpu, b, td, &[obs.value], false, kind);
+            let page = st.m.page_size();
+            let by_byte = *by_byte.get_or_insert_with(|| {
+                div_size(ts.pa, page) == div_size(td.pa, page)
+                    || st.o.device_owned(div_size(td.pa, page) as Pfn)
+            });
+            if by_byte {
+                self.kstore_translated(&mut st, cpu, b, td, &[obs.value], false, kind);
+                continue;
+            }
+            // Between pages of their own, the oracle's side of the stores reads nothing the
+            // loads change and changes nothing they read: it is noted after the copy, a run
+            // of bytes stored alike at a time.
+            st.m.store_run(cpu, b, &td, &[obs.value]);
+            copied.push((obs.value, kind));
+        }
+        let Some(to) = to else { return };
+        let mut i = 0;
+        while i < copied.len() {
+            let kind = copied[i].1;
+            let n = copied[i..].iter().take_while(|c| c.1 == kind).count();
+            let values: Vec<Stamp> = copied[i..i + n].iter().map(|c| c.0).collect();
+            let off = i as u64;
+            self.note_stores(&mut st, kto + off, to.pa + off, &values, false, kind, false);
+            i += n;
         }
     }
 
@@ -661,13 +688,7 @@ impl<A: Arch> Cx<A> {
     /// D-cache maintenance of every line of `[start, end)`, in one step.
     pub fn dcache_range(&self, op: CacheOp, start: Va, end: Va, scope: Scope) {
         let cpu = self.cpu();
-        let mut st = self.st();
-        let line = st.m.config().dcache.line as u64;
-        let mut a = start & !(line - 1);
-        while a < end {
-            st.m.dcache_va(cpu, op, a, scope);
-            a += line;
-        }
+        self.st().m.dcache_va_range(cpu, op, start, end, scope);
     }
 
     /// D-cache maintenance of one line by set and way, on this CPU only (never broadcast).
