@@ -44,7 +44,8 @@ pub struct Report {
     pub steps: u32,
     /// The event log, if recorded.
     pub events: Vec<Logged>,
-    /// Actor names, by id.
+    /// Actor names, by id, to read the events and the violation by; empty when the run kept
+    /// no log and found nothing (a campaign's runs, which would otherwise copy them each time).
     pub actors: Vec<String>,
 }
 
@@ -485,12 +486,17 @@ impl<A: Arch> Runner<A> {
                     .collect();
             }
             events.shrink_to_fit();
+            let actors = if violation.is_some() || st.m.log.enabled() {
+                st.sched.actors().iter().map(|a| a.name.clone()).collect()
+            } else {
+                Vec::new()
+            };
             Report {
                 violation,
                 ops_applied: self.ops_applied,
                 steps: step,
                 events,
-                actors: st.sched.actors().iter().map(|a| a.name.clone()).collect(),
+                actors,
             }
         };
         // The scripts hold the only other handles on the world.
