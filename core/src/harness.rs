@@ -107,9 +107,21 @@ thread_local! {
         const { RefCell::new(std::collections::BTreeMap::new()) };
 }
 
-/// `data` decoded, from [`LAST`] or [`DECODED`] when they hold these bytes.
+/// `data` decoded, from [`LAST`] or [`DECODED`] when they hold these bytes. A hit in `LAST`
+/// is taken out of it: this is for a mutation or crossover, whose output replaces it.
 fn decoded(data: &[u8]) -> FuzzInput {
-    let last = LAST.with_borrow(|(bytes, input)| (bytes.as_slice() == data).then(|| input.clone()));
+    let last = LAST.with_borrow_mut(|(bytes, input)| {
+        (bytes.as_slice() == data).then(|| {
+            bytes.clear();
+            std::mem::replace(
+                input,
+                FuzzInput {
+                    preset: 0,
+                    ops: Vec::new(),
+                },
+            )
+        })
+    });
     if let Some(input) = last {
         return input;
     }

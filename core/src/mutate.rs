@@ -69,11 +69,11 @@ pub fn decode_input(data: &[u8]) -> FuzzInput {
 /// The encoding of `input`, dropping ops from the end until it has at most [`MAX_OPS`] ops and
 /// fits in `max_size` bytes.
 pub fn encode_within(input: &FuzzInput, max_size: usize) -> Vec<u8> {
-    encode_kept(input, max_size).0
+    encode_kept(input.clone(), max_size).0
 }
 
 /// [`encode_within`], with the input the bytes decode to: `input` less the ops dropped.
-fn encode_kept(input: &FuzzInput, max_size: usize) -> (Vec<u8>, FuzzInput) {
+fn encode_kept(mut input: FuzzInput, max_size: usize) -> (Vec<u8>, FuzzInput) {
     let n = input.ops.len().min(MAX_OPS);
     let mut out = encode_input(input.preset, &input.ops[..n]);
     let mut kept = n;
@@ -93,12 +93,12 @@ fn encode_kept(input: &FuzzInput, max_size: usize) -> (Vec<u8>, FuzzInput) {
         }
         out.truncate(max_size);
     }
-    let decoded = FuzzInput {
+    input.ops.truncate(kept);
+    if out.is_empty() {
         // No bytes at all decode as preset 0.
-        preset: if out.is_empty() { 0 } else { input.preset },
-        ops: input.ops[..kept].to_vec(),
-    };
-    (out, decoded)
+        input.preset = 0;
+    }
+    (out, input)
 }
 
 /// The actor and CPU an op names, if any.
@@ -228,7 +228,7 @@ pub fn mutate_decoded(
     for _ in 0..rounds {
         mutate_once(&mut input, &mut rng, vary_preset);
     }
-    encode_kept(&input, max_size)
+    encode_kept(input, max_size)
 }
 
 /// Crosses two inputs with `seed`: a prefix of `a`'s ops followed by a suffix of `b`'s, or a
@@ -247,7 +247,7 @@ pub fn crossover_decoded(
 ) -> (Vec<u8>, FuzzInput) {
     let mut rng = Rng::new(seed, 0x63_726f_7373);
     if y.ops.is_empty() {
-        return encode_kept(&x, max_size);
+        return encode_kept(x, max_size);
     }
     if rng.chance(2) {
         let cut_x = rng.index(x.ops.len() + 1);
@@ -261,7 +261,7 @@ pub fn crossover_decoded(
         x.ops
             .splice(at..at, y.ops[start..start + n].iter().copied());
     }
-    encode_kept(&x, max_size)
+    encode_kept(x, max_size)
 }
 
 #[cfg(test)]
