@@ -164,7 +164,9 @@ pub fn encode_op(out: &mut Vec<u8>, op: &Op) {
 
 /// The bytes of a [`crate::harness::FuzzInput`] with this preset choice and these ops.
 pub fn encode_input(preset: u8, ops: &[Op]) -> Vec<u8> {
-    let mut out = vec![preset];
+    // A continue byte and an op take a dozen bytes or so: reserve enough to never grow.
+    let mut out = Vec::with_capacity(1 + ops.len() * 24);
+    out.push(preset);
     for op in ops {
         out.push(1);
         encode_op(&mut out, op);

@@ -59,7 +59,7 @@ pub fn device_access<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, user_io_since: 
     let pa = pfn as u64 * page;
     if matches!(dir, DmaDir::ToDevice | DmaDir::Bidirectional) {
         let mut st = cx.st();
-        let mut seen = Vec::new();
+        let mut seen = Vec::with_capacity(page as usize);
         st.m.device_read(pa, &mut seen, page as u32);
         for (i, obs) in seen.into_iter().enumerate() {
             let p = pa + i as u64;
