@@ -287,11 +287,99 @@ enum Peeked {
     Fill(Pa),
 }
 
+/// Physical memory, one stamp per byte, with the frames written since it was a copy of the
+/// snapshot `origin` (0: none): resetting a copy to its snapshot copies back only those.
+#[derive(Debug)]
+struct Memory {
+    bytes: Vec<Stamp>,
+    page: u32,
+    dirty: Vec<u64>,
+    origin: u64,
+}
+
+impl Memory {
+    fn new(bytes: Vec<Stamp>, page: u32) -> Memory {
+        let frames = bytes.len().div_ceil(page as usize);
+        Memory {
+            bytes,
+            page,
+            dirty: vec![0; frames.div_ceil(64)],
+            origin: 0,
+        }
+    }
+
+    fn snapshot(&mut self) {
+        self.origin = crate::reuse::snapshot_id();
+        self.dirty.fill(0);
+    }
+
+    /// Writes `values` from `pa` on.
+    fn write(&mut self, pa: usize, values: &[Stamp]) {
+        if values.is_empty() {
+            return;
+        }
+        let first = div_size(pa as u64, self.page) as usize;
+        let last = div_size((pa + values.len() - 1) as u64, self.page) as usize;
+        for f in first..=last {
+            self.dirty[f / 64] |= 1 << (f % 64);
+        }
+        self.bytes[pa..pa + values.len()].copy_from_slice(values);
+    }
+
+    /// Writes one byte.
+    fn set(&mut self, pa: usize, v: Stamp) {
+        self.write(pa, &[v]);
+    }
+}
+
+impl<I: std::slice::SliceIndex<[Stamp]>> std::ops::Index<I> for Memory {
+    type Output = I::Output;
+    fn index(&self, i: I) -> &I::Output {
+        &self.bytes[i]
+    }
+}
+
+impl Clone for Memory {
+    fn clone(&self) -> Self {
+        Memory {
+            bytes: self.bytes.clone(),
+            page: self.page,
+            dirty: self.dirty.clone(),
+            origin: self.origin,
+        }
+    }
+
+    /// Reuses the allocation; copies back only the frames written since both were copies of
+    /// one snapshot, when `source` is unchanged.
+    fn clone_from(&mut self, source: &Self) {
+        let partial = self.origin != 0
+            && self.origin == source.origin
+            && self.bytes.len() == source.bytes.len()
+            && source.dirty.iter().all(|&d| d == 0);
+        if partial {
+            let p = self.page as usize;
+            for (w, bits) in self.dirty.iter_mut().enumerate() {
+                while *bits != 0 {
+                    let f = w * 64 + bits.trailing_zeros() as usize;
+                    *bits &= *bits - 1;
+                    let r = f * p..((f + 1) * p).min(self.bytes.len());
+                    self.bytes[r.clone()].copy_from_slice(&source.bytes[r]);
+                }
+            }
+        } else {
+            self.bytes.clone_from(&source.bytes);
+            self.dirty.clone_from(&source.dirty);
+        }
+        self.page = source.page;
+        self.origin = source.origin;
+    }
+}
+
 /// The hardware state of a run.
 #[derive(Debug)]
 pub struct Machine {
     cfg: MachineConfig,
-    mem: Vec<Stamp>,
+    mem: Memory,
     /// The CPUs.
     pub cpus: Vec<Cpu>,
     kernel_pt: Vec<Pte>,
@@ -320,6 +408,7 @@ impl Machine {
     /// Makes this machine's caches snapshots their copies can be reset to cheaply (see
     /// [`crate::world::State::snapshot`]).
     pub fn snapshot(&mut self) {
+        self.mem.snapshot();
         for c in &mut self.cpus {
             c.d.snapshot();
             c.i.snapshot();
@@ -329,7 +418,7 @@ impl Machine {
     /// A machine with memory holding `initial(pa)` at each byte.
     pub fn new(cfg: MachineConfig, log: Log, mut initial: impl FnMut(Pa) -> Stamp) -> Machine {
         let bytes = cfg.frames() as u64 * cfg.page_size as u64;
-        let mem = (0..bytes).map(&mut initial).collect();
+        let mem = Memory::new((0..bytes).map(&mut initial).collect(), cfg.page_size);
         let cpus = (0..cfg.cpus)
             .map(|_| Cpu {
                 d: Cache::new(cfg.dcache),
@@ -383,7 +472,7 @@ impl Machine {
 
     /// Writes memory directly, bypassing every cache (setup only).
     pub fn poke_memory(&mut self, pa: Pa, v: Stamp) {
-        self.mem[pa as usize] = v;
+        self.mem.set(pa as usize, v);
     }
 
     /// The linear-map address of lowmem frame `pfn`.
@@ -626,7 +715,7 @@ impl Machine {
         let c = &self.cpus[cpu as usize];
         let data = c.d.data(v.slot);
         let pa = v.meta.pa as usize;
-        self.mem[pa..pa + data.len()].copy_from_slice(data);
+        self.mem.write(pa, data);
         let (slot, va, pa) = (v.slot, v.meta.va, v.meta.pa);
         self.log.push(|| Event::WriteBack {
             cpu,
@@ -843,10 +932,10 @@ impl Machine {
                     let off = rem_size(va, g.line) as u32;
                     self.cpus[cpu as usize].d.write_run(slot, off, values, wb);
                     if !wb {
-                        self.mem[r.clone()].copy_from_slice(values);
+                        self.mem.write(r.start, values);
                     }
                 }
-                None => self.mem[r.clone()].copy_from_slice(values),
+                None => self.mem.write(r.start, values),
             }
             if self.cfg.icache_coherence == IcacheCoherence::Snooping && !values.is_empty() {
                 let il = self.cfg.icache.line as u64;
@@ -868,10 +957,10 @@ impl Machine {
                     let off = rem_size(va, g.line) as u32;
                     self.cpus[cpu as usize].d.write(slot, off, v, wb);
                     if !wb {
-                        self.mem[pa as usize] = v;
+                        self.mem.set(pa as usize, v);
                     }
                 }
-                None => self.mem[pa as usize] = v,
+                None => self.mem.set(pa as usize, v),
             }
             self.snoop_icaches(pa);
             self.log.push(|| Event::Store {
@@ -1458,7 +1547,7 @@ impl Machine {
     /// The device writes `values` at `pa`.
     pub fn device_write(&mut self, pa: Pa, values: &[Stamp]) {
         let len = values.len() as u32;
-        self.mem[pa as usize..pa as usize + values.len()].copy_from_slice(values);
+        self.mem.write(pa as usize, values);
         if self.cfg.dma_coherent {
             // A coherent device write updates memory and invalidates every cached copy, so a
             // dirty line in its way is first merged: hardware writes the line back, then the
@@ -1476,7 +1565,7 @@ impl Machine {
                             for (i, v) in data.iter().enumerate() {
                                 let p = lpa + i as u64;
                                 if p < pa || p >= pa + len as u64 {
-                                    self.mem[p as usize] = *v;
+                                    self.mem.set(p as usize, *v);
                                 }
                             }
                         }
@@ -1541,6 +1630,26 @@ mod tests {
     use super::*;
     use rand_core::{RngCore, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// A copy of a snapshot of memory, written across frames, is reset to the snapshot by
+    /// copying back only the frames it wrote; a copy of another snapshot is copied whole.
+    #[test]
+    fn resetting_a_copy_of_a_memory_snapshot_restores_every_byte() {
+        let mut template = Memory::new((0..70 * 8).map(|b| b as Stamp).collect(), 8);
+        template.snapshot();
+        let mut m = template.clone();
+        m.set(3, 99);
+        m.write(14, &[7; 4]);
+        m.write(8 * 69, &[5; 8]);
+        assert_ne!(format!("{m:?}"), format!("{template:?}"));
+        m.clone_from(&template);
+        assert_eq!(format!("{m:?}"), format!("{template:?}"));
+
+        let mut other = Memory::new(vec![1; 70 * 8], 8);
+        other.snapshot();
+        m.clone_from(&other);
+        assert_eq!(format!("{m:?}"), format!("{other:?}"));
+    }
 
     /// `store_run` and `load`/`load_next` over a line leave the machine, its log and the
     /// observations exactly as the same bytes stored or loaded one at a time do, on every
