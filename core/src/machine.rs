@@ -405,8 +405,8 @@ crate::reuse::clone_reusing!(Machine {
 });
 
 impl Machine {
-    /// Makes this machine's caches snapshots their copies can be reset to cheaply (see
-    /// [`crate::world::State::snapshot`]).
+    /// Makes this machine's memory and caches snapshots their copies can be reset to cheaply
+    /// (see [`crate::world::State::snapshot`]).
     pub fn snapshot(&mut self) {
         self.mem.snapshot();
         for c in &mut self.cpus {

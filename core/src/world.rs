@@ -51,7 +51,7 @@ crate::reuse::clone_reusing!(State {
 
 impl State {
     /// Makes this state a template: copies of it that ran are reset to it (`clone_from`) by
-    /// copying back only the oracle's frames and the cache lines they changed.
+    /// copying back only the oracle's and memory's frames and the cache lines they changed.
     pub fn snapshot(&mut self) {
         self.m.snapshot();
         self.o.snapshot();
