@@ -8,6 +8,7 @@
 
 use crate::addr::{Pa, Stamp, Va};
 use crate::geometry::{CacheGeometry, Key};
+use crate::reuse::Changes;
 
 /// The bookkeeping of one line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,71 +55,47 @@ pub struct Cache {
     /// Next way to replace in each set when no way is free (round robin). Any other line can be
     /// evicted at any moment by an injected eviction, so this choice hides no behaviour.
     next: Vec<u32>,
-    /// One bit per line whose metadata or data changed since this cache was a copy of the
-    /// snapshot `origin`.
-    touched: Vec<u64>,
-    /// The snapshot ([`Cache::snapshot`]) this cache is a copy of but for its touched lines; 0
-    /// for none.
-    origin: u64,
+    /// The lines whose metadata or data changed since this cache was a copy of a snapshot.
+    changes: Changes,
 }
 
 impl Clone for Cache {
     fn clone(&self) -> Self {
-        let Cache {
-            geo,
-            meta,
-            data,
-            valid,
-            next,
-            touched,
-            origin,
-        } = self;
         Cache {
-            geo: *geo,
-            meta: meta.clone(),
-            data: data.clone(),
-            valid: valid.clone(),
-            next: next.clone(),
-            touched: touched.clone(),
-            origin: *origin,
+            geo: self.geo,
+            meta: self.meta.clone(),
+            data: self.data.clone(),
+            valid: self.valid.clone(),
+            next: self.next.clone(),
+            changes: self.changes.clone(),
         }
     }
 
-    /// Reuses the allocations. When both are copies of one snapshot and `source` is unchanged,
-    /// only the lines this one touched are copied back (a run fills a few lines of many).
+    /// Reuses the allocations. When `source` is this copy's unchanged snapshot, only the lines
+    /// this one touched are copied back (a run fills a few lines of many).
     fn clone_from(&mut self, source: &Self) {
-        let partial = self.origin != 0
-            && self.origin == source.origin
-            && self.meta.len() == source.meta.len()
-            && source.touched.iter().all(|&t| t == 0);
         let Cache {
             geo,
             meta,
             data,
             valid,
             next,
-            touched,
-            origin,
+            changes,
         } = self;
-        if partial {
+        if changes.resets_from(&source.changes) {
             let l = geo.line as usize;
-            for (w, bits) in touched.iter_mut().enumerate() {
-                while *bits != 0 {
-                    let i = w * 64 + bits.trailing_zeros() as usize;
-                    *bits &= *bits - 1;
-                    meta[i] = source.meta[i];
-                    data[i * l..(i + 1) * l].copy_from_slice(&source.data[i * l..(i + 1) * l]);
-                }
-            }
+            changes.take(|i| {
+                meta[i] = source.meta[i];
+                data[i * l..(i + 1) * l].copy_from_slice(&source.data[i * l..(i + 1) * l]);
+            });
         } else {
             meta.clone_from(&source.meta);
             data.clone_from(&source.data);
-            touched.clone_from(&source.touched);
+            changes.clone_from(&source.changes);
         }
         *geo = source.geo;
         valid.clone_from(&source.valid);
         next.clone_from(&source.next);
-        *origin = source.origin;
     }
 }
 
@@ -132,20 +109,18 @@ impl Cache {
             data: vec![0; lines * geo.line as usize],
             valid: vec![0; lines.div_ceil(64)],
             next: vec![0; geo.sets as usize],
-            touched: vec![0; lines.div_ceil(64)],
-            origin: 0,
+            changes: Changes::new(lines),
         }
     }
 
     /// Makes this cache a snapshot that its copies can be reset to by copying back only the
     /// lines they touched (see `clone_from`).
     pub fn snapshot(&mut self) {
-        self.origin = crate::reuse::snapshot_id();
-        self.touched.fill(0);
+        self.changes.snapshot();
     }
 
     fn touch(&mut self, i: usize) {
-        self.touched[i / 64] |= 1 << (i % 64);
+        self.changes.mark(i, i);
     }
 
     /// The shape of this cache.

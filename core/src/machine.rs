@@ -18,6 +18,7 @@ use crate::addr::{
 use crate::cache::{Cache, Slot, Victim};
 use crate::event::{Event, Log, Side, Source};
 use crate::geometry::{CacheGeometry, WritePolicy};
+use crate::reuse::Changes;
 use serde::Serialize;
 
 /// How the I-cache relates to the D-side.
@@ -287,14 +288,13 @@ enum Peeked {
     Fill(Pa),
 }
 
-/// Physical memory, one stamp per byte, with the frames written since it was a copy of the
-/// snapshot `origin` (0: none): resetting a copy to its snapshot copies back only those.
+/// Physical memory, one stamp per byte, with the frames written since it was a copy of a
+/// snapshot: resetting a copy to its snapshot copies back only those.
 #[derive(Debug)]
 struct Memory {
     bytes: Vec<Stamp>,
     page: u32,
-    dirty: Vec<u64>,
-    origin: u64,
+    changes: Changes,
 }
 
 impl Memory {
@@ -303,14 +303,8 @@ impl Memory {
         Memory {
             bytes,
             page,
-            dirty: vec![0; frames.div_ceil(64)],
-            origin: 0,
+            changes: Changes::new(frames),
         }
-    }
-
-    fn snapshot(&mut self) {
-        self.origin = crate::reuse::snapshot_id();
-        self.dirty.fill(0);
     }
 
     /// Writes `values` from `pa` on.
@@ -320,9 +314,7 @@ impl Memory {
         }
         let first = div_size(pa as u64, self.page) as usize;
         let last = div_size((pa + values.len() - 1) as u64, self.page) as usize;
-        for f in first..=last {
-            self.dirty[f / 64] |= 1 << (f % 64);
-        }
+        self.changes.mark(first, last);
         self.bytes[pa..pa + values.len()].copy_from_slice(values);
     }
 
@@ -332,46 +324,36 @@ impl Memory {
     }
 }
 
-impl<I: std::slice::SliceIndex<[Stamp]>> std::ops::Index<I> for Memory {
-    type Output = I::Output;
-    fn index(&self, i: I) -> &I::Output {
-        &self.bytes[i]
-    }
-}
-
 impl Clone for Memory {
     fn clone(&self) -> Self {
         Memory {
             bytes: self.bytes.clone(),
             page: self.page,
-            dirty: self.dirty.clone(),
-            origin: self.origin,
+            changes: self.changes.clone(),
         }
     }
 
-    /// Reuses the allocation; copies back only the frames written since both were copies of
-    /// one snapshot, when `source` is unchanged.
+    /// Reuses the allocation, and copies back only the frames written when `source` is this
+    /// copy's unchanged snapshot.
     fn clone_from(&mut self, source: &Self) {
-        let partial = self.origin != 0
-            && self.origin == source.origin
-            && self.bytes.len() == source.bytes.len()
-            && source.dirty.iter().all(|&d| d == 0);
-        if partial {
-            let p = self.page as usize;
-            for (w, bits) in self.dirty.iter_mut().enumerate() {
-                while *bits != 0 {
-                    let f = w * 64 + bits.trailing_zeros() as usize;
-                    *bits &= *bits - 1;
-                    let r = f * p..((f + 1) * p).min(self.bytes.len());
-                    self.bytes[r.clone()].copy_from_slice(&source.bytes[r]);
-                }
-            }
+        if self.changes.resets_from(&source.changes) {
+            let (p, bytes) = (self.page as usize, &mut self.bytes);
+            self.changes.take(|f| {
+                let r = f * p..((f + 1) * p).min(bytes.len());
+                bytes[r.clone()].copy_from_slice(&source.bytes[r]);
+            });
         } else {
             self.bytes.clone_from(&source.bytes);
-            self.dirty.clone_from(&source.dirty);
+            self.changes.clone_from(&source.changes);
         }
         self.page = source.page;
-        self.origin = source.origin;
+    }
+}
+
+impl<I: std::slice::SliceIndex<[Stamp]>> std::ops::Index<I> for Memory {
+    type Output = I::Output;
+    fn index(&self, i: I) -> &I::Output {
+        &self.bytes[i]
     }
 }
 
@@ -408,7 +390,7 @@ impl Machine {
     /// Makes this machine's memory and caches snapshots their copies can be reset to cheaply
     /// (see [`crate::world::State::snapshot`]).
     pub fn snapshot(&mut self) {
-        self.mem.snapshot();
+        self.mem.changes.snapshot();
         for c in &mut self.cpus {
             c.d.snapshot();
             c.i.snapshot();
@@ -1636,7 +1618,7 @@ mod tests {
     #[test]
     fn resetting_a_copy_of_a_memory_snapshot_restores_every_byte() {
         let mut template = Memory::new((0..70 * 8).map(|b| b as Stamp).collect(), 8);
-        template.snapshot();
+        template.changes.snapshot();
         let mut m = template.clone();
         m.set(3, 99);
         m.write(14, &[7; 4]);
@@ -1646,7 +1628,7 @@ mod tests {
         assert_eq!(format!("{m:?}"), format!("{template:?}"));
 
         let mut other = Memory::new(vec![1; 70 * 8], 8);
-        other.snapshot();
+        other.changes.snapshot();
         m.clone_from(&other);
         assert_eq!(format!("{m:?}"), format!("{other:?}"));
     }

@@ -8,6 +8,7 @@
 
 use crate::addr::{ActorId, AliasKind, CpuId, Pa, Pfn, Stamp, Va};
 use crate::event::{Logged, Source};
+use crate::reuse::Changes;
 use serde::Serialize;
 use std::fmt;
 
@@ -262,28 +263,39 @@ pub struct Oracle {
     /// replaces and its own.
     window_values: Vec<(Pa, Stamp)>,
     contested: Vec<Option<Stamp>>,
-    /// One bit per frame whose per-byte state (`intended`, `previous`, `racing`, `flags`,
-    /// `write_idx`, `contested`) changed since this oracle was a copy of the snapshot `origin`.
-    dirty: Vec<u64>,
-    /// The snapshot ([`Oracle::snapshot`]) this oracle is a copy of but for its dirty frames;
-    /// 0 for none.
-    origin: u64,
-}
-
-/// The per-byte vectors, in one list for the two ways of copying them.
-macro_rules! per_byte {
-    ($m:ident) => {
-        $m!(intended);
-        $m!(previous);
-        $m!(racing);
-        $m!(flags);
-        $m!(write_idx);
-        $m!(contested);
-    };
+    /// The frames whose per-byte state (`intended`, `previous`, `racing`, `flags`,
+    /// `write_idx`, `contested`) changed since this oracle was a copy of a snapshot
+    /// ([`Oracle::snapshot`]).
+    changes: Changes,
 }
 
 impl Clone for Oracle {
     fn clone(&self) -> Self {
+        Oracle {
+            intended: self.intended.clone(),
+            previous: self.previous.clone(),
+            racing: self.racing.clone(),
+            flags: self.flags.clone(),
+            write_idx: self.write_idx.clone(),
+            write_log: self.write_log.clone(),
+            live: self.live.clone(),
+            device_owned: self.device_owned.clone(),
+            last_read: self.last_read.clone(),
+            writers: self.writers.clone(),
+            page_size: self.page_size,
+            next: self.next,
+            racing_bytes: self.racing_bytes.clone(),
+            fork_windows: self.fork_windows,
+            window_values: self.window_values.clone(),
+            contested: self.contested.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+
+    /// Reuses the allocations. When both are copies of one snapshot and `source` is unchanged,
+    /// only the frames this one changed are copied back: a campaign resets its state to the
+    /// template after every run, and a run touches a few frames of many.
+    fn clone_from(&mut self, source: &Self) {
         let Oracle {
             intended,
             previous,
@@ -301,83 +313,28 @@ impl Clone for Oracle {
             fork_windows,
             window_values,
             contested,
-            dirty,
-            origin,
+            changes,
         } = self;
-        Oracle {
-            intended: intended.clone(),
-            previous: previous.clone(),
-            racing: racing.clone(),
-            flags: flags.clone(),
-            write_idx: write_idx.clone(),
-            write_log: write_log.clone(),
-            live: live.clone(),
-            device_owned: device_owned.clone(),
-            last_read: last_read.clone(),
-            writers: writers.clone(),
-            page_size: *page_size,
-            next: *next,
-            racing_bytes: racing_bytes.clone(),
-            fork_windows: *fork_windows,
-            window_values: window_values.clone(),
-            contested: contested.clone(),
-            dirty: dirty.clone(),
-            origin: *origin,
-        }
-    }
-
-    /// Reuses the allocations. When both are copies of one snapshot and `source` is unchanged,
-    /// only the frames this one changed are copied back: a campaign resets its state to the
-    /// template after every run, and a run touches a few frames of many.
-    fn clone_from(&mut self, source: &Self) {
-        let partial = self.origin != 0
-            && self.origin == source.origin
-            && self.intended.len() == source.intended.len()
-            && source.dirty.iter().all(|&d| d == 0);
-        if partial {
-            let p = self.page_size as usize;
-            for (w, bits) in self.dirty.iter_mut().enumerate() {
-                while *bits != 0 {
-                    let f = w * 64 + bits.trailing_zeros() as usize;
-                    *bits &= *bits - 1;
-                    let r = f * p..(f + 1) * p;
-                    macro_rules! copy {
-                        ($f:ident) => {
-                            self.$f[r.clone()].copy_from_slice(&source.$f[r.clone()])
-                        };
-                    }
-                    per_byte!(copy);
-                }
-            }
+        if changes.resets_from(&source.changes) {
+            let p = *page_size as usize;
+            changes.take(|f| {
+                let r = f * p..(f + 1) * p;
+                intended[r.clone()].copy_from_slice(&source.intended[r.clone()]);
+                previous[r.clone()].copy_from_slice(&source.previous[r.clone()]);
+                racing[r.clone()].copy_from_slice(&source.racing[r.clone()]);
+                flags[r.clone()].copy_from_slice(&source.flags[r.clone()]);
+                write_idx[r.clone()].copy_from_slice(&source.write_idx[r.clone()]);
+                contested[r.clone()].copy_from_slice(&source.contested[r]);
+            });
         } else {
-            macro_rules! copy {
-                ($f:ident) => {
-                    self.$f.clone_from(&source.$f)
-                };
-            }
-            per_byte!(copy);
-            self.dirty.clone_from(&source.dirty);
+            intended.clone_from(&source.intended);
+            previous.clone_from(&source.previous);
+            racing.clone_from(&source.racing);
+            flags.clone_from(&source.flags);
+            write_idx.clone_from(&source.write_idx);
+            contested.clone_from(&source.contested);
+            changes.clone_from(&source.changes);
         }
-        let Oracle {
-            intended: _,
-            previous: _,
-            racing: _,
-            flags: _,
-            write_idx: _,
-            write_log,
-            live,
-            device_owned,
-            last_read,
-            writers,
-            page_size,
-            next,
-            racing_bytes,
-            fork_windows,
-            window_values,
-            contested: _,
-            dirty: _,
-            origin,
-        } = self;
         write_log.clone_from(&source.write_log);
         live.clone_from(&source.live);
         device_owned.clone_from(&source.device_owned);
@@ -388,7 +345,6 @@ impl Clone for Oracle {
         racing_bytes.clone_from(&source.racing_bytes);
         *fork_windows = source.fork_windows;
         window_values.clone_from(&source.window_values);
-        *origin = source.origin;
     }
 }
 
@@ -414,16 +370,14 @@ impl Oracle {
             fork_windows: 0,
             window_values: Vec::new(),
             contested: vec![None; n],
-            dirty: vec![0; (frames as usize).div_ceil(64)],
-            origin: 0,
+            changes: Changes::new(frames as usize),
         }
     }
 
     /// Makes this oracle a snapshot that its copies can be reset to by copying back only the
     /// frames they changed (see `clone_from`).
     pub fn snapshot(&mut self) {
-        self.origin = crate::reuse::snapshot_id();
-        self.dirty.fill(0);
+        self.changes.snapshot();
     }
 
     /// Notes that the per-byte state of the `len` bytes from `pa` is changing.
@@ -431,9 +385,7 @@ impl Oracle {
         if len == 0 {
             return;
         }
-        for f in self.frame(pa)..=self.frame(pa + len - 1) {
-            self.dirty[f / 64] |= 1 << (f % 64);
-        }
+        self.changes.mark(self.frame(pa), self.frame(pa + len - 1));
     }
 
     /// A value never used before.
@@ -694,12 +646,12 @@ impl Oracle {
         if self.racing_bytes.is_empty() {
             return;
         }
-        let (racing, dirty) = (&mut self.racing, &mut self.dirty);
+        let (racing, changes) = (&mut self.racing, &mut self.changes);
         let page = self.page_size;
         self.racing_bytes.retain(|&pa| {
             if racing[pa as usize] == Some(actor) {
                 let f = crate::addr::div_size(pa, page) as usize;
-                dirty[f / 64] |= 1 << (f % 64);
+                changes.mark(f, f);
                 racing[pa as usize] = None;
                 false
             } else {
@@ -783,7 +735,7 @@ mod tests {
     use super::*;
 
     /// A copy of a snapshot, changed by every kind of per-byte update across frames, is reset
-    /// to the snapshot by copying back only its dirty frames; a copy of another snapshot is
+    /// to the snapshot by copying back only its changed frames; a copy of another snapshot is
     /// copied whole.
     #[test]
     fn resetting_a_copy_of_a_snapshot_restores_every_byte() {

@@ -28,7 +28,58 @@ pub(crate) use clone_reusing;
 
 /// A new snapshot identity, never 0: a value made a snapshot of itself takes one, and copies
 /// that share it with their source may be reset to it by copying back only what they changed.
-pub(crate) fn snapshot_id() -> u64 {
+fn snapshot_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The parts (frames, lines) of a value changed since it was a copy of a snapshot: one mark
+/// per part, and the snapshot's identity ([`snapshot_id`]; 0 for none). A copy whose source is
+/// its unchanged snapshot is reset by copying back only the marked parts.
+#[derive(Clone, Debug)]
+pub(crate) struct Changes {
+    marks: Vec<u64>,
+    origin: u64,
+}
+
+impl Changes {
+    /// No marks over `parts` parts, and no snapshot.
+    pub(crate) fn new(parts: usize) -> Changes {
+        Changes {
+            marks: vec![0; parts.div_ceil(64)],
+            origin: 0,
+        }
+    }
+
+    /// Makes the value a snapshot: a new identity, no marks.
+    pub(crate) fn snapshot(&mut self) {
+        self.origin = snapshot_id();
+        self.marks.fill(0);
+    }
+
+    /// Marks parts `first..=last` changed.
+    pub(crate) fn mark(&mut self, first: usize, last: usize) {
+        for p in first..=last {
+            self.marks[p / 64] |= 1 << (p % 64);
+        }
+    }
+
+    /// Whether a value with these changes is reset to `source` by copying back its marked
+    /// parts: both are copies of one snapshot and `source` has not changed since.
+    pub(crate) fn resets_from(&self, source: &Changes) -> bool {
+        self.origin != 0
+            && self.origin == source.origin
+            && self.marks.len() == source.marks.len()
+            && source.marks.iter().all(|&m| m == 0)
+    }
+
+    /// Calls `copy` with each marked part, clearing the marks.
+    pub(crate) fn take(&mut self, mut copy: impl FnMut(usize)) {
+        for (w, bits) in self.marks.iter_mut().enumerate() {
+            while *bits != 0 {
+                copy(w * 64 + bits.trailing_zeros() as usize);
+                *bits &= *bits - 1;
+            }
+        }
+    }
 }

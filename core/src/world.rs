@@ -49,6 +49,33 @@ crate::reuse::clone_reusing!(State {
     violation
 });
 
+/// The translation of `base + off` (in `base`'s page) for a kernel access, from the one of
+/// `base` kept in `t`; the first call translates `base` and keeps it. A kernel path never
+/// faults: a missing translation is a model bug.
+fn translated(
+    st: &mut State,
+    cpu: CpuId,
+    t: &mut Option<crate::machine::Translation>,
+    base: Va,
+    off: u64,
+    access: Access,
+) -> crate::machine::Translation {
+    let t0 = match *t {
+        Some(t0) => t0,
+        None => {
+            let t0 =
+                st.m.translate(cpu, base, access)
+                    .unwrap_or_else(|f| panic!("kernel fault {f:?} at {base:#x}"));
+            *t = Some(t0);
+            t0
+        }
+    };
+    crate::machine::Translation {
+        pa: t0.pa + off,
+        ..t0
+    }
+}
+
 impl State {
     /// Makes this state a template: copies of it that ran are reset to it (`clone_from`) by
     /// copying back only the oracle's and memory's frames and the cache lines they changed.
@@ -410,19 +437,7 @@ impl<A: Arch> Cx<A> {
         let mut by_byte = None;
         for off in 0..len {
             let (a, b) = (kfrom + off, kto + off);
-            let ts = match from {
-                Some(t) => crate::machine::Translation {
-                    pa: t.pa + off,
-                    ..t
-                },
-                None => {
-                    let t =
-                        st.m.translate(cpu, a, Access::Read)
-                            .unwrap_or_else(|f| panic!("kernel fault {f:?} at {a:#x}"));
-                    from = Some(t);
-                    t
-                }
-            };
+            let ts = translated(&mut st, cpu, &mut from, kfrom, off, Access::Read);
             let obs = st.m.load(cpu, a, &ts);
             let how = self.kernel_read_kind(&st, ts.pa);
             self.judge(&mut st, a, ts.pa, obs, how, Some(self.me));
@@ -431,19 +446,7 @@ impl<A: Arch> Cx<A> {
             } else {
                 StoreKind::Kernel
             };
-            let td = match to {
-                Some(t) => crate::machine::Translation {
-                    pa: t.pa + off,
-                    ..t
-                },
-                None => {
-                    let t =
-                        st.m.translate(cpu, b, Access::Write)
-                            .unwrap_or_else(|f| panic!("kernel fault {f:?} at {b:#x}"));
-                    to = Some(t);
-                    t
-                }
-            };
+            let td = translated(&mut st, cpu, &mut to, kto, off, Access::Write);
             let page = st.m.page_size();
             let by_byte = *by_byte.get_or_insert_with(|| {
                 div_size(ts.pa, page) == div_size(td.pa, page)
