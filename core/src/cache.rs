@@ -119,8 +119,9 @@ impl Cache {
         self.changes.snapshot();
     }
 
+    #[inline]
     fn touch(&mut self, i: usize) {
-        self.changes.mark(i, i);
+        self.changes.mark(i);
     }
 
     /// The shape of this cache.

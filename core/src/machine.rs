@@ -314,7 +314,7 @@ impl Memory {
         }
         let first = div_size(pa as u64, self.page) as usize;
         let last = div_size((pa + values.len() - 1) as u64, self.page) as usize;
-        self.changes.mark(first, last);
+        self.changes.mark_range(first, last);
         self.bytes[pa..pa + values.len()].copy_from_slice(values);
     }
 

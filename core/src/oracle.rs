@@ -385,7 +385,8 @@ impl Oracle {
         if len == 0 {
             return;
         }
-        self.changes.mark(self.frame(pa), self.frame(pa + len - 1));
+        self.changes
+            .mark_range(self.frame(pa), self.frame(pa + len - 1));
     }
 
     /// A value never used before.
@@ -651,7 +652,7 @@ impl Oracle {
         self.racing_bytes.retain(|&pa| {
             if racing[pa as usize] == Some(actor) {
                 let f = crate::addr::div_size(pa, page) as usize;
-                changes.mark(f, f);
+                changes.mark(f);
                 racing[pa as usize] = None;
                 false
             } else {

@@ -57,15 +57,23 @@ impl Changes {
         self.marks.fill(0);
     }
 
+    /// Marks part `p` changed.
+    #[inline]
+    pub(crate) fn mark(&mut self, p: usize) {
+        self.marks[p / 64] |= 1 << (p % 64);
+    }
+
     /// Marks parts `first..=last` changed.
-    pub(crate) fn mark(&mut self, first: usize, last: usize) {
-        for p in first..=last {
-            self.marks[p / 64] |= 1 << (p % 64);
+    #[inline]
+    pub(crate) fn mark_range(&mut self, first: usize, last: usize) {
+        for p in first..last + 1 {
+            self.mark(p);
         }
     }
 
     /// Whether a value with these changes is reset to `source` by copying back its marked
     /// parts: both are copies of one snapshot and `source` has not changed since.
+    #[inline]
     pub(crate) fn resets_from(&self, source: &Changes) -> bool {
         self.origin != 0
             && self.origin == source.origin
@@ -74,6 +82,7 @@ impl Changes {
     }
 
     /// Calls `copy` with each marked part, clearing the marks.
+    #[inline]
     pub(crate) fn take(&mut self, mut copy: impl FnMut(usize)) {
         for (w, bits) in self.marks.iter_mut().enumerate() {
             while *bits != 0 {
