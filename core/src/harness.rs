@@ -33,7 +33,7 @@ fn skip_mainline() -> bool {
 }
 
 /// A fuzz input: a preset choice (ignored when the preset is fixed) and the ops.
-#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Debug, Default, PartialEq, Eq)]
 pub struct FuzzInput {
     /// Index into [`RACE_PRESETS`], modulo its length.
     pub preset: u8,
@@ -113,13 +113,7 @@ fn decoded(data: &[u8]) -> FuzzInput {
     let last = LAST.with_borrow_mut(|(bytes, input)| {
         (bytes.as_slice() == data).then(|| {
             bytes.clear();
-            std::mem::replace(
-                input,
-                FuzzInput {
-                    preset: 0,
-                    ops: Vec::new(),
-                },
-            )
+            std::mem::take(input)
         })
     });
     if let Some(input) = last {

@@ -1353,25 +1353,7 @@ impl Machine {
     /// no translation; physically tagged caches do nothing when `va` has no translation, as a
     /// maintenance-by-MVA instruction finds no line without one.
     pub fn dcache_va(&mut self, cpu: CpuId, op: CacheOp, va: Va, scope: Scope) {
-        let g = self.cfg.dcache;
-        let key = if g.virtually_tagged() {
-            let asid = self.probe(cpu, va).and_then(|t| t.asid).or_else(|| {
-                (va / self.cfg.page_size as u64 <= layout::USER_PAGES)
-                    .then_some(self.cpus[cpu as usize].mm)
-                    .flatten()
-            });
-            g.key(va, 0, asid)
-        } else {
-            match self.probe(cpu, va) {
-                Some(t) => g.key(va, t.pa, t.asid),
-                None => return,
-            }
-        };
-        for c in self.cache_targets(cpu, scope) {
-            if let Some(slot) = self.cpus[c].d.lookup(key) {
-                self.apply_d(c as CpuId, slot, op);
-            }
-        }
+        self.dcache_va_range(cpu, op, va, va + 1, scope);
     }
 
     /// [`Machine::dcache_va`] of each line of `[start, end)` in turn, each page translated once

@@ -60,10 +60,7 @@ impl Rng {
 
 /// Decodes fuzzer bytes as the fuzz target does (the preset choice and the ops).
 pub fn decode_input(data: &[u8]) -> FuzzInput {
-    FuzzInput::arbitrary_take_rest(Unstructured::new(data)).unwrap_or(FuzzInput {
-        preset: 0,
-        ops: Vec::new(),
-    })
+    FuzzInput::arbitrary_take_rest(Unstructured::new(data)).unwrap_or_default()
 }
 
 /// The encoding of `input`, dropping ops from the end until it has at most [`MAX_OPS`] ops and

@@ -13,7 +13,7 @@ use crate::addr::{
 use crate::arch::Arch;
 use crate::event::{Event, Side};
 use crate::kernel::KernelState;
-use crate::machine::{Access, CacheOp, Fault, Machine, Pte, Scope};
+use crate::machine::{Access, CacheOp, Fault, Machine, Pte, Scope, Translation};
 use crate::oracle::{Oracle, ReadKind, Violation, WriteInfo};
 use crate::preset::Switches;
 use crate::sched::Sched;
@@ -49,28 +49,25 @@ crate::reuse::clone_reusing!(State {
     violation
 });
 
+/// `cpu`'s translation of kernel address `va`. A kernel path never faults: a missing
+/// translation is a model bug.
+fn kernel_translation(st: &mut State, cpu: CpuId, va: Va, access: Access) -> Translation {
+    st.m.translate(cpu, va, access)
+        .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"))
+}
+
 /// The translation of `base + off` (in `base`'s page) for a kernel access, from the one of
-/// `base` kept in `t`; the first call translates `base` and keeps it. A kernel path never
-/// faults: a missing translation is a model bug.
+/// `base` kept in `t`; the first call translates `base` and keeps it.
 fn translated(
     st: &mut State,
     cpu: CpuId,
-    t: &mut Option<crate::machine::Translation>,
+    t: &mut Option<Translation>,
     base: Va,
     off: u64,
     access: Access,
-) -> crate::machine::Translation {
-    let t0 = match *t {
-        Some(t0) => t0,
-        None => {
-            let t0 =
-                st.m.translate(cpu, base, access)
-                    .unwrap_or_else(|f| panic!("kernel fault {f:?} at {base:#x}"));
-            *t = Some(t0);
-            t0
-        }
-    };
-    crate::machine::Translation {
+) -> Translation {
+    let t0 = *t.get_or_insert_with(|| kernel_translation(st, cpu, base, access));
+    Translation {
         pa: t0.pa + off,
         ..t0
     }
@@ -339,9 +336,7 @@ impl<A: Arch> Cx<A> {
     pub fn kload(&self, va: Va) -> Stamp {
         let mut st = self.st();
         let cpu = self.cpu_in(&st);
-        let t =
-            st.m.translate(cpu, va, Access::Read)
-                .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let t = kernel_translation(&mut st, cpu, va, Access::Read);
         let obs = st.m.load(cpu, va, &t);
         let how = self.kernel_read_kind(&st, t.pa);
         self.judge(&mut st, va, t.pa, obs, how, Some(self.me));
@@ -358,9 +353,7 @@ impl<A: Arch> Cx<A> {
         let mut st = self.st();
         let cpu = self.cpu_in(&st);
         debug_assert!(rem_size(va, st.m.page_size()) + len <= st.m.page_size() as u64);
-        let t =
-            st.m.translate(cpu, va, Access::Read)
-                .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let t = kernel_translation(&mut st, cpu, va, Access::Read);
         let line = st.m.config().dcache.line;
         let pfn = div_size(t.pa, st.m.page_size()) as Pfn;
         // Without a log to record each load, a line whose bytes all read their intended values
@@ -369,7 +362,7 @@ impl<A: Arch> Cx<A> {
         let mut i = 0;
         while i < len {
             let n = (line as u64 - rem_size(va + i, line)).min(len - i);
-            let first = crate::machine::Translation { pa: t.pa + i, ..t };
+            let first = Translation { pa: t.pa + i, ..t };
             let mut obs = st.m.load(cpu, va + i, &first);
             if at_once
                 && st.m.run_from(cpu, va + i, &first, obs.from, n as usize)
@@ -381,7 +374,7 @@ impl<A: Arch> Cx<A> {
                 continue;
             }
             for j in i..i + n {
-                let (a, ti) = (va + j, crate::machine::Translation { pa: t.pa + j, ..t });
+                let (a, ti) = (va + j, Translation { pa: t.pa + j, ..t });
                 if j > i {
                     obs = st.m.load_next(cpu, a, &ti, obs.from);
                 }
@@ -416,9 +409,7 @@ impl<A: Arch> Cx<A> {
         }
         let mut st = self.st();
         let cpu = self.cpu_in(&st);
-        let t =
-            st.m.translate(cpu, va, Access::Write)
-                .unwrap_or_else(|f| panic!("kernel fault {f:?} at {va:#x}"));
+        let t = kernel_translation(&mut st, cpu, va, Access::Write);
         self.kstore_translated(&mut st, cpu, va, t, values, multi_step, kind);
     }
 
@@ -429,9 +420,9 @@ impl<A: Arch> Cx<A> {
     pub fn kcopy(&self, kto: Va, kfrom: Va, len: u64) {
         let mut st = self.st();
         let cpu = self.cpu_in(&st);
-        let mut from: Option<crate::machine::Translation> = None;
-        let mut to: Option<crate::machine::Translation> = None;
-        let mut copied = Vec::new();
+        let mut from: Option<Translation> = None;
+        let mut to: Option<Translation> = None;
+        let (mut values, mut kinds) = (Vec::new(), Vec::new());
         // Whether the stores go one at a time, oracle and all: within one frame, or to a page
         // under I/O (each store judged first).
         let mut by_byte = None;
@@ -460,16 +451,16 @@ impl<A: Arch> Cx<A> {
             // loads change and changes nothing they read: it is noted after the copy, a run
             // of bytes stored alike at a time.
             st.m.store_run(cpu, b, &td, &[obs.value]);
-            copied.push((obs.value, kind));
+            values.push(obs.value);
+            kinds.push(kind);
         }
         let Some(to) = to else { return };
         let mut i = 0;
-        while i < copied.len() {
-            let kind = copied[i].1;
-            let n = copied[i..].iter().take_while(|c| c.1 == kind).count();
-            let values: Vec<Stamp> = copied[i..i + n].iter().map(|c| c.0).collect();
+        while i < values.len() {
+            let n = kinds[i..].iter().take_while(|&&k| k == kinds[i]).count();
             let off = i as u64;
-            self.note_stores(&mut st, kto + off, to.pa + off, &values, false, kind, false);
+            let run = &values[i..i + n];
+            self.note_stores(&mut st, kto + off, to.pa + off, run, false, kinds[i], false);
             i += n;
         }
     }
@@ -481,7 +472,7 @@ impl<A: Arch> Cx<A> {
         st: &mut State,
         cpu: CpuId,
         va: Va,
-        t: crate::machine::Translation,
+        t: Translation,
         values: &[Stamp],
         multi_step: bool,
         kind: StoreKind,
@@ -499,7 +490,7 @@ impl<A: Arch> Cx<A> {
         while i < values.len() {
             let a = va + i as u64;
             let n = ((line - rem_size(a, line as u32)) as usize).min(values.len() - i);
-            let ti = crate::machine::Translation {
+            let ti = Translation {
                 pa: t.pa + i as u64,
                 ..t
             };
