@@ -11,7 +11,10 @@
 //! gives way to two short ones this way. Then, on inputs of at most [`PAIR_LIMIT`] ops, pairs:
 //! delete an op or an action while changing one other op to a neighbour (another CPU or actor,
 //! a field one off or small, the other direction, a load for a store), which finds the shorter
-//! variants single changes cannot reach. Back to the first passes after each success of either.
+//! variants single changes cannot reach; then, on inputs of at most [`PAIR_STEPS_LIMIT`] ops,
+//! the same with up to [`PAIR_STEPS`] steps of its actor after a changed `start`, for an action
+//! that needs more steps than the one it replaces (a fetch fault doing the work of a deleted
+//! `read()` and a load fault). Back to the first passes after each success of any of them.
 //! The result is never longer than the input, and the same input always gives the same result.
 //!
 //! [`shorten_in_family`] then runs the same passes keeping only the race family (the mechanism,
@@ -30,6 +33,11 @@ pub const MAX_RUNS: usize = 20_000;
 
 /// The longest input the pair pass runs on.
 pub const PAIR_LIMIT: usize = 24;
+
+/// The longest input the pair pass with added steps runs on.
+pub const PAIR_STEPS_LIMIT: usize = 12;
+/// The most steps the pair pass adds after a changed `start`.
+pub const PAIR_STEPS: usize = 2;
 
 /// How many of an action's first steps the split pass tries to restart the action at (after a
 /// shorter action on the same target has taken its place).
@@ -296,8 +304,12 @@ fn neighbours(op: &Op) -> Vec<Op> {
 }
 
 /// One pair step: the first input (in a fixed order) that deletes an op or an action of `cur`
-/// and changes one remaining op to a neighbour, and keeps the signature.
-fn pair_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
+/// and changes one remaining op to a neighbour, and keeps the signature. With `extra` above 0,
+/// a neighbour that starts an action is followed by `extra` steps of its actor on its CPU: an
+/// action put in place of another may need more steps to reach the point the race needs (a
+/// fetch fault in place of a load fault of a page that a deleted `read()` had filled must also
+/// fill it). Only inputs shorter than `cur` are tried.
+fn pair_step(cur: &[Op], o: &mut Oracle<'_>, extra: usize) -> Option<Vec<Op>> {
     let mut deletions: Vec<Vec<Op>> = Vec::new();
     for i in 0..cur.len() {
         let mut d = cur.to_vec();
@@ -309,14 +321,23 @@ fn pair_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
             }
         }
     }
-    for d in deletions.into_iter().filter(|d| !d.is_empty()) {
+    deletions.retain(|d| !d.is_empty() && d.len() + extra < cur.len());
+    for d in deletions {
         for k in 0..d.len() {
             for n in neighbours(&d[k]) {
+                let steps = match n {
+                    Op::Start { actor, cpu, .. } if extra > 0 => {
+                        vec![Op::Step { actor, cpu }; extra]
+                    }
+                    _ if extra > 0 => continue,
+                    _ => Vec::new(),
+                };
                 if o.runs >= MAX_RUNS {
                     return None;
                 }
                 let mut cand = d.clone();
                 cand[k] = n;
+                cand.splice(k + 1..k + 1, steps);
                 if o.keeps(&cand) {
                     return Some(cand);
                 }
@@ -548,10 +569,15 @@ fn minimize_by(
                 cur = shorter;
                 continue;
             }
-            match (cur.len() <= PAIR_LIMIT)
-                .then(|| pair_step(&cur, &mut o))
-                .flatten()
-            {
+            let extras = if cur.len() <= PAIR_STEPS_LIMIT {
+                PAIR_STEPS
+            } else {
+                0
+            };
+            let shorter = (0..=extras)
+                .take_while(|_| cur.len() <= PAIR_LIMIT)
+                .find_map(|extra| pair_step(&cur, &mut o, extra));
+            match shorter {
                 Some(shorter) => cur = shorter,
                 None => break,
             }
@@ -666,6 +692,34 @@ mod tests {
         let again = shorten_in_family(&p, s.clone());
         assert_eq!(again.ops, s.ops);
         assert_eq!(again.signature, s.signature);
+    }
+
+    #[test]
+    fn a_changed_action_may_bring_the_steps_it_needs() {
+        // A campaign finding: a read() fills a page-cache page through the linear map and
+        // copies it out in four more steps; a load fault maps the page executable; the reader,
+        // free again, fetches it on the other CPU. A fault that fills the page itself takes one
+        // step more than the load fault did, so the read can go only with that step added.
+        let (p, ops) = ops_of(
+            "flushfuzz-trace 1\npreset exec-icache-smp\nexpect none\n\
+             start T0 cpu0 read file=0 index=2 off=0 page=0\nstep T0 cpu0\nstep T0 cpu0\n\
+             step T0 cpu0\nstep T0 cpu0\nstart T1 cpu0 load page=6 off=0\n\
+             start T0 cpu1 fetch page=6 off=0\n",
+        );
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(m.signature, "stale-fetch:user fetch@user<-readpage@linear");
+        assert_eq!(m.ops.len(), 3, "{:?}", m.ops);
+        assert!(
+            !m.ops.iter().any(|op| matches!(
+                op,
+                Op::Start {
+                    action: Action::ReadFile { .. },
+                    ..
+                }
+            )),
+            "{:?}",
+            m.ops
+        );
     }
 
     #[test]
