@@ -57,6 +57,17 @@ pub enum Newest {
     InNoLine,
 }
 
+/// Where the newest value of the byte is when the violation is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewestAt {
+    /// In at least one cache line (and perhaps in memory too).
+    InALine,
+    /// In memory and in no cache line.
+    OnlyInMemory,
+    /// Nowhere any more.
+    Lost,
+}
+
 /// One row of the family table: a mechanism and the facts that identify it. An empty list
 /// matches anything.
 #[derive(Clone, Copy, Debug)]
@@ -219,8 +230,8 @@ pub const FAMILIES: &[FamilyRule] = &[
     },
 ];
 
-/// The facts of a violation that decide its family: what its signature records, and whether
-/// the newest value still exists.
+/// The facts of a violation that decide its family: what its signature records, and where the
+/// newest value is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Facts<'a> {
     /// What went wrong.
@@ -233,10 +244,8 @@ pub struct Facts<'a> {
     pub write_path: &'a str,
     /// The alias kind of the last write (`device` for the device).
     pub write_via: &'a str,
-    /// Whether the newest value is nowhere any more.
-    pub lost: bool,
-    /// Whether the newest value is in memory and in no cache line.
-    pub only_in_memory: bool,
+    /// Where the newest value is.
+    pub newest: NewestAt,
 }
 
 impl Facts<'static> {
@@ -248,8 +257,13 @@ impl Facts<'static> {
             read_via: v.alias.name(),
             write_path: v.write_context,
             write_via: v.write.alias.map_or("device", |a| a.name()),
-            lost: !v.newest_survives,
-            only_in_memory: v.newest_survives && v.newest_at == [Source::Memory],
+            newest: if !v.newest_survives {
+                NewestAt::Lost
+            } else if v.newest_at == [Source::Memory] {
+                NewestAt::OnlyInMemory
+            } else {
+                NewestAt::InALine
+            },
         }
     }
 }
@@ -266,9 +280,9 @@ impl Facts<'_> {
                 && any(r.write_paths, self.write_path)
                 && match r.newest {
                     Newest::Any => true,
-                    Newest::Survives => !self.lost,
-                    Newest::Lost => self.lost,
-                    Newest::InNoLine => self.only_in_memory || self.lost,
+                    Newest::Survives => self.newest != NewestAt::Lost,
+                    Newest::Lost => self.newest == NewestAt::Lost,
+                    Newest::InNoLine => self.newest != NewestAt::InALine,
                 }
         })
     }
@@ -781,8 +795,11 @@ mod tests {
             read_via,
             write_path,
             write_via,
-            lost,
-            only_in_memory: false,
+            newest: if lost {
+                NewestAt::Lost
+            } else {
+                NewestAt::InALine
+            },
         }
     }
 
@@ -793,7 +810,7 @@ mod tests {
         let dirty = facts(Kind::StaleLoad, "sys_read@linear", "user store@user", false);
         assert_eq!(dirty.family(), "kernel-read-misses-dirty-user-alias");
         let stale = Facts {
-            only_in_memory: true,
+            newest: NewestAt::OnlyInMemory,
             ..dirty
         };
         assert_eq!(stale.family(), "kernel-alias-stale-after-user-write-back");
@@ -856,8 +873,11 @@ mod tests {
                 read_via: pick(r.read_via, "linear"),
                 write_path: pick(r.write_paths, "some path"),
                 write_via: pick(r.write_via, "user"),
-                lost: r.newest == Newest::Lost,
-                only_in_memory: r.newest == Newest::InNoLine,
+                newest: match r.newest {
+                    Newest::Lost => NewestAt::Lost,
+                    Newest::InNoLine => NewestAt::OnlyInMemory,
+                    Newest::Any | Newest::Survives => NewestAt::InALine,
+                },
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
             assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
