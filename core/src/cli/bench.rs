@@ -282,26 +282,25 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             eprintln!("{s}");
         }
     };
+    // Every campaign of the bench: single-process unless given jobs, mainline families passed
+    // over, in a temporary folder.
+    let campaign = |preset: &str, seconds: u64, jobs: u32, seed: u64| Campaign {
+        preset: preset.to_string(),
+        seconds,
+        jobs,
+        seed,
+        show,
+        work: None,
+        found_before: 0,
+        mutator: a.mutator,
+        skip_mainline: true,
+        extra: a.libfuzzer.clone(),
+    };
     let mut trials: Vec<Trial> = Vec::new();
     for p in &presets {
         for i in 0..a.trials {
             let seed = a.first_seed + i as u64;
-            let t = guided_trial(
-                &root,
-                &bin,
-                Campaign {
-                    preset: p.clone(),
-                    seconds: a.seconds,
-                    jobs: 1,
-                    seed,
-                    show,
-                    work: None,
-                    found_before: 0,
-                    mutator: a.mutator,
-                    skip_mainline: true,
-                    extra: a.libfuzzer.clone(),
-                },
-            )?;
+            let t = guided_trial(&root, &bin, campaign(p, a.seconds, 1, seed))?;
             say(trial_line(&t, i, a.trials));
             trials.push(t);
         }
@@ -337,18 +336,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             .collect();
         names.push("coherent".into());
         for n in names {
-            let c = Campaign {
-                preset: n.clone(),
-                seconds: a.fixed_seconds,
-                jobs: a.fixed_jobs,
-                seed: a.first_seed,
-                show,
-                work: None,
-                found_before: 0,
-                mutator: a.mutator,
-                skip_mainline: true,
-                extra: a.libfuzzer.clone(),
-            };
+            let c = campaign(&n, a.fixed_seconds, a.fixed_jobs, a.first_seed);
             let o = hunt::run_campaign(&root, &bin, &c)?;
             let f = o.found.as_ref();
             let r = FixedRun {
