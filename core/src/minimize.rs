@@ -17,6 +17,9 @@
 //!   op uses for it, the other direction, a load for a store);
 //!
 //! and on inputs of at most [`SEARCH_LIMIT`] ops:
+//! - retargets: delete an op or an action while renaming a target in every op that names it
+//!   (targets are numbered among what exists when an op runs, so deleting an `munmap` can move
+//!   every later op to another page), or putting every op of a field on one target;
 //! - replacements: an action and its steps give way to one `start` of another action (a
 //!   shorter one on its target, or one the input uses, as it is or with a field changed), at
 //!   the action's `start` or at one of its steps, for an action that matters for one thing it
@@ -49,6 +52,9 @@ pub const PAIR_LIMIT: usize = 24;
 
 /// The longest input the replacements, the pairs with steps and the lateral changes run on.
 pub const SEARCH_LIMIT: usize = 16;
+/// The values below which the lateral changes try putting every op of a field on one target.
+pub const UNIFY_VALUES: u8 = 32;
+
 /// The most steps the pair pass adds after a changed `start`.
 pub const PAIR_STEPS: usize = 2;
 
@@ -356,18 +362,8 @@ fn neighbours(op: &Op, pool: &[(&'static str, u8)]) -> Vec<Op> {
 /// fetch fault in place of a load fault of a page that a deleted `read()` had filled must also
 /// fill it). Only inputs shorter than `cur` are tried.
 fn pair_step(cur: &[Op], o: &mut Oracle<'_>, extra: usize) -> Option<Vec<Op>> {
-    let mut deletions: Vec<Vec<Op>> = Vec::new();
-    for i in 0..cur.len() {
-        let mut d = cur.to_vec();
-        d.remove(i);
-        deletions.push(d);
-        if let Some(d) = without_action(cur, i) {
-            if d.len() + 1 < cur.len() {
-                deletions.push(d);
-            }
-        }
-    }
-    deletions.retain(|d| !d.is_empty() && d.len() + extra < cur.len());
+    let mut deletions = one_deletions(cur);
+    deletions.retain(|d| d.len() + extra < cur.len());
     let pool = field_pool(cur);
     for d in deletions {
         for k in 0..d.len() {
@@ -388,6 +384,43 @@ fn pair_step(cur: &[Op], o: &mut Oracle<'_>, extra: usize) -> Option<Vec<Op>> {
                 if o.keeps(&cand) {
                     return Some(cand);
                 }
+            }
+        }
+    }
+    None
+}
+
+/// `cur` without one op, and without one action where that is more than one op, in order.
+fn one_deletions(cur: &[Op]) -> Vec<Vec<Op>> {
+    let mut v: Vec<Vec<Op>> = Vec::new();
+    for i in 0..cur.len() {
+        let mut d = cur.to_vec();
+        d.remove(i);
+        v.push(d);
+        if let Some(d) = without_action(cur, i) {
+            if d.len() + 1 < cur.len() {
+                v.push(d);
+            }
+        }
+    }
+    v.retain(|d| !d.is_empty());
+    v
+}
+
+/// One retarget step: the first input (in a fixed order) that deletes an op or an action of
+/// `cur` and renames a target in every op that names it ([`retargets`]), and keeps the
+/// signature. Targets are numbered among what exists when an op runs (the n-th mapped page),
+/// so deleting an op that changed what exists (an `munmap`) can change what every later op
+/// reaches.
+fn retarget_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
+    let pool = field_pool(cur);
+    for d in one_deletions(cur) {
+        for cand in retargets(&d, &pool) {
+            if o.runs >= MAX_RUNS {
+                return None;
+            }
+            if cand != d && o.keeps(&cand) {
+                return Some(cand);
             }
         }
     }
@@ -682,11 +715,42 @@ fn retarget(cur: &[Op], name: &str, from: Option<u8>, to: u8) -> Vec<Op> {
         .collect()
 }
 
+/// `cur` with a target renamed in every op that names it (to a small value, one off, or a
+/// value of `pool` for that field), then with every op of a field put on one target (any
+/// value below [`UNIFY_VALUES`] or one of `pool`); see [`retarget`].
+fn retargets(cur: &[Op], pool: &[(&'static str, u8)]) -> Vec<Vec<Op>> {
+    let mut v = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for &(name, from) in field_pool(cur).iter() {
+        let mut tos = near(from);
+        tos.extend(
+            pool.iter()
+                .filter(|(k, x)| *k == name && *x != from)
+                .map(|(_, x)| *x),
+        );
+        for to in tos {
+            v.push(retarget(cur, name, Some(from), to));
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for name in names {
+        let mut tos: Vec<u8> = (0..UNIFY_VALUES).collect();
+        tos.extend(pool.iter().filter(|(k, _)| *k == name).map(|(_, x)| *x));
+        for to in tos {
+            v.push(retarget(cur, name, None, to));
+        }
+    }
+    v
+}
+
 /// One lateral step: the first input (in a fixed order) that changes `cur` without shortening
 /// it, keeps the signature, and then loses ops to the deletion passes. The changes: an op
 /// moved to another place, an op changed to a neighbour ([`neighbours`]), a target renamed in
-/// every op that names it, and every op of a field put on one target ([`retarget`], to a small
-/// value, one off, or a value the input uses for that field). This finds the shorter inputs that need a change and more than
+/// every op that names it (to a small value, one off, or a value the input uses for that
+/// field), and every op of a field put on one target ([`retarget`], to any value below
+/// [`UNIFY_VALUES`] or one the input uses). This finds the shorter inputs that need a change and more than
 /// one deletion, such as an action that only delayed another, which can go once the op it
 /// delayed is moved.
 fn lateral_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
@@ -709,28 +773,7 @@ fn lateral_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
             cands.push(c);
         }
     }
-    let mut names: Vec<&str> = Vec::new();
-    for &(name, from) in &pool {
-        let mut tos = near(from);
-        tos.extend(
-            pool.iter()
-                .filter(|(k, x)| *k == name && *x != from)
-                .map(|(_, x)| *x),
-        );
-        for to in tos {
-            cands.push(retarget(cur, name, Some(from), to));
-        }
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    for name in names {
-        let mut tos = vec![0, 1, 2, 3];
-        tos.extend(pool.iter().filter(|(k, _)| *k == name).map(|(_, x)| *x));
-        for to in tos {
-            cands.push(retarget(cur, name, None, to));
-        }
-    }
+    cands.extend(retargets(cur, pool.as_slice()));
     let mut tried: Vec<Vec<Op>> = Vec::new();
     for c in cands {
         if c == cur || tried.contains(&c) {
@@ -792,6 +835,7 @@ fn minimize_by(
             let shorter = (cur.len() <= PAIR_LIMIT)
                 .then(|| pair_step(&cur, &mut o, 0))
                 .flatten()
+                .or_else(|| small.then(|| retarget_step(&cur, &mut o)).flatten())
                 .or_else(|| small.then(|| replace_step(&cur, &mut o)).flatten())
                 .or_else(|| {
                     (1..=PAIR_STEPS)
@@ -1009,6 +1053,22 @@ mod tests {
         );
         assert_eq!(m.ops.len(), 5, "{:?}", m.ops);
         assert!(!has(&m.ops, "mmap"), "{:?}", m.ops);
+    }
+
+    #[test]
+    fn a_deleted_munmap_takes_the_page_numbers_with_it() {
+        // A random finding: an munmap of the first pages makes page 0 the text page that a load
+        // fault maps executable and a fetch on the other CPU reads. Without the munmap, both
+        // must name the text page by another number.
+        let (p, ops) = ops_of(
+            "flushfuzz-trace 1\npreset exec-icache-smp\nexpect none\n\
+             start T0 cpu0 munmap page=0 pages=91\nstart T0 cpu0 load page=0 off=0\n\
+             step T0 cpu0\nstart T1 cpu0 fetch page=0 off=0\n",
+        );
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(m.signature, "stale-fetch:user fetch@user<-readpage@linear");
+        assert_eq!(m.ops.len(), 3, "{:?}", m.ops);
+        assert!(!has(&m.ops, "munmap"), "{:?}", m.ops);
     }
 
     #[test]
