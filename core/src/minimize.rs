@@ -961,37 +961,37 @@ mod tests {
         assert_eq!(again.signature, s.signature);
     }
 
+    /// Minimizes the trace `text` (its preset line and ops) and checks that the signature is
+    /// `signature`, at most `at_most` ops are left, and no `start` of the action `gone` is.
+    fn reaches(text: &str, signature: &str, at_most: usize, gone: &str) {
+        let (p, ops) = ops_of(&format!("flushfuzz-trace 1\n{text}"));
+        let m = minimize(&p, &ops).expect("it reproduces");
+        assert_eq!(m.signature, signature);
+        assert!(m.ops.len() <= at_most, "{:?}", m.ops);
+        assert!(
+            !m.ops
+                .iter()
+                .any(|op| matches!(op, Op::Start { action, .. } if action.name() == gone)),
+            "{:?}",
+            m.ops
+        );
+    }
+
     #[test]
     fn a_changed_action_may_bring_the_steps_it_needs() {
         // A campaign finding: a read() fills a page-cache page through the linear map and
         // copies it out in four more steps; a load fault maps the page executable; the reader,
         // free again, fetches it on the other CPU. A fault that fills the page itself takes one
         // step more than the load fault did, so the read can go only with that step added.
-        let (p, ops) = ops_of(
-            "flushfuzz-trace 1\npreset exec-icache-smp\nexpect none\n\
+        reaches(
+            "preset exec-icache-smp\nexpect none\n\
              start T0 cpu0 read file=0 index=2 off=0 page=0\nstep T0 cpu0\nstep T0 cpu0\n\
              step T0 cpu0\nstep T0 cpu0\nstart T1 cpu0 load page=6 off=0\n\
              start T0 cpu1 fetch page=6 off=0\n",
+            "stale-fetch:user fetch@user<-readpage@linear",
+            3,
+            "read",
         );
-        let m = minimize(&p, &ops).expect("it reproduces");
-        assert_eq!(m.signature, "stale-fetch:user fetch@user<-readpage@linear");
-        assert_eq!(m.ops.len(), 3, "{:?}", m.ops);
-        assert!(
-            !m.ops.iter().any(|op| matches!(
-                op,
-                Op::Start {
-                    action: Action::ReadFile { .. },
-                    ..
-                }
-            )),
-            "{:?}",
-            m.ops
-        );
-    }
-
-    fn has(ops: &[Op], name: &str) -> bool {
-        ops.iter()
-            .any(|op| matches!(op, Op::Start { action, .. } if action.name() == name))
     }
 
     #[test]
@@ -999,20 +999,16 @@ mod tests {
         // A random finding: a get_user_pages path matters only for its kmap, three steps in,
         // after the DMA mapping of the buffer whose pkmap slot that kmap recycles. A kmap write
         // started at that step does the same at once.
-        let (p, ops) = ops_of(
-            "flushfuzz-trace 1\npreset kmap-recycle-dma\nexpect none\n\
+        reaches(
+            "preset kmap-recycle-dma\nexpect none\n\
              start K1 cpu0 kmap-write buf=2 off=0\nstep K1 cpu0\n\
              start T0 cpu0 gup page=0 off=0 write=false\nstep K1 cpu0\nstep T0 cpu0\n\
              step T0 cpu0\nstart K0 cpu0 dma-sync buf=2 dir=from-device\nstep T0 cpu0\n\
              start T1 cpu0 kmap-write buf=1 off=8\n",
+            "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap",
+            6,
+            "gup",
         );
-        let m = minimize(&p, &ops).expect("it reproduces");
-        assert_eq!(
-            m.signature,
-            "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap"
-        );
-        assert!(m.ops.len() <= 6, "{:?}", m.ops);
-        assert!(!has(&m.ops, "gup"), "{:?}", m.ops);
     }
 
     #[test]
@@ -1020,39 +1016,31 @@ mod tests {
         // A random finding: a fork holds the address space while a direct I/O waits, so that
         // a kmap write gets its pkmap slot before the direct I/O's readpage does. Moving the
         // kmap write first keeps that order without the fork.
-        let (p, ops) = ops_of(
-            "flushfuzz-trace 1\npreset kmap-recycle-dma\nexpect none\n\
+        reaches(
+            "preset kmap-recycle-dma\nexpect none\n\
              start T1 cpu0 fork\nstart T0 cpu0 direct-io page=104 to-device=false\n\
              step T1 cpu0\nstart K0 cpu0 kmap-write buf=90 off=0\nstep T1 cpu0\n\
              step T1 cpu0\nstep T1 cpu0\nstep T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\n\
              step T0 cpu0\nstart T1 cpu0 kmap-write buf=77 off=16\n",
+            "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap",
+            6,
+            "fork",
         );
-        let m = minimize(&p, &ops).expect("it reproduces");
-        assert_eq!(
-            m.signature,
-            "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap"
-        );
-        assert!(m.ops.len() <= 6, "{:?}", m.ops);
-        assert!(!has(&m.ops, "fork"), "{:?}", m.ops);
     }
 
     #[test]
     fn ops_on_one_target_move_to_another_together() {
         // A random finding: a store and a direct I/O reach the same page of a fresh mapping
         // through two page numbers. Without the mapping, both must name another page, at once.
-        let (p, ops) = ops_of(
-            "flushfuzz-trace 1\npreset gup-anon-alias\nexpect none\n\
+        reaches(
+            "preset gup-anon-alias\nexpect none\n\
              start T0 cpu0 mmap file=0 pgoff=0 at=13 shared=false exec=false fixed=false\n\
              start T1 cpu0 store page=142 off=0\nstep T1 cpu0\nstep T1 cpu0\nstep T1 cpu0\n\
              step T1 cpu0\nstart T0 cpu0 direct-io page=46 to-device=true\n",
+            "stale-device-read:device@unmapped<-user store@user",
+            5,
+            "mmap",
         );
-        let m = minimize(&p, &ops).expect("it reproduces");
-        assert_eq!(
-            m.signature,
-            "stale-device-read:device@unmapped<-user store@user"
-        );
-        assert_eq!(m.ops.len(), 5, "{:?}", m.ops);
-        assert!(!has(&m.ops, "mmap"), "{:?}", m.ops);
     }
 
     #[test]
@@ -1060,15 +1048,14 @@ mod tests {
         // A random finding: an munmap of the first pages makes page 0 the text page that a load
         // fault maps executable and a fetch on the other CPU reads. Without the munmap, both
         // must name the text page by another number.
-        let (p, ops) = ops_of(
-            "flushfuzz-trace 1\npreset exec-icache-smp\nexpect none\n\
+        reaches(
+            "preset exec-icache-smp\nexpect none\n\
              start T0 cpu0 munmap page=0 pages=91\nstart T0 cpu0 load page=0 off=0\n\
              step T0 cpu0\nstart T1 cpu0 fetch page=0 off=0\n",
+            "stale-fetch:user fetch@user<-readpage@linear",
+            3,
+            "munmap",
         );
-        let m = minimize(&p, &ops).expect("it reproduces");
-        assert_eq!(m.signature, "stale-fetch:user fetch@user<-readpage@linear");
-        assert_eq!(m.ops.len(), 3, "{:?}", m.ops);
-        assert!(!has(&m.ops, "munmap"), "{:?}", m.ops);
     }
 
     #[test]
