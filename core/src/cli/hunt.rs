@@ -288,6 +288,9 @@ pub struct Found {
     /// behaviour on the same machine), if it has one: `Some(Some(_))` means the race is not a
     /// historical behaviour's but a false positive of the model (or a mainline bug).
     pub on_fixed_twin: Option<Option<String>>,
+    /// The race family, if mainline behaviour has it too ([`triage::in_mainline`]): a hole of
+    /// mainline rather than a historical race.
+    pub mainline_family: Option<String>,
 }
 
 impl Found {
@@ -696,12 +699,17 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
             );
         }
     };
+    let mainline_family = flushfuzz::run::run(&loaded.preset, &m.ops, RunOptions::default())
+        .violation
+        .filter(triage::in_mainline)
+        .map(|v| triage::family(&v));
     out.found = Some(Found {
         seconds: crash_at.unwrap_or(seconds),
         execs: p.crash_execs.unwrap_or(p.total_execs()),
         loaded,
         minimized: m,
         on_fixed_twin: twin,
+        mainline_family,
     });
     Ok(out)
 }
@@ -902,13 +910,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                     },
                     r.path.display()
                 );
-                let hole = preset::by_name(&o.preset)
-                    .and_then(|p| {
-                        flushfuzz::run::run(&p, &f.minimized.ops, RunOptions::default()).violation
-                    })
-                    .filter(triage::in_mainline)
-                    .map(|v| triage::family(&v));
-                match (&f.on_fixed_twin, &hole) {
+                match (&f.on_fixed_twin, &f.mainline_family) {
                     (_, Some(family)) => println!(
                         "   a hole mainline behaviour has too (race family {family}, a reproducer \
                          is in crashes/): not a historical race; --skip-mainline passes over it"
