@@ -938,7 +938,7 @@ mod tests {
         let m = minimize(&p, &ops).expect("it reproduces");
         assert_eq!(m.signature, "stale-load:user load@user<-device@device");
         // The load that reads the stale line waits for the transfer's steps.
-        assert!(m.ops.len() > 10, "{:?}", m.ops);
+        assert_eq!(m.ops.len(), 15, "{:?}", m.ops);
         let family = |ops: &[Op]| {
             run(&p, ops, RunOptions::default())
                 .violation
@@ -962,12 +962,12 @@ mod tests {
     }
 
     /// Minimizes the trace `text` (its preset line and ops) and checks that the signature is
-    /// `signature`, at most `at_most` ops are left, and no `start` of the action `gone` is.
-    fn reaches(text: &str, signature: &str, at_most: usize, gone: &str) {
+    /// `signature`, `len` ops are left, and no `start` of the action `gone` is.
+    fn reaches(text: &str, signature: &str, len: usize, gone: &str) {
         let (p, ops) = ops_of(&format!("flushfuzz-trace 1\n{text}"));
         let m = minimize(&p, &ops).expect("it reproduces");
         assert_eq!(m.signature, signature);
-        assert!(m.ops.len() <= at_most, "{:?}", m.ops);
+        assert_eq!(m.ops.len(), len, "{:?}", m.ops);
         assert!(
             !m.ops
                 .iter()
