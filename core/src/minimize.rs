@@ -87,6 +87,19 @@ impl Oracle<'_> {
         self.runs += 1;
         (self.signature)(ops).as_deref() == Some(self.target.as_str())
     }
+
+    /// The first of `cands` that keeps the signature; `None` once the run budget is spent.
+    fn first_kept(&mut self, cands: impl IntoIterator<Item = Vec<Op>>) -> Option<Vec<Op>> {
+        for c in cands {
+            if self.runs >= MAX_RUNS {
+                return None;
+            }
+            if self.keeps(&c) {
+                return Some(c);
+            }
+        }
+        None
+    }
 }
 
 /// The signature `ops` produce on `preset`, if any.
@@ -362,32 +375,31 @@ fn neighbours(op: &Op, pool: &[(&'static str, u8)]) -> Vec<Op> {
 /// fetch fault in place of a load fault of a page that a deleted `read()` had filled must also
 /// fill it). Only inputs shorter than `cur` are tried.
 fn pair_step(cur: &[Op], o: &mut Oracle<'_>, extra: usize) -> Option<Vec<Op>> {
-    let mut deletions = one_deletions(cur);
-    deletions.retain(|d| d.len() + extra < cur.len());
     let pool = field_pool(cur);
-    for d in deletions {
-        for k in 0..d.len() {
-            for n in neighbours(&d[k], &pool) {
-                let steps = match n {
-                    Op::Start { actor, cpu, .. } if extra > 0 => {
-                        vec![Op::Step { actor, cpu }; extra]
-                    }
-                    _ if extra > 0 => continue,
-                    _ => Vec::new(),
-                };
-                if o.runs >= MAX_RUNS {
-                    return None;
-                }
-                let mut cand = d.clone();
-                cand[k] = n;
-                cand.splice(k + 1..k + 1, steps);
-                if o.keeps(&cand) {
-                    return Some(cand);
-                }
-            }
+    let deletions = one_deletions(cur)
+        .into_iter()
+        .filter(|d| d.len() + extra < cur.len());
+    o.first_kept(deletions.flat_map(|d| changed_ops(&d, &pool, extra)))
+}
+
+/// `d` with one op changed to a neighbour ([`neighbours`]), in order; with `extra` above 0,
+/// only changes to a `start`, each followed by `extra` steps of its actor on its CPU.
+fn changed_ops(d: &[Op], pool: &[(&'static str, u8)], extra: usize) -> Vec<Vec<Op>> {
+    let mut v = Vec::new();
+    for k in 0..d.len() {
+        for n in neighbours(&d[k], pool) {
+            let steps = match n {
+                Op::Start { actor, cpu, .. } => vec![Op::Step { actor, cpu }; extra],
+                _ if extra > 0 => continue,
+                _ => Vec::new(),
+            };
+            let mut cand = d.to_vec();
+            cand[k] = n;
+            cand.splice(k + 1..k + 1, steps);
+            v.push(cand);
         }
     }
-    None
+    v
 }
 
 /// `cur` without one op, and without one action where that is more than one op, in order.
@@ -414,17 +426,11 @@ fn one_deletions(cur: &[Op]) -> Vec<Vec<Op>> {
 /// reaches.
 fn retarget_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
     let pool = field_pool(cur);
-    for d in one_deletions(cur) {
-        for cand in retargets(&d, &pool) {
-            if o.runs >= MAX_RUNS {
-                return None;
-            }
-            if cand != d && o.keeps(&cand) {
-                return Some(cand);
-            }
-        }
-    }
-    None
+    o.first_kept(one_deletions(cur).into_iter().flat_map(|d| {
+        let mut v = retargets(&d, &pool);
+        v.retain(|c| *c != d);
+        v
+    }))
 }
 
 /// The indices of the steps of the action started at `i` (a `start`): the steps of the same
@@ -477,45 +483,44 @@ fn without_action(ops: &[Op], i: usize) -> Option<Vec<Op>> {
 /// the late phase, and the restart alone lacks the first part, so neither the single changes
 /// nor the pairs of the other passes find these.
 fn split_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
-    for i in 0..cur.len() {
-        let Op::Start { actor, cpu, action } = cur[i] else {
-            continue;
-        };
-        let own = own_steps(cur, i);
-        let mut restarts = vec![action];
-        restarts.extend(mode_variants(&action));
-        for short in shorter_actions(&action) {
-            for p in 0..own.len().min(SPLIT_STEPS) {
-                let Op::Step { cpu: at, .. } = cur[own[p]] else {
-                    unreachable!("own steps are steps");
-                };
-                let after = &own[p + 1..];
-                for k in 0..after.len() {
-                    for &again in &restarts {
-                        if o.runs >= MAX_RUNS {
-                            return None;
-                        }
-                        let mut cand = cur.to_vec();
-                        cand[i] = Op::Start {
-                            actor,
-                            cpu,
-                            action: short,
-                        };
-                        cand[own[p]] = Op::Start {
-                            actor,
-                            cpu: at,
-                            action: again,
-                        };
-                        let cand = without(&cand, &after[k..]);
-                        if o.keeps(&cand) {
-                            return Some(cand);
-                        }
-                    }
+    o.first_kept((0..cur.len()).flat_map(|i| splits(cur, i)))
+}
+
+/// The splits of the action started at `i` ([`split_step`]), in order; none if `i` is not a
+/// `start`.
+fn splits(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
+    let Op::Start { actor, cpu, action } = cur[i] else {
+        return Vec::new();
+    };
+    let own = own_steps(cur, i);
+    let mut restarts = vec![action];
+    restarts.extend(mode_variants(&action));
+    let mut v = Vec::new();
+    for short in shorter_actions(&action) {
+        for p in 0..own.len().min(SPLIT_STEPS) {
+            let Op::Step { cpu: at, .. } = cur[own[p]] else {
+                unreachable!("own steps are steps");
+            };
+            let after = &own[p + 1..];
+            for k in 0..after.len() {
+                for &again in &restarts {
+                    let mut cand = cur.to_vec();
+                    cand[i] = Op::Start {
+                        actor,
+                        cpu,
+                        action: short,
+                    };
+                    cand[own[p]] = Op::Start {
+                        actor,
+                        cpu: at,
+                        action: again,
+                    };
+                    v.push(without(&cand, &after[k..]));
                 }
             }
         }
     }
-    None
+    v
 }
 
 /// The actions a replacement may start in place of `action`: the shorter ones on its target
@@ -550,42 +555,40 @@ fn replacements(action: &Action, cur: &[Op]) -> Vec<Action> {
 /// or at one of its next [`SPLIT_STEPS`] steps (on that step's CPU), and the action's other
 /// steps go.
 fn replace_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
-    for i in 0..cur.len() {
-        let Op::Start { actor, cpu, action } = cur[i] else {
-            continue;
+    o.first_kept((0..cur.len()).flat_map(|i| replaced(cur, i)))
+}
+
+/// The replacements of the action started at `i` and its steps ([`replace_step`]), in order;
+/// none if `i` is not a `start` or its action has no steps.
+fn replaced(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
+    let Op::Start { actor, cpu, action } = cur[i] else {
+        return Vec::new();
+    };
+    let own = own_steps(cur, i);
+    if own.is_empty() {
+        return Vec::new();
+    }
+    let alternatives = replacements(&action, cur);
+    let mut v = Vec::new();
+    for at in std::iter::once(i).chain(own.iter().copied().take(SPLIT_STEPS)) {
+        let on = if let Op::Step { cpu: c, .. } = cur[at] {
+            c
+        } else {
+            cpu
         };
-        let own = own_steps(cur, i);
-        if own.is_empty() {
-            continue;
-        }
-        let alternatives = replacements(&action, cur);
-        let places = std::iter::once(i).chain(own.iter().copied().take(SPLIT_STEPS));
-        for at in places {
-            let on = if let Op::Step { cpu: c, .. } = cur[at] {
-                c
-            } else {
-                cpu
+        let mut drop: Vec<usize> = std::iter::once(i).chain(own.iter().copied()).collect();
+        drop.retain(|&j| j != at);
+        for &x in &alternatives {
+            let mut cand = cur.to_vec();
+            cand[at] = Op::Start {
+                actor,
+                cpu: on,
+                action: x,
             };
-            let mut drop: Vec<usize> = std::iter::once(i).chain(own.iter().copied()).collect();
-            drop.retain(|&j| j != at);
-            for &x in &alternatives {
-                if o.runs >= MAX_RUNS {
-                    return None;
-                }
-                let mut cand = cur.to_vec();
-                cand[at] = Op::Start {
-                    actor,
-                    cpu: on,
-                    action: x,
-                };
-                let cand = without(&cand, &drop);
-                if o.keeps(&cand) {
-                    return Some(cand);
-                }
-            }
+            v.push(without(&cand, &drop));
         }
     }
-    None
+    v
 }
 
 /// Minimizes `ops` on `preset` with its shipped arch, keeping the signature they produce.
