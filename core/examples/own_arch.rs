@@ -13,8 +13,8 @@
 //! The same `run_with` call is what a libFuzzer target (`fuzz_target!(|data: &[u8]| ...)`,
 //! decoding ops with `flushfuzz::choice::Bytes`) or a bolero property would run.
 
-use flushfuzz::addr::{MmId, Pfn, Va, Vpn};
-use flushfuzz::arch::{generic, Arch};
+use flushfuzz::addr::{MmId, Pa, Pfn, Va, Vpn};
+use flushfuzz::arch::{generic, null::Null, Arch};
 use flushfuzz::choice::{run_source, Random};
 use flushfuzz::machine::{CacheOp, Pte, Scope};
 use flushfuzz::minimize::minimize_with;
@@ -28,67 +28,72 @@ use flushfuzz::{explain, preset};
 #[derive(Clone, Copy, Debug, Default)]
 struct MyPort;
 
-impl MyPort {
-    fn flush_everything(cx: &Cx<Self>) {
-        cx.dcache_all(CacheOp::Flush, Scope::AllCpus);
-        cx.icache_all(Scope::AllCpus);
-    }
+/// Cleans and invalidates every cache of every CPU.
+fn flush_everything<O: Arch>(cx: &Cx<O>) {
+    cx.dcache_all(CacheOp::Flush, Scope::AllCpus);
+    cx.icache_all(Scope::AllCpus);
 }
 
 impl Arch for MyPort {
+    type Base = Null;
+
+    fn base(&self) -> &Null {
+        &Null
+    }
+
     fn name(&self) -> &'static str {
         "my-port"
     }
 
-    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
-        Self::flush_everything(cx);
+    async fn flush_cache_mm<O: Arch>(&self, cx: &Cx<O>, _mm: MmId) {
+        flush_everything(cx);
     }
 
-    async fn flush_cache_range(&self, cx: &Cx<Self>, _mm: MmId, _s: Vpn, _e: Vpn, _exec: bool) {
-        Self::flush_everything(cx);
+    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, _s: Vpn, _e: Vpn, _exec: bool) {
+        flush_everything(cx);
     }
 
-    async fn flush_cache_page(&self, cx: &Cx<Self>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
         generic::colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         if exec {
             cx.icache_all(Scope::AllCpus);
         }
     }
 
-    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
         // Writes back the kernel alias only: user mappings of page-cache pages are forgotten.
         generic::kernel_alias_op(cx, pfn, CacheOp::Flush).await;
     }
 
-    async fn flush_anon_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
+    async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
         if cx.page_is_anon(pfn) {
             generic::colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
             generic::kernel_alias_op(cx, pfn, CacheOp::Flush).await;
         }
     }
 
-    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         cx.dcache_range(CacheOp::Flush, va, va + len, Scope::AllCpus);
     }
 
-    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         cx.dcache_range(CacheOp::Flush, va, va + len, Scope::AllCpus);
     }
 
-    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _s: Va, _e: Va) {
-        Self::flush_everything(cx);
+    async fn flush_cache_vmap<O: Arch>(&self, cx: &Cx<O>, _s: Va, _e: Va) {
+        flush_everything(cx);
     }
 
-    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _s: Va, _e: Va) {
-        Self::flush_everything(cx);
+    async fn flush_cache_vunmap<O: Arch>(&self, cx: &Cx<O>, _s: Va, _e: Va) {
+        flush_everything(cx);
     }
 
-    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_user_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, Scope::AllCpus);
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn set_pte_at(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pte: Pte) {
+    async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
         // Make the new mapping's view coherent before anyone can use it.
         generic::kernel_alias_op(cx, pte.pfn, CacheOp::Flush).await;
         generic::colour_alias_op(cx, pte.pfn, vpn * cx.page_size(), CacheOp::Flush);
@@ -98,7 +103,7 @@ impl Arch for MyPort {
         cx.write_pte(Some(mm), vpn, pte);
     }
 
-    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
         // Copy between colour windows at the user's colour, after discarding the destination's
         // kernel alias.
         if let Some(k) = cx.linear_va(to) {
@@ -113,7 +118,7 @@ impl Arch for MyPort {
         cx.preempt_enable();
     }
 
-    async fn clear_user_highpage(&self, cx: &Cx<Self>, pfn: Pfn, vpn: Vpn) {
+    async fn clear_user_highpage<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, vpn: Vpn) {
         if let Some(k) = cx.linear_va(pfn) {
             cx.dcache_range(CacheOp::Flush, k, k + cx.page_size(), Scope::AllCpus);
         }
@@ -124,22 +129,22 @@ impl Arch for MyPort {
         cx.preempt_enable();
     }
 
-    async fn copy_to_user_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
         generic::colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         generic::copy_to_user_page(cx, pfn, vpn, off).await;
         generic::kernel_alias_op(cx, pfn, CacheOp::Flush).await;
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, true).await;
+    async fn sync_dma_for_device<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, true).await;
     }
 
-    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, false).await;
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
-    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
+    fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, _shared: bool) -> u64 {
         cx.dcache_geometry().colours(cx.page_size() as u32)
     }
 

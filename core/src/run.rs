@@ -80,25 +80,13 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
     let mut next = frames as Stamp * page as Stamp + 1;
     let shape = preset.world;
     let mut pages: Vec<Page> = (0..frames)
-        .map(|_| Page {
-            kind: PageKind::Free,
-            rmap: Vec::new(),
-            refs: 0,
-            arch_1: false,
-            io_pin: 0,
-        })
+        .map(|_| Page::new(PageKind::Free, 0))
         .collect();
     let mut o = Oracle::new(frames, cfg.page_size, initial, 0);
     // Driver buffers: lowmem from the top of lowmem, highmem from the top of highmem.
     let mut buffers = Vec::new();
     let take = |pfn: Pfn, pages: &mut Vec<Page>, o: &mut Oracle| {
-        pages[pfn as usize] = Page {
-            kind: PageKind::Kernel,
-            rmap: Vec::new(),
-            refs: 1,
-            arch_1: false,
-            io_pin: 0,
-        };
+        pages[pfn as usize] = Page::new(PageKind::Kernel, 1);
         o.set_live(pfn, true);
         pfn
     };
@@ -165,6 +153,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         alive: true,
         cpumask: 0,
         exiting: false,
+        context: 0,
     }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
@@ -198,6 +187,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         vmalloc: vec![false; layout::VMALLOC_PAGES as usize],
         fixmap_depth: [0; crate::addr::MAX_CPUS],
         io: preset.io,
+        arch_words: [0; kernel::ARCH_WORDS],
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

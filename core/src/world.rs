@@ -148,7 +148,7 @@ impl<A: Arch> Cx<A> {
     }
 
     /// Borrows the state. Never hold the borrow across an `.await`.
-    pub fn st(&self) -> RefMut<'_, State> {
+    pub(crate) fn st(&self) -> RefMut<'_, State> {
         self.w.st.borrow_mut()
     }
 
@@ -694,6 +694,101 @@ impl<A: Arch> Cx<A> {
     /// The D-cache geometry of this machine.
     pub fn dcache_geometry(&self) -> crate::geometry::CacheGeometry {
         self.st().m.config().dcache
+    }
+
+    /// The I-cache geometry of this machine.
+    pub fn icache_geometry(&self) -> crate::geometry::CacheGeometry {
+        self.st().m.config().icache
+    }
+
+    /// The machine's configuration.
+    pub fn machine_config(&self) -> crate::machine::MachineConfig {
+        self.st().m.config().clone()
+    }
+
+    /// The number of D-cache colours (1 when the D-cache does not alias).
+    pub fn dcache_colours(&self) -> u64 {
+        let st = self.st();
+        st.m.config().dcache.colours(st.m.page_size())
+    }
+
+    /// The page-table entry of user page `vpn` of `mm` (absent if none).
+    pub fn pte(&self, mm: MmId, vpn: Vpn) -> Pte {
+        self.st().m.pte(Some(mm), vpn)
+    }
+
+    /// The page-table entry of kernel page `vpn` (absent if none).
+    pub fn kernel_pte(&self, vpn: Vpn) -> Pte {
+        self.st().m.pte(None, vpn)
+    }
+
+    /// The VMA of `mm` containing user page `vpn`.
+    pub fn vma(&self, mm: MmId, vpn: Vpn) -> Option<crate::kernel::Vma> {
+        self.st().k.mms[mm as usize].vma(vpn).copied()
+    }
+
+    /// What frame `pfn` holds.
+    pub fn page_kind(&self, pfn: Pfn) -> crate::kernel::PageKind {
+        self.st().k.pages[pfn as usize].kind
+    }
+
+    /// This CPU's translation of `va` as a page-table walk would find it now, without touching
+    /// the TLB (`None` if unmapped).
+    pub fn probe(&self, va: Va) -> Option<Translation> {
+        let cpu = self.cpu();
+        self.st().m.probe(cpu, va)
+    }
+
+    /// The kernel's bookkeeping (pages, address spaces, files, pkmap), to read. Never hold it
+    /// across an `.await`.
+    pub fn kernel(&self) -> std::cell::Ref<'_, KernelState> {
+        std::cell::Ref::map(self.w.st.borrow(), |st| &st.k)
+    }
+
+    /// The kernel's bookkeeping, to change. What the oracle must know of a change (a frame
+    /// allocated or freed, a page's first contents) goes through the helpers of
+    /// [`crate::kernel`]; never hold it across an `.await`.
+    pub fn kernel_mut(&self) -> RefMut<'_, KernelState> {
+        RefMut::map(self.st(), |st| &mut st.k)
+    }
+
+    /// The hardware, to read (caches, memory, page tables, TLBs). Never hold it across an
+    /// `.await`.
+    pub fn machine(&self) -> std::cell::Ref<'_, Machine> {
+        std::cell::Ref::map(self.w.st.borrow(), |st| &st.m)
+    }
+
+    /// The arch-private bits of page `pfn`'s flags (`PG_arch_2` and up, or a field of
+    /// `struct page` an arch keeps, such as the CPU that dirtied it), 0 when allocated.
+    pub fn page_arch_bits(&self, pfn: Pfn) -> u64 {
+        self.st().k.pages[pfn as usize].arch_bits
+    }
+
+    /// Sets the arch-private bits of page `pfn`.
+    pub fn set_page_arch_bits(&self, pfn: Pfn, bits: u64) {
+        self.st().k.pages[pfn as usize].arch_bits = bits;
+    }
+
+    /// The arch's context of address space `mm` (`mm->context`: an ASID, a mask of CPUs whose
+    /// I-caches are stale), 0 when created.
+    pub fn mm_context(&self, mm: MmId) -> u64 {
+        self.st().k.mms[mm as usize].context
+    }
+
+    /// Sets the arch's context of address space `mm`.
+    pub fn set_mm_context(&self, mm: MmId, context: u64) {
+        self.st().k.mms[mm as usize].context = context;
+    }
+
+    /// One of the arch's [`crate::kernel::ARCH_WORDS`] global words of per-run state, 0 when
+    /// the run starts.
+    pub fn arch_word(&self, i: usize) -> u64 {
+        self.st().k.arch_words[i]
+    }
+
+    /// Sets one of the arch's global words.
+    pub fn set_arch_word(&self, i: usize, v: u64) {
+        self.st().k.arch_words[i] = v;
     }
 
     /// Whole D-cache maintenance.

@@ -39,8 +39,7 @@ pub async fn flush_dcache_page_now<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
 
 /// The file index of a page-cache page.
 pub fn page_index<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Option<u64> {
-    let kind = cx.st().k.pages[pfn as usize].kind;
-    match kind {
+    match cx.page_kind(pfn) {
         crate::kernel::PageKind::PageCache { index, .. } => Some(index as u64),
         _ => None,
     }
@@ -48,30 +47,30 @@ pub fn page_index<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Option<u64> {
 
 /// ARM `flush_dcache_page`: a page-cache page with no user mapping is only marked (when
 /// maintenance is broadcast, or on UP); anything else is flushed now and marked clean.
-pub async fn flush_dcache_page<A: Arch>(arch: &A, cx: &Cx<A>, pfn: Pfn) {
+pub async fn flush_dcache_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let file = cx.page_is_file(pfn);
     let mapped = !cx.user_mappings(pfn, None).is_empty();
     if cx.cache_ops_broadcast() && file && !mapped {
-        set_kernel_alias_clean(arch, cx, pfn, false);
+        set_kernel_alias_clean(cx, pfn, false);
         return;
     }
     flush_dcache_page_now(cx, pfn).await;
-    set_kernel_alias_clean(arch, cx, pfn, true);
+    set_kernel_alias_clean(cx, pfn, true);
 }
 
 /// The deferred part, run when a page gets a user mapping (`__sync_icache_dcache` in
 /// `set_pte_at`, or `update_mmu_cache` in older kernels).
-pub async fn deferred_flush<A: Arch>(arch: &A, cx: &Cx<A>, pfn: Pfn) {
-    if kernel_alias_maybe_dirty(arch, cx, pfn) {
+pub async fn deferred_flush<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    if kernel_alias_maybe_dirty(cx, pfn) {
         flush_dcache_page_now(cx, pfn).await;
-        set_kernel_alias_clean(arch, cx, pfn, true);
+        set_kernel_alias_clean(cx, pfn, true);
     }
 }
 
 /// VIVT `make_coherent`: if this shared file page is mapped shared at another address of the
 /// same address space, every such mapping is flushed and made uncacheable.
-pub async fn make_coherent<A: Arch>(arch: &A, cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
-    if !cx.st().k.is_shared_mapping(mm, vpn) {
+pub async fn make_coherent<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
+    if !cx.vma(mm, vpn).is_some_and(|v| v.shared()) {
         return;
     }
     let aliases: Vec<Vpn> = cx
@@ -85,7 +84,7 @@ pub async fn make_coherent<A: Arch>(arch: &A, cx: &Cx<A>, mm: MmId, vpn: Vpn, pt
     }
     let page = cx.page_size();
     for v in aliases.into_iter().chain(std::iter::once(vpn)) {
-        let p = cx.st().m.pte(Some(mm), v);
+        let p = cx.pte(mm, v);
         if p.present && p.cacheable {
             page_op(cx, CacheOp::Flush, v * page, Scope::Local);
             cx.write_pte(
@@ -96,7 +95,7 @@ pub async fn make_coherent<A: Arch>(arch: &A, cx: &Cx<A>, mm: MmId, vpn: Vpn, pt
                     ..p
                 },
             );
-            arch.flush_tlb_page(cx, mm, v).await;
+            cx.arch().flush_tlb_page(cx, mm, v).await;
         }
     }
     cx.note(|| {

@@ -4,7 +4,7 @@
 //! window, and streaming-DMA maintenance through the kernel alias.
 
 use super::Arch;
-use crate::addr::{Pfn, Va, Vpn};
+use crate::addr::{Pa, Pfn, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Scope};
 use crate::op::DmaDir;
@@ -93,44 +93,56 @@ pub fn colour_alias_op<A: Arch>(cx: &Cx<A>, pfn: Pfn, like_va: Va, op: CacheOp) 
     cx.preempt_enable();
 }
 
-/// Streaming-DMA maintenance through the page's kernel alias, one line per step (the loop is
-/// preemptible). Highmem pages are reached through `kmap_high_get`, or through `page_address`
-/// without a pin when the historical switch says so; an unmapped highmem page is skipped.
-pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, map: bool) {
-    let op = match (map, dir) {
+/// Streaming-DMA maintenance of physical range `[pa, pa + len)` through each page's kernel
+/// alias, one line per step (the loop is preemptible), on the device's side of the transfer
+/// (`for_device`: mapping or syncing for the device) or the CPU's. Whole lines are maintained,
+/// including lines the range covers only partly. Highmem pages are reached through
+/// `kmap_high_get`, or through `page_address` without a pin when the historical switch says so;
+/// an unmapped highmem page is skipped.
+pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pa: Pa, len: u64, dir: DmaDir, for_device: bool) {
+    let op = match (for_device, dir) {
         (true, DmaDir::ToDevice) => CacheOp::Clean,
         (true, DmaDir::FromDevice) => CacheOp::Invalidate,
         (true, DmaDir::Bidirectional) => CacheOp::Flush,
         (false, DmaDir::ToDevice) => return,
         (false, _) => CacheOp::Invalidate,
     };
-    let (va, pinned) = match cx.linear_va(pfn) {
-        Some(va) => (Some(va), false),
-        None => {
-            if cx.switches().dma_page_address_unpinned {
-                (cx.page_address(pfn), false)
-            } else {
-                (kmap::kmap_high_get(cx, pfn).await, true)
-            }
-        }
-    };
-    let Some(va) = va else { return };
     let scope = if cx.cache_ops_broadcast() {
         Scope::Local
     } else {
         Scope::AllCpus
     };
-    let line = cx.st().m.config().dcache.line as u64;
+    let line = cx.dcache_geometry().line as u64;
     let page = cx.page_size();
-    let mut a = va;
-    while a < va + page {
-        cx.dcache_line(op, a, scope);
-        a += line;
-        if a < va + page {
-            cx.step().await;
+    let end = pa + len;
+    // The first line of the range; each page's lines then run up to the range's end.
+    let mut at = pa & !(line - 1);
+    while at < end {
+        let pfn = (at / page) as Pfn;
+        let page_end = ((pfn as u64 + 1) * page).min(end);
+        let (va, pinned) = match cx.linear_va(pfn) {
+            Some(va) => (Some(va), false),
+            None => {
+                if cx.switches().dma_page_address_unpinned {
+                    (cx.page_address(pfn), false)
+                } else {
+                    (kmap::kmap_high_get(cx, pfn).await, true)
+                }
+            }
+        };
+        let Some(va) = va else {
+            at = (pfn as u64 + 1) * page;
+            continue;
+        };
+        while at < page_end {
+            cx.dcache_line(op, va + at % page, scope);
+            at += line;
+            if at < end {
+                cx.step().await;
+            }
         }
-    }
-    if pinned {
-        kmap::kunmap_high(cx, pfn).await;
+        if pinned {
+            kmap::kunmap_high(cx, pfn).await;
+        }
     }
 }

@@ -6,10 +6,12 @@
 //! windows). A method may take several steps: `cx.step().await` inside a loop makes it
 //! preemptible there, as a per-line loop in the real kernel is.
 //!
-//! Every method has a default that is correct on fully coherent hardware (PIPT D-cache, snooping
-//! I-cache, coherent DMA): an implementation overrides what its cache needs. The generic bodies
-//! shared by several implementations live in [`generic`]. An implementation must not know about
-//! particular races; it implements contracts.
+//! An implementation builds on another ([`Arch::Base`]) and overrides what its cache needs; the
+//! root of every chain is [`null::Null`], correct on fully coherent hardware (PIPT D-cache,
+//! snooping I-cache, coherent DMA). The generic bodies shared by several implementations live in
+//! [`generic`]; every helper a shipped implementation uses is public, so an implementation out of
+//! tree is built from the same pieces. An implementation must not know about particular races;
+//! it implements contracts.
 //!
 //! Contracts, in short (see `Documentation/core-api/cachetlb.rst`):
 //! - `flush_cache_mm`, `flush_cache_dup_mm`, `flush_cache_range`, `flush_cache_page`: on return
@@ -31,8 +33,9 @@
 //!   last stored (copy) or fresh zeros (clear) as seen through the user address `va`, with no
 //!   dirty line that would shadow it there.
 //! - `copy_to_user_page`: a ptrace write into another address space, coherent on both sides.
-//! - `dma_map_area` / `dma_unmap_area`: the cache maintenance of a streaming DMA mapping of a
-//!   page for a non-coherent device.
+//! - `sync_dma_for_device` / `sync_dma_for_cpu`: the cache maintenance of a streaming DMA
+//!   mapping of a physical range for a non-coherent device, when ownership passes to the device
+//!   and back (`arch_sync_dma_for_device`, `arch_sync_dma_for_cpu`).
 //! - `flush_tlb_*`: no stale translation remains on any CPU that may use it.
 
 pub mod arm;
@@ -43,8 +46,8 @@ pub mod r4k;
 pub mod v6;
 pub mod vivt;
 
-use crate::addr::{MmId, Pfn, Va, Vpn};
-use crate::machine::{Pte, Scope};
+use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
+use crate::machine::Pte;
 use crate::op::DmaDir;
 use crate::world::Cx;
 use std::future::Future;
@@ -59,281 +62,363 @@ pub enum Arch1Polarity {
 }
 
 /// The Linux cache-flush API of one architecture. See the module documentation for contracts.
+///
+/// # Building on another implementation
+///
+/// Every method an implementation does not write delegates to [`Arch::base`], so an
+/// implementation names what it builds on and overrides only what differs: the shipped ARMv6
+/// with one `flush_dcache_page` of your own is
+///
+/// ```
+/// use flushfuzz::addr::Pfn;
+/// use flushfuzz::arch::{v6::ArmV6, Arch};
+/// use flushfuzz::world::Cx;
+///
+/// #[derive(Debug, Default)]
+/// struct MyV6(ArmV6);
+///
+/// impl Arch for MyV6 {
+///     type Base = ArmV6;
+///     fn base(&self) -> &ArmV6 { &self.0 }
+///     fn name(&self) -> &'static str { "my-v6" }
+///     async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+///         // ... your version; `self.base().flush_dcache_page(cx, pfn).await` runs ARMv6's.
+///     }
+/// }
+/// ```
+///
+/// Methods are generic over `O`, the outermost implementation of the run, and get a
+/// [`Cx<O>`]: a shipped method calls the other APIs through `cx.arch()`, so it reaches your
+/// overrides, as a C implementation calling its own exported functions would. The coherent
+/// [`null::Null`] is the root: it builds on nothing and implements every method.
 pub trait Arch: Sized + 'static {
-    /// A short name.
-    fn name(&self) -> &'static str;
+    /// The implementation this one builds on.
+    type Base: Arch;
 
-    /// The CPU switches to user address space `next`. Must not yield.
-    fn switch_mm(&self, cx: &Cx<Self>, prev: Option<MmId>, next: MmId) -> impl Future<Output = ()> {
-        let _ = (cx, prev, next);
-        async {}
+    /// The implementation this one builds on, to which every method not overridden delegates.
+    fn base(&self) -> &Self::Base;
+
+    /// A short name.
+    fn name(&self) -> &'static str {
+        self.base().name()
+    }
+
+    /// The CPU switches to user address space `next` (`switch_mm`). Must not yield.
+    fn switch_mm<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        prev: Option<MmId>,
+        next: MmId,
+    ) -> impl Future<Output = ()> {
+        self.base().switch_mm(cx, prev, next)
     }
 
     /// Before all user mappings of `mm` go (exit, exec).
-    fn flush_cache_mm(&self, cx: &Cx<Self>, mm: MmId) -> impl Future<Output = ()> {
-        let _ = (cx, mm);
-        async {}
+    fn flush_cache_mm<O: Arch>(&self, cx: &Cx<O>, mm: MmId) -> impl Future<Output = ()> {
+        self.base().flush_cache_mm(cx, mm)
     }
 
     /// At fork, before the parent's page tables are copied and write-protected.
-    fn flush_cache_dup_mm(&self, cx: &Cx<Self>, mm: MmId) -> impl Future<Output = ()> {
-        self.flush_cache_mm(cx, mm)
+    fn flush_cache_dup_mm<O: Arch>(&self, cx: &Cx<O>, mm: MmId) -> impl Future<Output = ()> {
+        self.base().flush_cache_dup_mm(cx, mm)
     }
 
     /// Before the translations of user pages `[start, end)` of `mm` change.
-    fn flush_cache_range(
+    fn flush_cache_range<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         mm: MmId,
         start: Vpn,
         end: Vpn,
         exec: bool,
     ) -> impl Future<Output = ()> {
-        let _ = (cx, mm, start, end, exec);
-        async {}
+        self.base().flush_cache_range(cx, mm, start, end, exec)
     }
 
     /// Before the translation of user page `vpn` of `mm` (mapping `pfn`) changes.
-    fn flush_cache_page(
+    fn flush_cache_page<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         mm: MmId,
         vpn: Vpn,
         pfn: Pfn,
         exec: bool,
     ) -> impl Future<Output = ()> {
-        let _ = (cx, mm, vpn, pfn, exec);
-        async {}
+        self.base().flush_cache_page(cx, mm, vpn, pfn, exec)
     }
 
     /// After a kernel write to a page-cache page, or before a kernel read of one.
-    fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) -> impl Future<Output = ()> {
-        let _ = (cx, pfn);
-        async {}
+    fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) -> impl Future<Output = ()> {
+        self.base().flush_dcache_page(cx, pfn)
     }
 
     /// Before the kernel accesses anonymous page `pfn` that `mm` maps at `vpn` (GUP).
-    fn flush_anon_page(
+    fn flush_anon_page<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         mm: MmId,
         pfn: Pfn,
         vpn: Vpn,
     ) -> impl Future<Output = ()> {
-        let _ = (cx, mm, pfn, vpn);
-        async {}
+        self.base().flush_anon_page(cx, mm, pfn, vpn)
     }
 
     /// Before I/O on pages the kernel wrote through vmap range `[va, va + len)`.
-    fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) -> impl Future<Output = ()> {
-        let _ = (cx, va, len);
-        async {}
-    }
-
-    /// After I/O into pages the kernel will read through vmap range `[va, va + len)`.
-    fn invalidate_kernel_vmap_range(
+    fn flush_kernel_vmap_range<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         va: Va,
         len: u64,
     ) -> impl Future<Output = ()> {
-        let _ = (cx, va, len);
-        async {}
+        self.base().flush_kernel_vmap_range(cx, va, len)
+    }
+
+    /// After I/O into pages the kernel will read through vmap range `[va, va + len)`.
+    fn invalidate_kernel_vmap_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        va: Va,
+        len: u64,
+    ) -> impl Future<Output = ()> {
+        self.base().invalidate_kernel_vmap_range(cx, va, len)
     }
 
     /// After kernel page-table entries for `[start, end)` of vmalloc space were installed.
-    fn flush_cache_vmap(&self, cx: &Cx<Self>, start: Va, end: Va) -> impl Future<Output = ()> {
-        let _ = (cx, start, end);
-        async {}
-    }
-
-    /// Before kernel page-table entries for `[start, end)` of vmalloc space are removed.
-    fn flush_cache_vunmap(&self, cx: &Cx<Self>, start: Va, end: Va) -> impl Future<Output = ()> {
-        let _ = (cx, start, end);
-        async {}
-    }
-
-    /// Before unused pkmap slots are unmapped for recycling.
-    fn flush_cache_kmaps(&self, cx: &Cx<Self>) -> impl Future<Output = ()> {
-        let _ = cx;
-        async {}
-    }
-
-    /// After the kernel wrote instructions to `[start, end)` of kernel space.
-    fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) -> impl Future<Output = ()> {
-        let _ = (cx, start, end);
-        async {}
-    }
-
-    /// The cacheflush system call over user range `[start, end)` of the current address space.
-    fn flush_icache_user_range(
+    fn flush_cache_vmap<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         start: Va,
         end: Va,
     ) -> impl Future<Output = ()> {
-        let _ = (cx, start, end);
-        async {}
+        self.base().flush_cache_vmap(cx, start, end)
+    }
+
+    /// Before kernel page-table entries for `[start, end)` of vmalloc space are removed.
+    fn flush_cache_vunmap<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        start: Va,
+        end: Va,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_cache_vunmap(cx, start, end)
+    }
+
+    /// Before unused pkmap slots are unmapped for recycling.
+    fn flush_cache_kmaps<O: Arch>(&self, cx: &Cx<O>) -> impl Future<Output = ()> {
+        self.base().flush_cache_kmaps(cx)
+    }
+
+    /// After the kernel wrote instructions to `[start, end)` of kernel space.
+    fn flush_icache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        start: Va,
+        end: Va,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_icache_range(cx, start, end)
+    }
+
+    /// The cacheflush system call over user range `[start, end)` of the current address space.
+    fn flush_icache_user_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        start: Va,
+        end: Va,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_icache_user_range(cx, start, end)
     }
 
     /// In the fault path, right before the PTE for a file page is built.
-    fn flush_icache_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn) -> impl Future<Output = ()> {
-        let _ = (cx, mm, pfn);
-        async {}
+    fn flush_icache_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        pfn: Pfn,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_icache_page(cx, mm, pfn)
     }
 
     /// Publishes user PTE `pte` for `vpn` of `mm`. Work the new mapping needs must happen before
     /// [`Cx::write_pte`], which makes it visible to every CPU.
-    fn set_pte_at(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pte: Pte) -> impl Future<Output = ()> {
-        async move { cx.write_pte(Some(mm), vpn, pte) }
+    fn set_pte_at<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+        pte: Pte,
+    ) -> impl Future<Output = ()> {
+        self.base().set_pte_at(cx, mm, vpn, pte)
     }
 
     /// At the end of a fault, after the PTE was published.
-    fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) -> impl Future<Output = ()> {
-        let _ = (cx, mm, vpn);
-        async {}
+    fn update_mmu_cache<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+    ) -> impl Future<Output = ()> {
+        self.base().update_mmu_cache(cx, mm, vpn)
     }
 
     /// Copies page `from` to page `to` for the user of `mm` who will see `to` at `vpn`.
-    fn copy_user_highpage(
+    fn copy_user_highpage<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         to: Pfn,
         from: Pfn,
         vpn: Vpn,
         mm: MmId,
     ) -> impl Future<Output = ()> {
-        let _ = mm;
-        generic::copy_user_highpage(cx, to, from, vpn)
+        self.base().copy_user_highpage(cx, to, from, vpn, mm)
     }
 
     /// Fills page `pfn` with fresh zeros for the user who will see it at `vpn`.
-    fn clear_user_highpage(&self, cx: &Cx<Self>, pfn: Pfn, vpn: Vpn) -> impl Future<Output = ()> {
-        generic::clear_user_highpage(cx, pfn, vpn)
+    fn clear_user_highpage<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        vpn: Vpn,
+    ) -> impl Future<Output = ()> {
+        self.base().clear_user_highpage(cx, pfn, vpn)
     }
 
     /// Called by the generic copy and clear with the kernel address `kto` just written and the
     /// user page `vpn` it will appear at (MIPS `copy_user_page`'s trailing flush).
-    fn copy_user_page_done(
+    fn copy_user_page_done<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         kto: Va,
         to: Pfn,
         vpn: Vpn,
     ) -> impl Future<Output = ()> {
-        let _ = (cx, kto, to, vpn);
-        async {}
+        self.base().copy_user_page_done(cx, kto, to, vpn)
     }
 
     /// ptrace: writes one byte at offset `off` of page `pfn`, which `mm` maps at `vpn`.
-    fn copy_to_user_page(
+    fn copy_to_user_page<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         mm: MmId,
         pfn: Pfn,
         vpn: Vpn,
         off: u64,
     ) -> impl Future<Output = ()> {
-        let _ = mm;
-        generic::copy_to_user_page(cx, pfn, vpn, off)
+        self.base().copy_to_user_page(cx, mm, pfn, vpn, off)
     }
 
     /// `kunmap_atomic` of the fixmap address `va` (VIVT arches flush the slot's lines).
-    fn kunmap_atomic_flush(&self, cx: &Cx<Self>, va: Va) -> impl Future<Output = ()> {
-        let _ = (cx, va);
-        async {}
+    fn kunmap_atomic_flush<O: Arch>(&self, cx: &Cx<O>, va: Va) -> impl Future<Output = ()> {
+        self.base().kunmap_atomic_flush(cx, va)
     }
 
     /// Whether `kmap_atomic` of a highmem page already in pkmap reuses that address
     /// (`kmap_high_get`), as ARM does, instead of creating a second alias.
     fn kmap_atomic_reuses_pkmap(&self) -> bool {
-        false
+        self.base().kmap_atomic_reuses_pkmap()
     }
 
-    /// Cache maintenance when page `pfn` is mapped for the device in direction `dir`.
-    fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) -> impl Future<Output = ()> {
-        let _ = (cx, pfn, dir);
-        async {}
+    /// Cache maintenance before the device may access physical range `[pa, pa + len)` in
+    /// direction `dir` (`arch_sync_dma_for_device`: from `dma_map_*` and
+    /// `dma_sync_*_for_device`). The range may start and end inside cache lines.
+    fn sync_dma_for_device<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pa: Pa,
+        len: u64,
+        dir: DmaDir,
+    ) -> impl Future<Output = ()> {
+        self.base().sync_dma_for_device(cx, pa, len, dir)
     }
 
-    /// Cache maintenance when page `pfn` comes back from the device in direction `dir`.
-    fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) -> impl Future<Output = ()> {
-        let _ = (cx, pfn, dir);
-        async {}
+    /// Cache maintenance before the CPU may access physical range `[pa, pa + len)` the device
+    /// had in direction `dir` (`arch_sync_dma_for_cpu`: from `dma_unmap_*` and
+    /// `dma_sync_*_for_cpu`).
+    fn sync_dma_for_cpu<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pa: Pa,
+        len: u64,
+        dir: DmaDir,
+    ) -> impl Future<Output = ()> {
+        self.base().sync_dma_for_cpu(cx, pa, len, dir)
     }
 
     /// No translation of `mm` remains in any TLB.
-    fn flush_tlb_mm(&self, cx: &Cx<Self>, mm: MmId) -> impl Future<Output = ()> {
-        async move { cx.tlb_user(mm, None, Scope::AllCpus) }
+    fn flush_tlb_mm<O: Arch>(&self, cx: &Cx<O>, mm: MmId) -> impl Future<Output = ()> {
+        self.base().flush_tlb_mm(cx, mm)
     }
 
     /// No translation of user pages `[start, end)` of `mm` remains.
-    fn flush_tlb_range(
+    fn flush_tlb_range<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         mm: MmId,
         start: Vpn,
         end: Vpn,
     ) -> impl Future<Output = ()> {
-        async move { cx.tlb_user(mm, Some((start, end)), Scope::AllCpus) }
+        self.base().flush_tlb_range(cx, mm, start, end)
     }
 
     /// No translation of user page `vpn` of `mm` remains.
-    fn flush_tlb_page(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) -> impl Future<Output = ()> {
-        async move { cx.tlb_user(mm, Some((vpn, vpn + 1)), Scope::AllCpus) }
+    fn flush_tlb_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_tlb_page(cx, mm, vpn)
     }
 
     /// No translation of kernel pages `[start, end)` remains.
-    fn flush_tlb_kernel_range(
+    fn flush_tlb_kernel_range<O: Arch>(
         &self,
-        cx: &Cx<Self>,
+        cx: &Cx<O>,
         start: Vpn,
         end: Vpn,
     ) -> impl Future<Output = ()> {
-        async move { cx.tlb_kernel(start, end, Scope::AllCpus) }
+        self.base().flush_tlb_kernel_range(cx, start, end)
     }
 
     /// How `PG_arch_1` reads on this arch.
     fn arch_1_polarity(&self) -> Arch1Polarity {
-        Arch1Polarity::DcacheDirty
+        self.base().arch_1_polarity()
     }
 
     /// The colour modulus, in pages, that `mmap` applies to file and shared mappings so that
     /// `vpn - pgoff` is a multiple of it (1: no colouring). `MAP_FIXED` shared mappings that
     /// break it are refused when [`Arch::rejects_incongruent_fixed`] says so.
-    fn mmap_colour_pages(&self, cx: &Cx<Self>, shared: bool) -> u64 {
-        let _ = (cx, shared);
-        1
+    fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, shared: bool) -> u64 {
+        self.base().mmap_colour_pages(cx, shared)
     }
 
     /// Whether `MAP_FIXED|MAP_SHARED` at an incongruent address fails with `EINVAL`.
     fn rejects_incongruent_fixed(&self) -> bool {
-        false
+        self.base().rejects_incongruent_fixed()
     }
 }
 
 /// The polarity in force: the arch's, unless the historical switch selects the old
 /// "dcache dirty" meaning.
-pub fn polarity<A: Arch>(arch: &A, cx: &Cx<A>) -> Arch1Polarity {
+pub fn polarity<A: Arch>(cx: &Cx<A>) -> Arch1Polarity {
     if cx.switches().arch_1_dirty_polarity {
         Arch1Polarity::DcacheDirty
     } else {
-        arch.arch_1_polarity()
+        cx.arch().arch_1_polarity()
     }
 }
 
 /// Whether `PG_arch_1` says the page's kernel alias may hold dirty lines.
-pub fn kernel_alias_maybe_dirty<A: Arch>(arch: &A, cx: &Cx<A>, pfn: Pfn) -> bool {
+pub fn kernel_alias_maybe_dirty<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
     let flag = cx.pg_arch_1(pfn);
-    match polarity(arch, cx) {
+    match polarity(cx) {
         Arch1Polarity::DcacheDirty => flag,
         Arch1Polarity::DcacheClean => !flag,
     }
 }
 
 /// Records in `PG_arch_1` that the kernel alias is clean (`true`) or may be dirty (`false`).
-pub fn set_kernel_alias_clean<A: Arch>(arch: &A, cx: &Cx<A>, pfn: Pfn, clean: bool) {
-    let flag = match polarity(arch, cx) {
+pub fn set_kernel_alias_clean<A: Arch>(cx: &Cx<A>, pfn: Pfn, clean: bool) {
+    let flag = match polarity(cx) {
         Arch1Polarity::DcacheDirty => !clean,
         Arch1Polarity::DcacheClean => clean,
     };

@@ -8,8 +8,9 @@
 //! The deferred flush runs in `update_mmu_cache`, after publication, as on PA-RISC.
 
 use super::generic::{self, colour_alias_op, kernel_alias_op, page_op, smp_scope};
+use super::null::Null;
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
-use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Scope};
 use crate::op::DmaDir;
@@ -19,7 +20,7 @@ use crate::world::Cx;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Parisc;
 
-fn flush_user_aliases<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+pub fn flush_user_aliases<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let page = cx.page_size();
     for (_, vpn, _) in cx.user_mappings(pfn, None) {
         colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
@@ -27,18 +28,22 @@ fn flush_user_aliases<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
 }
 
 impl Arch for Parisc {
+    type Base = Null;
+
+    fn base(&self) -> &Null {
+        &Null
+    }
+
     fn name(&self) -> &'static str {
         "parisc"
     }
 
-    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
+    async fn flush_cache_mm<O: Arch>(&self, cx: &Cx<O>, _mm: MmId) {
         cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_cache_range(
-        &self,
-        cx: &Cx<Self>,
+    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>,
         _mm: MmId,
         _start: Vpn,
         _end: Vpn,
@@ -48,44 +53,43 @@ impl Arch for Parisc {
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_cache_page(&self, cx: &Cx<Self>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
         colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         if exec {
             cx.icache_all(Scope::AllCpus);
         }
     }
 
-    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
         if cx.page_is_file(pfn) && cx.user_mappings(pfn, None).is_empty() {
-            set_kernel_alias_clean(self, cx, pfn, false);
+            set_kernel_alias_clean(cx, pfn, false);
             return;
         }
         kernel_alias_op(cx, pfn, CacheOp::Flush).await;
         flush_user_aliases(cx, pfn);
-        set_kernel_alias_clean(self, cx, pfn, true);
+        set_kernel_alias_clean(cx, pfn, true);
     }
 
-    async fn flush_anon_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn) {
+    async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn) {
         if cx.page_is_anon(pfn) {
-            self.flush_tlb_page(cx, mm, vpn).await;
+            cx.arch().flush_tlb_page(cx, mm, vpn).await;
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         }
     }
 
-    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
     }
 
-    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         let page = cx.page_size();
         let mut a = va;
         while a < va + len {
-            let cpu = cx.cpu();
-            let pfn = cx.st().m.probe(cpu, a).map(|t| (t.pa / page) as Pfn);
+            let pfn = cx.probe(a).map(|t| (t.pa / page) as Pfn);
             if let Some(pfn) = pfn {
-                if kernel_alias_maybe_dirty(self, cx, pfn) {
+                if kernel_alias_maybe_dirty(cx, pfn) {
                     kernel_alias_op(cx, pfn, CacheOp::Flush).await;
-                    set_kernel_alias_clean(self, cx, pfn, true);
+                    set_kernel_alias_clean(cx, pfn, true);
                 }
             }
             a += page;
@@ -93,38 +97,38 @@ impl Arch for Parisc {
         cx.dcache_range(CacheOp::Invalidate, va, va + len, smp_scope(cx));
     }
 
-    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         cx.dcache_all(CacheOp::Flush, smp_scope(cx));
     }
 
-    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_cache_vunmap<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Flush, start, end, smp_scope(cx));
     }
 
-    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_user_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_icache_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn) {
+    async fn flush_icache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn) {
         kernel_alias_op(cx, pfn, CacheOp::Flush).await;
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
-        let pte = cx.st().m.pte(Some(mm), vpn);
-        if pte.present && cx.page_is_file(pte.pfn) && kernel_alias_maybe_dirty(self, cx, pte.pfn) {
+    async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
+        let pte = cx.pte(mm, vpn);
+        if pte.present && cx.page_is_file(pte.pfn) && kernel_alias_maybe_dirty(cx, pte.pfn) {
             kernel_alias_op(cx, pte.pfn, CacheOp::Flush).await;
-            set_kernel_alias_clean(self, cx, pte.pfn, true);
+            set_kernel_alias_clean(cx, pte.pfn, true);
         }
     }
 
-    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
         let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
         let (kto, ht) = kmap::kmap_atomic(cx, to).await;
         colour_alias_op(cx, from, vpn * cx.page_size(), CacheOp::Flush);
@@ -134,12 +138,12 @@ impl Arch for Parisc {
         kmap::kunmap_atomic(cx, kfrom, hf).await;
     }
 
-    async fn copy_user_page_done(&self, cx: &Cx<Self>, kto: Va, _to: Pfn, _vpn: Vpn) {
+    async fn copy_user_page_done<O: Arch>(&self, cx: &Cx<O>, kto: Va, _to: Pfn, _vpn: Vpn) {
         page_op(cx, CacheOp::Flush, kto, smp_scope(cx));
     }
 
-    async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
-        self.flush_cache_page(cx, mm, vpn, pfn, false).await;
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+        cx.arch().flush_cache_page(cx, mm, vpn, pfn, false).await;
         let k = kmap::kmap(cx, pfn).await;
         let v = cx.fresh();
         cx.kstore(k + off, v, false);
@@ -148,21 +152,20 @@ impl Arch for Parisc {
         kmap::kunmap(cx, pfn).await;
     }
 
-    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, true).await;
+    async fn sync_dma_for_device<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, true).await;
     }
 
-    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, false).await;
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheDirty
     }
 
-    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
-        let st = cx.st();
-        st.m.config().dcache.colours(st.m.page_size())
+    fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, _shared: bool) -> u64 {
+        cx.dcache_colours()
     }
 
     fn rejects_incongruent_fixed(&self) -> bool {

@@ -7,8 +7,9 @@
 //! flush runs in `set_pte_at`, or in `update_mmu_cache` under the historical switch.
 
 use super::generic::{self, colour_alias_op, page_op, smp_scope};
+use super::null::Null;
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
-use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Pte, Scope};
 use crate::op::DmaDir;
@@ -19,22 +20,22 @@ use crate::world::Cx;
 pub struct MipsR4k;
 
 /// `pages_do_alias`: whether two addresses have different colours.
-fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
+pub fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
     cx.dcache_aliases() && !cx.congruent(a, b)
 }
 
 /// `flush_data_cache_page` on a kernel address.
-fn flush_data_cache_page<A: Arch>(cx: &Cx<A>, k: Va) {
+pub fn flush_data_cache_page<A: Arch>(cx: &Cx<A>, k: Va) {
     page_op(cx, CacheOp::Flush, k, smp_scope(cx));
 }
 
 /// `__update_cache`: the deferred kernel-alias flush when a page gets a user mapping.
-async fn update_cache(arch: &MipsR4k, cx: &Cx<MipsR4k>, vpn: Vpn, pte: Pte) {
+pub async fn update_cache<A: Arch>(cx: &Cx<A>, vpn: Vpn, pte: Pte) {
     let page = cx.page_size();
     if !cx.dcache_aliases() && !pte.exec {
         return;
     }
-    if kernel_alias_maybe_dirty(arch, cx, pte.pfn) {
+    if kernel_alias_maybe_dirty(cx, pte.pfn) {
         let (k, how) = kmap::kmap_atomic(cx, pte.pfn).await;
         let flush = pte.exec || pages_do_alias(cx, k, vpn * page);
         if flush {
@@ -45,7 +46,7 @@ async fn update_cache(arch: &MipsR4k, cx: &Cx<MipsR4k>, vpn: Vpn, pte: Pte) {
         // non-executable mapping), so a later executable mapping of the page is not flushed and
         // the I-cache can fetch stale memory. This model keeps the flag until a flush happens.
         if flush {
-            set_kernel_alias_clean(arch, cx, pte.pfn, true);
+            set_kernel_alias_clean(cx, pte.pfn, true);
         }
     }
     if pte.exec {
@@ -54,21 +55,25 @@ async fn update_cache(arch: &MipsR4k, cx: &Cx<MipsR4k>, vpn: Vpn, pte: Pte) {
 }
 
 impl Arch for MipsR4k {
+    type Base = Null;
+
+    fn base(&self) -> &Null {
+        &Null
+    }
+
     fn name(&self) -> &'static str {
         "mips-r4k"
     }
 
-    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
+    async fn flush_cache_mm<O: Arch>(&self, cx: &Cx<O>, _mm: MmId) {
         if cx.dcache_aliases() {
             cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         }
     }
 
-    async fn flush_cache_dup_mm(&self, _cx: &Cx<Self>, _mm: MmId) {}
+    async fn flush_cache_dup_mm<O: Arch>(&self, _cx: &Cx<O>, _mm: MmId) {}
 
-    async fn flush_cache_range(
-        &self,
-        cx: &Cx<Self>,
+    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>,
         _mm: MmId,
         _start: Vpn,
         _end: Vpn,
@@ -82,8 +87,8 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn flush_cache_page(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
-        let present = cx.st().m.pte(Some(mm), vpn).present;
+    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+        let present = cx.pte(mm, vpn).present;
         if present && (cx.dcache_aliases() || exec) {
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         }
@@ -92,13 +97,13 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
         if !cx.dcache_aliases() {
             return;
         }
         let file = cx.page_is_file(pfn);
         if file && cx.user_mappings(pfn, None).is_empty() {
-            set_kernel_alias_clean(self, cx, pfn, false);
+            set_kernel_alias_clean(cx, pfn, false);
             return;
         }
         let (k, how) = kmap::kmap_atomic(cx, pfn).await;
@@ -115,11 +120,11 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn flush_anon_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
+    async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
         let page = cx.page_size();
         let Some(k) = cx.linear_va(pfn) else { return };
         if pages_do_alias(cx, k, vpn * page) {
-            if !cx.user_mappings(pfn, None).is_empty() && !kernel_alias_maybe_dirty(self, cx, pfn) {
+            if !cx.user_mappings(pfn, None).is_empty() && !kernel_alias_maybe_dirty(cx, pfn) {
                 colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
             } else {
                 flush_data_cache_page(cx, k);
@@ -127,57 +132,57 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         if cx.dcache_aliases() {
             cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
         }
     }
 
-    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         if cx.dcache_aliases() {
             cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
         }
     }
 
-    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         if cx.dcache_aliases() {
             cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         }
     }
 
-    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vunmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         if cx.dcache_aliases() {
             cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         }
     }
 
-    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_user_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn set_pte_at(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pte: Pte) {
+    async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
         if !cx.switches().icache_sync_after_set_pte {
-            update_cache(self, cx, vpn, pte).await;
+            update_cache(cx, vpn, pte).await;
         }
         cx.write_pte(Some(mm), vpn, pte);
     }
 
-    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
+    async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
         if cx.switches().icache_sync_after_set_pte {
-            let pte = cx.st().m.pte(Some(mm), vpn);
+            let pte = cx.pte(mm, vpn);
             if pte.present {
-                update_cache(self, cx, vpn, pte).await;
+                update_cache(cx, vpn, pte).await;
             }
         }
     }
 
-    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
         if cx.switches().generic_copy_user_highpage {
             return generic::copy_user_highpage(cx, to, from, vpn).await;
         }
@@ -185,7 +190,7 @@ impl Arch for MipsR4k {
         let (kto, ht) = kmap::kmap_atomic(cx, to).await;
         if cx.dcache_aliases()
             && !cx.user_mappings(from, None).is_empty()
-            && !kernel_alias_maybe_dirty(self, cx, from)
+            && !kernel_alias_maybe_dirty(cx, from)
         {
             // kmap_coherent: the source at the user's colour, so a dirty user line is read.
             let kfrom = kmap::kmap_coherent(cx, from, vpn * page);
@@ -202,7 +207,7 @@ impl Arch for MipsR4k {
         kmap::kunmap_atomic(cx, kto, ht).await;
     }
 
-    async fn copy_user_page_done(&self, cx: &Cx<Self>, kto: Va, _to: Pfn, vpn: Vpn) {
+    async fn copy_user_page_done<O: Arch>(&self, cx: &Cx<O>, kto: Va, _to: Pfn, vpn: Vpn) {
         // clear_user_page / copy_user_page: flush the kernel alias if it does not match the
         // user's colour.
         if pages_do_alias(cx, kto, vpn * cx.page_size()) {
@@ -210,12 +215,12 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
         let page = cx.page_size();
         let v = cx.fresh();
         if cx.dcache_aliases()
             && !cx.user_mappings(pfn, None).is_empty()
-            && !kernel_alias_maybe_dirty(self, cx, pfn)
+            && !kernel_alias_maybe_dirty(cx, pfn)
         {
             let w = kmap::kmap_coherent(cx, pfn, vpn * page);
             cx.kstore(w + off, v, false);
@@ -225,30 +230,29 @@ impl Arch for MipsR4k {
             cx.kstore(k + off, v, false);
             kmap::kunmap(cx, pfn).await;
             if cx.dcache_aliases() {
-                set_kernel_alias_clean(self, cx, pfn, false);
+                set_kernel_alias_clean(cx, pfn, false);
             }
         }
-        let exec = cx.st().k.mms[mm as usize].vma(vpn).is_some_and(|v| v.exec);
+        let exec = cx.vma(mm, vpn).is_some_and(|v| v.exec);
         if exec {
-            self.flush_cache_page(cx, mm, vpn, pfn, true).await;
+            cx.arch().flush_cache_page(cx, mm, vpn, pfn, true).await;
         }
     }
 
-    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, true).await;
+    async fn sync_dma_for_device<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, true).await;
     }
 
-    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, false).await;
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheDirty
     }
 
-    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
-        let st = cx.st();
-        st.m.config().dcache.colours(st.m.page_size())
+    fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, _shared: bool) -> u64 {
+        cx.dcache_colours()
     }
 
     fn rejects_incongruent_fixed(&self) -> bool {

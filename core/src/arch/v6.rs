@@ -11,8 +11,9 @@
 
 use super::arm;
 use super::generic::{self, colour_alias_op, page_op, smp_scope};
+use super::null::Null;
 use super::{Arch, Arch1Polarity};
-use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Pte, Scope};
 use crate::op::DmaDir;
@@ -23,39 +24,44 @@ use crate::world::Cx;
 pub struct ArmV6;
 
 /// SHMLBA on ARM: 4 pages.
-const SHMLBA_PAGES: u64 = 4;
+pub const SHMLBA_PAGES: u64 = 4;
 
-fn flush_all<A: Arch>(cx: &Cx<A>) {
+/// The whole D-cache and I-cache, on every CPU (`flush_cache_all`).
+pub fn flush_all<A: Arch>(cx: &Cx<A>) {
     cx.dcache_all(CacheOp::Flush, smp_scope(cx));
     cx.icache_all(Scope::AllCpus);
 }
 
 /// `__sync_icache_dcache`: the deferred D-cache flush, and for executable mappings the I-cache
 /// invalidation on every CPU.
-async fn sync_icache_dcache(arch: &ArmV6, cx: &Cx<ArmV6>, pte: Pte) {
+pub async fn sync_icache_dcache<A: Arch>(cx: &Cx<A>, pte: Pte) {
     if !cx.dcache_aliases() && !pte.exec {
         return;
     }
-    arm::deferred_flush(arch, cx, pte.pfn).await;
+    arm::deferred_flush(cx, pte.pfn).await;
     if pte.exec {
         cx.icache_all(Scope::AllCpus);
     }
 }
 
 impl Arch for ArmV6 {
+    type Base = Null;
+
+    fn base(&self) -> &Null {
+        &Null
+    }
+
     fn name(&self) -> &'static str {
         "arm-v6"
     }
 
-    async fn flush_cache_mm(&self, cx: &Cx<Self>, _mm: MmId) {
+    async fn flush_cache_mm<O: Arch>(&self, cx: &Cx<O>, _mm: MmId) {
         if cx.dcache_aliases() {
             flush_all(cx);
         }
     }
 
-    async fn flush_cache_range(
-        &self,
-        cx: &Cx<Self>,
+    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>,
         _mm: MmId,
         _start: Vpn,
         _end: Vpn,
@@ -69,7 +75,7 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn flush_cache_page(&self, cx: &Cx<Self>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
         if cx.dcache_aliases() {
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         }
@@ -78,11 +84,11 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
-        arm::flush_dcache_page(self, cx, pfn).await;
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+        arm::flush_dcache_page(cx, pfn).await;
     }
 
-    async fn flush_anon_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
+    async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
         if !cx.page_is_anon(pfn) || !cx.dcache_aliases() {
             return;
         }
@@ -92,69 +98,69 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         if cx.dcache_aliases() {
             cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
         }
     }
 
-    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         if cx.dcache_aliases() {
             cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
         }
     }
 
-    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         if cx.dcache_aliases() {
             flush_all(cx);
         }
     }
 
-    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vunmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         if cx.dcache_aliases() {
             flush_all(cx);
         }
     }
 
-    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_user_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn set_pte_at(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, pte: Pte) {
+    async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
         if !cx.switches().icache_sync_after_set_pte {
-            sync_icache_dcache(self, cx, pte).await;
+            sync_icache_dcache(cx, pte).await;
         }
         cx.write_pte(Some(mm), vpn, pte);
     }
 
-    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
-        let pte = cx.st().m.pte(Some(mm), vpn);
+    async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
+        let pte = cx.pte(mm, vpn);
         if !pte.present {
             return;
         }
         if cx.switches().icache_sync_after_set_pte {
-            sync_icache_dcache(self, cx, pte).await;
+            sync_icache_dcache(cx, pte).await;
         } else {
-            arm::deferred_flush(self, cx, pte.pfn).await;
+            arm::deferred_flush(cx, pte.pfn).await;
             if pte.exec && cx.page_is_file(pte.pfn) {
                 cx.icache_all(Scope::AllCpus);
             }
         }
     }
 
-    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
         if !cx.dcache_aliases() {
             return generic::copy_user_highpage(cx, to, from, vpn).await;
         }
         // v6_copy_user_highpage_aliasing: settle the source's deferred kernel flush, discard the
         // destination's kernel alias, copy between colour windows at the user's colour.
-        arm::deferred_flush(self, cx, from).await;
+        arm::deferred_flush(cx, from).await;
         if let Some(k) = cx.linear_va(to) {
             page_op(cx, CacheOp::Invalidate, k, smp_scope(cx));
         }
@@ -168,7 +174,7 @@ impl Arch for ArmV6 {
         cx.preempt_enable();
     }
 
-    async fn clear_user_highpage(&self, cx: &Cx<Self>, pfn: Pfn, vpn: Vpn) {
+    async fn clear_user_highpage<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, vpn: Vpn) {
         if !cx.dcache_aliases() {
             return generic::clear_user_highpage(cx, pfn, vpn).await;
         }
@@ -182,7 +188,7 @@ impl Arch for ArmV6 {
         cx.preempt_enable();
     }
 
-    async fn copy_to_user_page(&self, cx: &Cx<Self>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
         cx.preempt_disable();
         let k = kmap::kmap(cx, pfn).await;
         let v = cx.fresh();
@@ -201,19 +207,19 @@ impl Arch for ArmV6 {
         true
     }
 
-    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, true).await;
+    async fn sync_dma_for_device<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, true).await;
     }
 
-    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, false).await;
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheClean
     }
 
-    fn mmap_colour_pages(&self, cx: &Cx<Self>, _shared: bool) -> u64 {
+    fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, _shared: bool) -> u64 {
         if cx.dcache_aliases() {
             SHMLBA_PAGES
         } else {

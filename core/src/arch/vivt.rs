@@ -9,8 +9,9 @@
 
 use super::arm::{self, live_here};
 use super::generic::{self, page_op, smp_scope};
+use super::null::Null;
 use super::{Arch, Arch1Polarity};
-use crate::addr::{MmId, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Scope};
 use crate::op::DmaDir;
@@ -20,17 +21,23 @@ use crate::world::Cx;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ArmVivt;
 
-fn flush_all<A: Arch>(cx: &Cx<A>) {
+pub fn flush_all<A: Arch>(cx: &Cx<A>) {
     cx.dcache_all(CacheOp::Flush, smp_scope(cx));
     cx.icache_all(smp_scope(cx));
 }
 
 impl Arch for ArmVivt {
+    type Base = Null;
+
+    fn base(&self) -> &Null {
+        &Null
+    }
+
     fn name(&self) -> &'static str {
         "arm-vivt"
     }
 
-    async fn switch_mm(&self, cx: &Cx<Self>, prev: Option<MmId>, next: MmId) {
+    async fn switch_mm<O: Arch>(&self, cx: &Cx<O>, prev: Option<MmId>, next: MmId) {
         if prev != Some(next) {
             // cpu_switch_mm on v4/v5: clean and invalidate the caches, flush the TLB.
             cx.dcache_all(CacheOp::Flush, Scope::Local);
@@ -41,13 +48,13 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn flush_cache_mm(&self, cx: &Cx<Self>, mm: MmId) {
+    async fn flush_cache_mm<O: Arch>(&self, cx: &Cx<O>, mm: MmId) {
         if live_here(cx, mm) {
             flush_all(cx);
         }
     }
 
-    async fn flush_cache_range(&self, cx: &Cx<Self>, mm: MmId, start: Vpn, end: Vpn, exec: bool) {
+    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>, mm: MmId, start: Vpn, end: Vpn, exec: bool) {
         if live_here(cx, mm) {
             let page = cx.page_size();
             cx.dcache_range(CacheOp::Flush, start * page, end * page, Scope::Local);
@@ -57,7 +64,7 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn flush_cache_page(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn, _pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, _pfn: Pfn, exec: bool) {
         if live_here(cx, mm) {
             let page = cx.page_size();
             page_op(cx, CacheOp::Flush, vpn * page, Scope::Local);
@@ -67,11 +74,11 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn flush_dcache_page(&self, cx: &Cx<Self>, pfn: Pfn) {
-        arm::flush_dcache_page(self, cx, pfn).await;
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+        arm::flush_dcache_page(cx, pfn).await;
     }
 
-    async fn flush_anon_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn) {
+    async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn) {
         if !cx.page_is_anon(pfn) {
             return;
         }
@@ -83,52 +90,52 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn flush_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
     }
 
-    async fn invalidate_kernel_vmap_range(&self, cx: &Cx<Self>, va: Va, len: u64) {
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         cx.dcache_range(CacheOp::Flush, va, va + len, smp_scope(cx));
     }
 
-    async fn flush_cache_vmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         flush_all(cx);
     }
 
-    async fn flush_cache_vunmap(&self, cx: &Cx<Self>, _start: Va, _end: Va) {
+    async fn flush_cache_vunmap<O: Arch>(&self, cx: &Cx<O>, _start: Va, _end: Va) {
         flush_all(cx);
     }
 
-    async fn flush_cache_kmaps(&self, cx: &Cx<Self>) {
+    async fn flush_cache_kmaps<O: Arch>(&self, cx: &Cx<O>) {
         flush_all(cx);
     }
 
-    async fn flush_icache_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_all(smp_scope(cx));
     }
 
-    async fn flush_icache_user_range(&self, cx: &Cx<Self>, start: Va, end: Va) {
+    async fn flush_icache_user_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_range(start, end, smp_scope(cx));
     }
 
-    async fn update_mmu_cache(&self, cx: &Cx<Self>, mm: MmId, vpn: Vpn) {
-        let pte = cx.st().m.pte(Some(mm), vpn);
+    async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
+        let pte = cx.pte(mm, vpn);
         if !pte.present {
             return;
         }
-        arm::deferred_flush(self, cx, pte.pfn).await;
+        arm::deferred_flush(cx, pte.pfn).await;
         if cx.page_is_file(pte.pfn) {
-            arm::make_coherent(self, cx, mm, vpn, pte).await;
+            arm::make_coherent(cx, mm, vpn, pte).await;
         }
     }
 
-    async fn copy_user_highpage(&self, cx: &Cx<Self>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
         // v4wb/xscale copypage: write back the source's user alias, copy through kernel
         // aliases, leave nothing dirty in the destination's kernel alias.
-        self.flush_cache_page(cx, mm, vpn, from, false).await;
-        arm::deferred_flush(self, cx, from).await;
+        cx.arch().flush_cache_page(cx, mm, vpn, from, false).await;
+        arm::deferred_flush(cx, from).await;
         let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
         let (kto, ht) = kmap::kmap_atomic(cx, to).await;
         generic::copy_page(cx, kto, kfrom);
@@ -137,14 +144,14 @@ impl Arch for ArmVivt {
         kmap::kunmap_atomic(cx, kfrom, hf).await;
     }
 
-    async fn clear_user_highpage(&self, cx: &Cx<Self>, pfn: Pfn, _vpn: Vpn) {
+    async fn clear_user_highpage<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, _vpn: Vpn) {
         let (k, how) = kmap::kmap_atomic(cx, pfn).await;
         generic::clear_page(cx, k);
         page_op(cx, CacheOp::Flush, k, Scope::Local);
         kmap::kunmap_atomic(cx, k, how).await;
     }
 
-    async fn copy_to_user_page(&self, cx: &Cx<Self>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
         cx.preempt_disable();
         if live_here(cx, mm) {
             page_op(cx, CacheOp::Flush, vpn * cx.page_size(), Scope::Local);
@@ -159,7 +166,7 @@ impl Arch for ArmVivt {
         cx.preempt_enable();
     }
 
-    async fn kunmap_atomic_flush(&self, cx: &Cx<Self>, va: Va) {
+    async fn kunmap_atomic_flush<O: Arch>(&self, cx: &Cx<O>, va: Va) {
         page_op(cx, CacheOp::Flush, va, Scope::Local);
     }
 
@@ -167,12 +174,12 @@ impl Arch for ArmVivt {
         true
     }
 
-    async fn dma_map_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, true).await;
+    async fn sync_dma_for_device<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, true).await;
     }
 
-    async fn dma_unmap_area(&self, cx: &Cx<Self>, pfn: Pfn, dir: DmaDir) {
-        generic::dma_maint(cx, pfn, dir, false).await;
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
     fn arch_1_polarity(&self) -> Arch1Polarity {

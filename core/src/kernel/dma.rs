@@ -18,7 +18,10 @@ pub async fn dma_map_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'st
     let driver = cx.st().k.pages[pfn as usize].kind == crate::kernel::PageKind::Kernel;
     cx.st().o.set_device_owned(pfn, true, driver);
     if !cx.st().m.config().dma_coherent {
-        cx.arch().dma_map_area(cx, pfn, dir).await;
+        let page = cx.page_size();
+        cx.arch()
+            .sync_dma_for_device(cx, pfn as u64 * page, page, dir)
+            .await;
     }
     cx.leave(prev);
 }
@@ -27,7 +30,10 @@ pub async fn dma_map_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'st
 pub async fn dma_unmap_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir, name: &'static str) {
     let prev = cx.enter(name, || format!("page {pfn}, {dir:?}"));
     if !cx.st().m.config().dma_coherent {
-        cx.arch().dma_unmap_area(cx, pfn, dir).await;
+        let page = cx.page_size();
+        cx.arch()
+            .sync_dma_for_cpu(cx, pfn as u64 * page, page, dir)
+            .await;
     }
     cx.st().o.set_device_owned(pfn, false, false);
     cx.leave(prev);

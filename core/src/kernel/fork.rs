@@ -35,6 +35,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             alive: true,
             cpumask: 0,
             exiting: false,
+            context: 0,
         });
         st.m.create_user_pt(child_mm);
         (slot, child_mm)

@@ -59,6 +59,8 @@ pub struct Page {
     pub arch_1: bool,
     /// I/O in progress on the page (GUP for I/O, ptrace): its user threads wait.
     pub io_pin: u32,
+    /// Arch-private bits ([`crate::world::Cx::page_arch_bits`]).
+    pub arch_bits: u64,
 }
 
 crate::reuse::clone_reusing!(Page {
@@ -66,8 +68,23 @@ crate::reuse::clone_reusing!(Page {
     rmap,
     refs,
     arch_1,
-    io_pin
+    io_pin,
+    arch_bits
 });
+
+impl Page {
+    /// A page of `kind` with `refs` references and nothing else.
+    pub fn new(kind: PageKind, refs: u32) -> Page {
+        Page {
+            kind,
+            rmap: Vec::new(),
+            refs,
+            arch_1: false,
+            io_pin: 0,
+            arch_bits: 0,
+        }
+    }
+}
 
 /// What a VMA maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,13 +143,16 @@ pub struct Mm {
     pub cpumask: u8,
     /// `exit` has begun: its threads start nothing new.
     pub exiting: bool,
+    /// The arch's context ([`crate::world::Cx::mm_context`]).
+    pub context: u64,
 }
 
 crate::reuse::clone_reusing!(Mm {
     vmas,
     alive,
     cpumask,
-    exiting
+    exiting,
+    context
 });
 
 impl Mm {
@@ -204,7 +224,12 @@ pub struct KernelState {
     pub fixmap_depth: [u64; crate::addr::MAX_CPUS],
     /// How the page cache is filled.
     pub io: crate::preset::Io,
+    /// The arch's global per-run words ([`crate::world::Cx::arch_word`]).
+    pub arch_words: [u64; ARCH_WORDS],
 }
+
+/// How many global words of per-run state an arch has.
+pub const ARCH_WORDS: usize = 8;
 
 crate::reuse::clone_reusing!(KernelState {
     pages,
@@ -216,7 +241,8 @@ crate::reuse::clone_reusing!(KernelState {
     locks,
     vmalloc,
     fixmap_depth,
-    io
+    io,
+    arch_words
 });
 
 impl KernelState {
@@ -268,13 +294,7 @@ pub fn alloc_page<A: Arch>(cx: &Cx<A>, highmem: bool, kind: PageKind) -> Option<
             None
         }
     })?;
-    st.k.pages[pfn as usize] = Page {
-        kind,
-        rmap: Vec::new(),
-        refs: 1,
-        arch_1: false,
-        io_pin: 0,
-    };
+    st.k.pages[pfn as usize] = Page::new(kind, 1);
     st.o.set_live(pfn, true);
     st.o.reset_flags(pfn);
     drop(st);
@@ -291,13 +311,7 @@ pub fn put_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
         if let PageKind::PageCache { file, index } = p.kind {
             st.k.files[file as usize].pages[index as usize] = None;
         }
-        st.k.pages[pfn as usize] = Page {
-            kind: PageKind::Free,
-            rmap: Vec::new(),
-            refs: 0,
-            arch_1: false,
-            io_pin: 0,
-        };
+        st.k.pages[pfn as usize] = Page::new(PageKind::Free, 0);
         st.o.set_live(pfn, false);
     }
 }
