@@ -10,16 +10,17 @@
 //! cargo run --release --example own_arch
 //! ```
 //!
-//! The same `run_with` call is what a libFuzzer target (`fuzz_target!(|data: &[u8]| ...)`,
+//! The same `Model::run` call is what a libFuzzer target (`fuzz_target!(|data: &[u8]| ...)`,
 //! decoding ops with `flushfuzz::choice::Bytes`) or a bolero property would run.
 
 use flushfuzz::addr::{MmId, Pa, Pfn, Va, Vpn};
 use flushfuzz::arch::{generic, null::Null, Arch};
 use flushfuzz::choice::{run_source, Random};
 use flushfuzz::machine::{CacheOp, Pte, Scope};
-use flushfuzz::minimize::minimize_with;
+use flushfuzz::minimize::minimize;
+use flushfuzz::model::Model;
 use flushfuzz::op::DmaDir;
-use flushfuzz::run::{run_with, RunOptions};
+use flushfuzz::run::RunOptions;
 use flushfuzz::trace::Trace;
 use flushfuzz::world::Cx;
 use flushfuzz::{explain, preset};
@@ -49,11 +50,25 @@ impl Arch for MyPort {
         flush_everything(cx);
     }
 
-    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, _s: Vpn, _e: Vpn, _exec: bool) {
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        _s: Vpn,
+        _e: Vpn,
+        _exec: bool,
+    ) {
         flush_everything(cx);
     }
 
-    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        vpn: Vpn,
+        pfn: Pfn,
+        exec: bool,
+    ) {
         generic::colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         if exec {
             cx.icache_all(Scope::AllCpus);
@@ -103,7 +118,14 @@ impl Arch for MyPort {
         cx.write_pte(Some(mm), vpn, pte);
     }
 
-    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        to: Pfn,
+        from: Pfn,
+        vpn: Vpn,
+        _mm: MmId,
+    ) {
         // Copy between colour windows at the user's colour, after discarding the destination's
         // kernel alias.
         if let Some(k) = cx.linear_va(to) {
@@ -129,7 +151,14 @@ impl Arch for MyPort {
         cx.preempt_enable();
     }
 
-    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+    async fn copy_to_user_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+    ) {
         generic::colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         generic::copy_to_user_page(cx, pfn, vpn, off).await;
         generic::kernel_alias_op(cx, pfn, CacheOp::Flush).await;
@@ -156,32 +185,28 @@ impl Arch for MyPort {
 fn main() {
     // The machine of a shipped preset; the arch is ours.
     let p = preset::by_name("nfs-vmap-alias-fixed").expect("preset");
+    let model = Model::new(p, MyPort);
     for seed in 0..200_000u64 {
-        let (report, ops) = run_source(
-            &p,
-            MyPort,
-            &mut Random::new(seed, 40),
-            RunOptions::default(),
-        );
+        let (report, ops) = run_source(&model, &mut Random::new(seed, 40), RunOptions::default());
         let Some(v) = report.violation else { continue };
         println!(
             "seed {seed}: {} after {} ops; minimizing",
             v.signature(),
             ops.len()
         );
-        let m = minimize_with(&p, || MyPort, &ops).expect("the violation reproduces");
-        let logged = run_with(&p, MyPort, &m.ops, RunOptions { log: true });
+        let m = minimize(&model, &ops).expect("the violation reproduces");
+        let logged = model.run(&m.ops, RunOptions { log: true });
         println!(
             "{}",
-            Trace::new(&p, &m.ops, Some(m.signature.clone()))
+            Trace::new(&model, &m.ops, Some(m.signature.clone()))
                 .to_text(&["found by examples/own_arch.rs on MyPort".into()])
         );
-        println!("{}", explain::timeline(&p, &m.ops, &logged));
+        println!("{}", explain::timeline(&model, &m.ops, &logged));
         println!(
             "{}",
             explain::explain(
                 logged.violation.as_ref().expect("violation"),
-                &p,
+                model.preset(),
                 &logged.actors
             )
         );

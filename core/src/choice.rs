@@ -7,8 +7,8 @@
 //! took, so any run, whatever its source, can be written as a trace and replayed exactly.
 
 use crate::arch::Arch;
+use crate::model::Model;
 use crate::op::Op;
-use crate::preset::Preset;
 use crate::run::{Report, RunOptions, Runner};
 use arbitrary::{Arbitrary, Unstructured};
 use rand_core::{RngCore, SeedableRng};
@@ -95,14 +95,13 @@ impl OpSource for Replay<'_> {
     }
 }
 
-/// Runs ops from `source` on `preset` with `arch`; returns the report and the ops taken.
-pub fn run_source<A: Arch>(
-    preset: &Preset,
-    arch: A,
+/// Runs ops from `source` on `model`; returns the report and the ops taken.
+pub fn run_source<A: Arch + Clone>(
+    model: &Model<A>,
     source: &mut dyn OpSource,
     opts: RunOptions,
 ) -> (Report, Vec<Op>) {
-    let mut r = Runner::new(preset, arch, opts);
+    let mut r = Runner::new(model, opts);
     let mut taken = Vec::new();
     while let Some(op) = source.next_op() {
         taken.push(op);
@@ -124,45 +123,20 @@ mod tests {
 
     #[test]
     fn every_source_replays_to_the_same_run() {
-        let p = crate::preset::by_name("gup-anon-alias").unwrap();
+        let p = Model::new(crate::preset::by_name("gup-anon-alias").unwrap(), ArmVivt);
         let mut seeded = Vec::new();
         while seeded.len() < 30 {
             seeded.extend(Random::new(seeded.len() as u64, 1).next_op());
         }
         let bytes = crate::encode::encode_input(0, &seeded)[1..].to_vec();
-        let (a, taken_a) = run_source(
-            &p,
-            ArmVivt,
-            &mut Bytes::new(&bytes),
-            RunOptions { log: true },
-        );
-        let (b, _) = run_source(
-            &p,
-            ArmVivt,
-            &mut Replay::new(&taken_a),
-            RunOptions { log: true },
-        );
+        let (a, taken_a) = run_source(&p, &mut Bytes::new(&bytes), RunOptions { log: true });
+        let (b, _) = run_source(&p, &mut Replay::new(&taken_a), RunOptions { log: true });
         assert_eq!(a.events, b.events);
-        let (c, taken_c) = run_source(
-            &p,
-            ArmVivt,
-            &mut Random::new(9, 40),
-            RunOptions { log: true },
-        );
-        let (d, taken_d) = run_source(
-            &p,
-            ArmVivt,
-            &mut Random::new(9, 40),
-            RunOptions { log: true },
-        );
+        let (c, taken_c) = run_source(&p, &mut Random::new(9, 40), RunOptions { log: true });
+        let (d, taken_d) = run_source(&p, &mut Random::new(9, 40), RunOptions { log: true });
         assert_eq!(taken_c, taken_d);
         assert_eq!(c.events, d.events);
-        let (e, _) = run_source(
-            &p,
-            ArmVivt,
-            &mut Replay::new(&taken_c),
-            RunOptions { log: true },
-        );
+        let (e, _) = run_source(&p, &mut Replay::new(&taken_c), RunOptions { log: true });
         assert_eq!(c.events, e.events);
         assert!(!taken_a.is_empty() && !taken_c.is_empty());
         assert!(a.ops_applied <= seeded.len());

@@ -456,10 +456,8 @@ pub fn trace_parser_seeds(
         if let Ok(t) = Trace::parse(text) {
             add(format!("{stem}-canonical.trace"), t.to_text(&[]));
             add(format!("{stem}-numbered.trace"), numbered(&t));
-            let none = Trace {
-                expect: None,
-                ..t.clone()
-            };
+            let mut none = t.clone();
+            none.expect = None;
             add(format!("{stem}-expect-none.trace"), none.to_text(&[]));
         }
         add(
@@ -479,7 +477,7 @@ pub fn trace_parser_seeds(
         };
         add(
             format!("{stem}.trace"),
-            Trace::new(&p, ops, None).to_text(&[]),
+            Trace::new(&*crate::model::shipped_cached(&p), ops, None).to_text(&[]),
         );
     }
     out

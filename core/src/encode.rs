@@ -4,7 +4,7 @@
 //! little-endian, booleans from the low bit of a byte, and one "continue" byte before each element
 //! of a trailing vector. A test checks the round trip.
 
-use crate::op::{Action, DmaDir, Op};
+use crate::op::{Action, Op};
 
 fn tag(out: &mut Vec<u8>, i: u64, n: u64) {
     // The smallest x with (x * n) >> 32 == i.
@@ -16,119 +16,9 @@ fn b(out: &mut Vec<u8>, v: bool) {
     out.push(v as u8);
 }
 
-fn dir(out: &mut Vec<u8>, d: DmaDir) {
-    let i = match d {
-        DmaDir::ToDevice => 0,
-        DmaDir::FromDevice => 1,
-        DmaDir::Bidirectional => 2,
-    };
-    tag(out, i, 3);
-}
-
 fn action(out: &mut Vec<u8>, a: &Action) {
-    const N: u64 = 20;
-    match *a {
-        Action::Load { page, off } => {
-            tag(out, 0, N);
-            out.extend([page, off]);
-        }
-        Action::Store { page, off } => {
-            tag(out, 1, N);
-            out.extend([page, off]);
-        }
-        Action::Fetch { page, off } => {
-            tag(out, 2, N);
-            out.extend([page, off]);
-        }
-        Action::Fork => tag(out, 3, N),
-        Action::Exit => tag(out, 4, N),
-        Action::Munmap { page, pages } => {
-            tag(out, 5, N);
-            out.extend([page, pages]);
-        }
-        Action::Mmap {
-            file,
-            pgoff,
-            at,
-            shared,
-            exec,
-            fixed,
-        } => {
-            tag(out, 6, N);
-            out.extend([file, pgoff, at]);
-            b(out, shared);
-            b(out, exec);
-            b(out, fixed);
-        }
-        Action::Mprotect { page, write, exec } => {
-            tag(out, 7, N);
-            out.push(page);
-            b(out, write);
-            b(out, exec);
-        }
-        Action::ReadFile {
-            file,
-            index,
-            off,
-            page,
-        } => {
-            tag(out, 8, N);
-            out.extend([file, index, off, page]);
-        }
-        Action::WriteFile {
-            file,
-            index,
-            off,
-            page,
-        } => {
-            tag(out, 9, N);
-            out.extend([file, index, off, page]);
-        }
-        Action::Gup { page, off, write } => {
-            tag(out, 10, N);
-            out.extend([page, off]);
-            b(out, write);
-        }
-        Action::DirectIo { page, to_device } => {
-            tag(out, 11, N);
-            out.push(page);
-            b(out, to_device);
-        }
-        Action::PtracePoke { target, page, off } => {
-            tag(out, 12, N);
-            out.extend([target, page, off]);
-        }
-        Action::Cacheflush { page } => {
-            tag(out, 13, N);
-            out.push(page);
-        }
-        Action::KmapWrite { buf, off } => {
-            tag(out, 14, N);
-            out.extend([buf, off]);
-        }
-        Action::KmapRead { buf, off } => {
-            tag(out, 15, N);
-            out.extend([buf, off]);
-        }
-        Action::KmapAtomicWrite { buf, off } => {
-            tag(out, 16, N);
-            out.extend([buf, off]);
-        }
-        Action::Readdir { at, pages } => {
-            tag(out, 17, N);
-            out.extend([at, pages]);
-        }
-        Action::Dma { buf, dir: d } => {
-            tag(out, 18, N);
-            out.push(buf);
-            dir(out, d);
-        }
-        Action::DmaSync { buf, dir: d } => {
-            tag(out, 19, N);
-            out.push(buf);
-            dir(out, d);
-        }
-    }
+    out.push(a.path);
+    out.extend_from_slice(&a.args);
 }
 
 /// Appends the encoding of one op.

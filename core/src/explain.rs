@@ -6,6 +6,7 @@
 
 use crate::addr::{AliasKind, Pa};
 use crate::event::{Event, Logged, Side, Source};
+use crate::model::DynModel;
 use crate::op::Op;
 use crate::oracle::{Kind, Violation};
 use crate::preset::Preset;
@@ -142,8 +143,12 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// The timeline of a logged run of `ops` on `preset`: one column per CPU, one block per step.
-pub fn timeline(preset: &Preset, ops: &[Op], report: &Report) -> String {
+/// The timeline of a logged run of `ops` on `model`: one column per CPU, one block per step.
+/// Ops are written in their canonical form, as a trace file of them would be.
+pub fn timeline(model: &dyn DynModel, ops: &[Op], report: &Report) -> String {
+    let preset = model.preset();
+    let catalog = model.catalog();
+    let ops = crate::trace::canonical(model, ops);
     let page = preset.machine.page_size;
     let ncpus = preset.machine.cpus as usize;
     let width = if ncpus == 1 { 96 } else { 58 };
@@ -166,7 +171,7 @@ pub fn timeline(preset: &Preset, ops: &[Op], report: &Report) -> String {
     for step in 1..=last {
         let evs: Vec<&Logged> = report.events.iter().filter(|e| e.step == step).collect();
         let title = match ops.get(step as usize - 1) {
-            Some(op) if (step as usize) <= report.ops_applied => format_op(op, names),
+            Some(op) if (step as usize) <= report.ops_applied => format_op(op, names, catalog),
             _ => {
                 if evs.is_empty() {
                     continue;

@@ -1,14 +1,15 @@
-//! The one harness every front end calls: decoding fuzzer bytes into a preset and ops, loading
-//! input files (trace text or raw libFuzzer bytes), and the fuzz entry point that turns a
-//! violation into a panic so libFuzzer records the input.
+//! The one harness every front end calls: decoding fuzzer bytes into a model and ops, loading
+//! input files (trace text or raw libFuzzer bytes), and the fuzz target ([`Target`]) that turns a
+//! violation into a panic so libFuzzer records the input, for the shipped models or a user's.
 
+use crate::model::{DynModel, Models, Shipped};
 use crate::op::Op;
 use crate::preset::{self, Preset};
-use crate::run::{run, Report, RunOptions};
+use crate::run::{Report, RunOptions};
 use crate::trace::{Trace, TraceError};
 use arbitrary::Arbitrary;
 use std::cell::RefCell;
-use std::sync::OnceLock;
+use std::rc::Rc;
 
 /// The presets a fuzz input may choose among when no preset is fixed: the five races.
 pub const RACE_PRESETS: [&str; 5] = [
@@ -27,60 +28,241 @@ pub const PRESET_ENV: &str = "FLUSHFUZZ_PRESET";
 /// `-fixed` twin looks beyond them (set by `flushfuzz hunt --skip-mainline`).
 pub const SKIP_MAINLINE_ENV: &str = "FLUSHFUZZ_SKIP_MAINLINE";
 
-fn skip_mainline() -> bool {
-    static SKIP: OnceLock<bool> = OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var(SKIP_MAINLINE_ENV).is_ok_and(|v| v == "1"))
-}
-
-/// A fuzz input: a preset choice (ignored when the preset is fixed) and the ops.
+/// A fuzz input: a model choice (ignored when the model is fixed) and the ops.
 #[derive(Arbitrary, Clone, Debug, Default, PartialEq, Eq)]
 pub struct FuzzInput {
-    /// Index into [`RACE_PRESETS`], modulo its length.
+    /// Index into the target's models, modulo their number.
     pub preset: u8,
     /// The ops.
     pub ops: Vec<Op>,
 }
 
-fn fixed_preset() -> Option<&'static Preset> {
-    static FIXED: OnceLock<Option<Preset>> = OnceLock::new();
-    FIXED
-        .get_or_init(|| {
-            let name = std::env::var(PRESET_ENV).ok()?;
-            Some(
-                preset::by_name(&name)
-                    .unwrap_or_else(|| panic!("{PRESET_ENV}={name}: unknown preset")),
-            )
-        })
-        .as_ref()
+/// What a fuzz target runs: its models, one of which each input's first byte picks unless the
+/// target fixes one ([`PRESET_ENV`]), how it mutates inputs, and whether it passes over the
+/// mainline families. The shipped `races` target is [`Target::shipped`]; a user's target is
+/// [`Target::new`] over their own models (see [`crate::fuzz_target!`]).
+#[derive(Debug)]
+pub struct Target {
+    models: Vec<Rc<dyn DynModel>>,
+    fixed: Option<Rc<dyn DynModel>>,
+    shipped: bool,
+    skip_mainline: bool,
+    mutator: Mutator,
 }
 
-/// Decodes fuzzer bytes. `fixed` overrides the input's preset choice.
-pub fn decode(data: &[u8], fixed: Option<&Preset>) -> (Preset, Vec<Op>) {
-    let (p, ops) = decode_ref(data, fixed);
-    (p.clone(), ops)
-}
+impl Target {
+    /// A target over `models` (at least one), with the environment's settings: [`PRESET_ENV`]
+    /// fixes one of them by its preset's name, [`MUTATOR_ENV`] and [`SKIP_MAINLINE_ENV`] as for
+    /// the shipped target.
+    ///
+    /// # Panics
+    /// If `models` is empty or the environment names a model or mutator that does not exist
+    /// (a campaign must not run on something else than asked).
+    pub fn new(models: Vec<Rc<dyn DynModel>>) -> Target {
+        assert!(!models.is_empty(), "a fuzz target needs a model");
+        Target {
+            models,
+            fixed: None,
+            shipped: false,
+            skip_mainline: false,
+            mutator: Mutator::Ops,
+        }
+        .with_env()
+    }
 
-/// [`decode`] without copying the preset: `fixed`, or one of the race presets built once.
-fn decode_ref<'a>(data: &[u8], fixed: Option<&'a Preset>) -> (&'a Preset, Vec<Op>) {
-    let input = crate::mutate::decode_input(data);
-    (preset_of(&input, fixed), input.ops)
-}
+    /// The shipped `races` target: the five race presets, or any shipped preset that
+    /// [`PRESET_ENV`] names.
+    pub fn shipped() -> Target {
+        let models = RACE_PRESETS
+            .iter()
+            .map(|n| crate::model::shipped_cached(&preset::by_name(n).expect("race preset")))
+            .collect();
+        Target {
+            models,
+            fixed: None,
+            shipped: true,
+            skip_mainline: false,
+            mutator: Mutator::Ops,
+        }
+        .with_env()
+    }
 
-/// The preset `input` runs on: `fixed`, or its choice among the race presets (built once).
-fn preset_of<'a>(input: &FuzzInput, fixed: Option<&'a Preset>) -> &'a Preset {
-    static RACES: OnceLock<Vec<Preset>> = OnceLock::new();
-    match fixed {
-        Some(p) => p,
-        None => {
-            let races = RACES.get_or_init(|| {
-                RACE_PRESETS
-                    .iter()
-                    .map(|n| preset::by_name(n).expect("race preset exists"))
-                    .collect()
+    fn with_env(mut self) -> Target {
+        if let Ok(name) = std::env::var(PRESET_ENV) {
+            let m = self.model(&name).unwrap_or_else(|| {
+                panic!(
+                    "{PRESET_ENV}={name}: unknown preset (known: {})",
+                    self.names().join(", ")
+                )
             });
-            &races[input.preset as usize % races.len()]
+            self.fixed = Some(m);
+        }
+        self.skip_mainline = std::env::var(SKIP_MAINLINE_ENV).is_ok_and(|v| v == "1");
+        if let Ok(name) = std::env::var(MUTATOR_ENV) {
+            self.mutator = Mutator::by_name(&name).unwrap_or_else(|| {
+                panic!(
+                    "{MUTATOR_ENV}={name}: unknown mutator (known: {})",
+                    Mutator::NAMES.join(", ")
+                )
+            });
+        }
+        self
+    }
+
+    /// Fixes the model every input runs on.
+    pub fn fixed(mut self, model: Rc<dyn DynModel>) -> Target {
+        self.fixed = Some(model);
+        self
+    }
+
+    /// The model `input` runs on: the fixed one, or its choice among the target's.
+    pub fn model_of(&self, input: &FuzzInput) -> &Rc<dyn DynModel> {
+        match &self.fixed {
+            Some(m) => m,
+            None => &self.models[input.preset as usize % self.models.len()],
         }
     }
+
+    /// Decodes fuzzer bytes into the model they run on and their ops.
+    pub fn decode(&self, data: &[u8]) -> (Rc<dyn DynModel>, Vec<Op>) {
+        let input = crate::mutate::decode_input(data);
+        (self.model_of(&input).clone(), input.ops)
+    }
+
+    /// The fuzz target body: runs the input and panics on a violation (unless the target
+    /// passes over its family, [`SKIP_MAINLINE_ENV`]).
+    pub fn fuzz_one(&self, data: &[u8]) {
+        let (m, r) = LAST.with_borrow(|(bytes, input)| {
+            let run_on = |input: &FuzzInput| {
+                let m = self.model_of(input);
+                (m, m.run(&input.ops, RunOptions::default()))
+            };
+            if bytes.as_slice() == data {
+                run_on(input)
+            } else {
+                run_on(&crate::mutate::decode_input(data))
+            }
+        });
+        if let Some(v) = r.violation {
+            if self.skip_mainline && crate::triage::in_mainline(&v) {
+                return;
+            }
+            panic!(
+                "flushfuzz: {} on preset {} ({} ops)",
+                v.signature(),
+                m.preset().name,
+                r.ops_applied
+            );
+        }
+    }
+
+    /// The fuzz target's custom mutator: mutates `data[..size]` in place within `max_size`
+    /// bytes and returns the new size, or `None` when this mutation is left to libFuzzer's
+    /// byte mutator (see [`Mutator`]). `data` must hold at least `max(size, max_size)` bytes.
+    pub fn fuzz_mutate(
+        &self,
+        data: &mut [u8],
+        size: usize,
+        max_size: usize,
+        seed: u32,
+    ) -> Option<usize> {
+        match self.mutator {
+            Mutator::Bytes => return None,
+            Mutator::Mixed if seed % MIXED_BYTES_ONE_IN == 0 => return None,
+            Mutator::Ops | Mutator::Mixed => {}
+        }
+        let max = max_size.min(data.len());
+        let out = remember(crate::mutate::mutate_decoded(
+            decoded(&data[..size.min(data.len())]),
+            max,
+            seed,
+            self.fixed.is_none() && self.models.len() > 1,
+        ));
+        data[..out.len()].copy_from_slice(&out);
+        Some(out.len())
+    }
+
+    /// The fuzz target's custom crossover: combines `a` and `b` into `out` and returns the
+    /// size written. Op-level ([`crate::mutate::crossover`]) unless the mutator is `bytes`,
+    /// which joins a prefix of `a` to a suffix of `b`.
+    pub fn fuzz_crossover(&self, a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize {
+        let joined = if self.mutator == Mutator::Bytes {
+            let cut_a = if a.is_empty() {
+                0
+            } else {
+                seed as usize % (a.len() + 1)
+            };
+            let cut_b = if b.is_empty() {
+                0
+            } else {
+                (seed as usize / 7919) % (b.len() + 1)
+            };
+            let mut v = a[..cut_a].to_vec();
+            v.extend_from_slice(&b[cut_b..]);
+            v
+        } else {
+            remember(crate::mutate::crossover_decoded(
+                decoded(a),
+                &decoded(b),
+                out.len(),
+                seed,
+            ))
+        };
+        let n = joined.len().min(out.len());
+        out[..n].copy_from_slice(&joined[..n]);
+        n
+    }
+}
+
+impl Models for Target {
+    fn model(&self, name: &str) -> Option<Rc<dyn DynModel>> {
+        let own = self
+            .fixed
+            .iter()
+            .chain(&self.models)
+            .find(|m| m.preset().name == name)
+            .cloned();
+        own.or_else(|| self.shipped.then(|| Shipped.model(name)).flatten())
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .fixed
+            .iter()
+            .chain(&self.models)
+            .map(|m| m.preset().name.clone())
+            .collect();
+        v.dedup();
+        if self.shipped {
+            let more: Vec<String> = Shipped
+                .names()
+                .into_iter()
+                .filter(|n| !v.contains(n))
+                .collect();
+            v.extend(more);
+        }
+        v
+    }
+
+    fn raw(&self, index: u8) -> Option<Rc<dyn DynModel>> {
+        let input = FuzzInput {
+            preset: index,
+            ops: Vec::new(),
+        };
+        Some(self.model_of(&input).clone())
+    }
+}
+
+/// Decodes fuzzer bytes as the shipped target does. `fixed` overrides the input's preset
+/// choice.
+pub fn decode(data: &[u8], fixed: Option<&Preset>) -> (Preset, Vec<Op>) {
+    let input = crate::mutate::decode_input(data);
+    let p = match fixed {
+        Some(p) => p.clone(),
+        None => preset::by_name(RACE_PRESETS[input.preset as usize % RACE_PRESETS.len()])
+            .expect("race preset"),
+    };
+    (p, input.ops)
 }
 
 thread_local! {
@@ -148,32 +330,24 @@ pub fn encode(preset_index: u8, ops: &[Op]) -> Vec<u8> {
     crate::encode::encode_input(preset_index, ops)
 }
 
-/// The fuzz target body: runs the input and panics on a violation (unless [`SKIP_MAINLINE_ENV`]
-/// passes over its family).
+thread_local! {
+    /// The shipped target, built once per thread for [`fuzz_one`] and its siblings.
+    static SHIPPED: Target = Target::shipped();
+}
+
+/// The shipped target's body ([`Target::fuzz_one`] of [`Target::shipped`]).
 pub fn fuzz_one(data: &[u8]) {
-    let fixed = fixed_preset();
-    let (p, r) = LAST.with_borrow(|(bytes, input)| {
-        let run_on = |input: &FuzzInput| {
-            let p = preset_of(input, fixed);
-            (p, run(p, &input.ops, RunOptions::default()))
-        };
-        if bytes.as_slice() == data {
-            run_on(input)
-        } else {
-            run_on(&crate::mutate::decode_input(data))
-        }
-    });
-    if let Some(v) = r.violation {
-        if skip_mainline() && crate::triage::in_mainline(&v) {
-            return;
-        }
-        panic!(
-            "flushfuzz: {} on preset {} ({} ops)",
-            v.signature(),
-            p.name,
-            r.ops_applied
-        );
-    }
+    SHIPPED.with(|t| t.fuzz_one(data))
+}
+
+/// The shipped target's mutator ([`Target::fuzz_mutate`]).
+pub fn fuzz_mutate(data: &mut [u8], size: usize, max_size: usize, seed: u32) -> Option<usize> {
+    SHIPPED.with(|t| t.fuzz_mutate(data, size, max_size, seed))
+}
+
+/// The shipped target's crossover ([`Target::fuzz_crossover`]).
+pub fn fuzz_crossover(a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize {
+    SHIPPED.with(|t| t.fuzz_crossover(a, b, out, seed))
 }
 
 /// The environment variable that chooses the campaign's mutator (set by `flushfuzz hunt`):
@@ -219,81 +393,24 @@ impl Mutator {
     }
 }
 
-fn mutator() -> Mutator {
-    static M: OnceLock<Mutator> = OnceLock::new();
-    *M.get_or_init(|| match std::env::var(MUTATOR_ENV) {
-        Ok(name) => Mutator::by_name(&name).unwrap_or_else(|| {
-            panic!(
-                "{MUTATOR_ENV}={name}: unknown mutator (known: {})",
-                Mutator::NAMES.join(", ")
-            )
-        }),
-        Err(_) => Mutator::Ops,
-    })
-}
-
-/// The fuzz target's custom mutator: mutates `data[..size]` in place within `max_size` bytes
-/// and returns the new size, or `None` when this mutation is left to libFuzzer's byte mutator
-/// (see [`Mutator`]). `data` must hold at least `max(size, max_size)` bytes.
-pub fn fuzz_mutate(data: &mut [u8], size: usize, max_size: usize, seed: u32) -> Option<usize> {
-    match mutator() {
-        Mutator::Bytes => return None,
-        Mutator::Mixed if seed % MIXED_BYTES_ONE_IN == 0 => return None,
-        Mutator::Ops | Mutator::Mixed => {}
-    }
-    let max = max_size.min(data.len());
-    let out = remember(crate::mutate::mutate_decoded(
-        decoded(&data[..size.min(data.len())]),
-        max,
-        seed,
-        fixed_preset().is_none(),
-    ));
-    data[..out.len()].copy_from_slice(&out);
-    Some(out.len())
-}
-
-/// The fuzz target's custom crossover: combines `a` and `b` into `out` and returns the size
-/// written. Op-level ([`crate::mutate::crossover`]) unless the mutator is `bytes`, which
-/// joins a prefix of `a` to a suffix of `b`.
-pub fn fuzz_crossover(a: &[u8], b: &[u8], out: &mut [u8], seed: u32) -> usize {
-    let joined = if mutator() == Mutator::Bytes {
-        let cut_a = if a.is_empty() {
-            0
-        } else {
-            seed as usize % (a.len() + 1)
-        };
-        let cut_b = if b.is_empty() {
-            0
-        } else {
-            (seed as usize / 7919) % (b.len() + 1)
-        };
-        let mut v = a[..cut_a].to_vec();
-        v.extend_from_slice(&b[cut_b..]);
-        v
-    } else {
-        remember(crate::mutate::crossover_decoded(
-            decoded(a),
-            &decoded(b),
-            out.len(),
-            seed,
-        ))
-    };
-    let n = joined.len().min(out.len());
-    out[..n].copy_from_slice(&joined[..n]);
-    n
-}
-
 /// An input loaded from a file.
 #[derive(Clone, Debug)]
 pub struct Loaded {
-    /// The preset it runs on.
-    pub preset: Preset,
+    /// The model it runs on.
+    pub model: Rc<dyn DynModel>,
     /// Its ops.
     pub ops: Vec<Op>,
     /// The outcome it expects, for traces (`Some(None)`: expects no violation).
     pub expect: Option<Option<String>>,
     /// Whether it was a trace (text) rather than raw fuzzer bytes.
     pub is_trace: bool,
+}
+
+impl Loaded {
+    /// The preset it runs on.
+    pub fn preset(&self) -> &Preset {
+        self.model.preset()
+    }
 }
 
 /// Why a file could not be loaded.
@@ -305,8 +422,10 @@ pub enum LoadError {
     Trace(TraceError),
     /// The file is larger than any input flushfuzz writes.
     TooLarge(u64),
-    /// The preset given does not exist.
-    UnknownPreset(String),
+    /// The preset given does not exist: its name, and the names that do.
+    UnknownPreset(String, Vec<String>),
+    /// Raw fuzzer bytes, and nothing says which model they run on.
+    NoModel,
 }
 
 impl std::fmt::Display for LoadError {
@@ -319,10 +438,12 @@ impl std::fmt::Display for LoadError {
                 "{n} bytes is larger than any input ({} bytes at most)",
                 MAX_INPUT
             ),
-            LoadError::UnknownPreset(p) => write!(
+            LoadError::UnknownPreset(p, known) => {
+                write!(f, "unknown preset `{p}` (known: {})", known.join(", "))
+            }
+            LoadError::NoModel => write!(
                 f,
-                "unknown preset `{p}` (known: {})",
-                preset::names().join(", ")
+                "raw fuzzer bytes, and no preset or machine given to run them on"
             ),
         }
     }
@@ -333,14 +454,29 @@ impl std::error::Error for LoadError {}
 /// The largest file accepted as an input.
 pub const MAX_INPUT: u64 = 1 << 20;
 
-/// Loads a trace file or raw fuzzer bytes. A file is a trace if it starts with
-/// `flushfuzz-trace` (after comments and blank lines). `preset` overrides the file's preset.
+/// Loads a trace or raw fuzzer bytes on the shipped presets (see [`load_bytes_in`]).
 pub fn load_bytes(bytes: &[u8], preset_override: Option<&str>) -> Result<Loaded, LoadError> {
+    load_bytes_in(bytes, &Shipped, preset_override)
+}
+
+/// Loads a trace or raw fuzzer bytes. A file is a trace if it starts with `flushfuzz-trace`
+/// (after comments and blank lines); its preset line names a model of `models`. Raw bytes run on
+/// the model their first byte picks among `models`' ([`Models::raw`]). `preset_override` names
+/// the model to run on instead (the trace's own still reads its ops).
+pub fn load_bytes_in(
+    bytes: &[u8],
+    models: &dyn Models,
+    preset_override: Option<&str>,
+) -> Result<Loaded, LoadError> {
     if bytes.len() as u64 > MAX_INPUT {
         return Err(LoadError::TooLarge(bytes.len() as u64));
     }
     let over = match preset_override {
-        Some(n) => Some(preset::by_name(n).ok_or_else(|| LoadError::UnknownPreset(n.into()))?),
+        Some(n) => Some(
+            models
+                .model(n)
+                .ok_or_else(|| LoadError::UnknownPreset(n.into(), models.names()))?,
+        ),
         None => None,
     };
     let looks_like_trace = |t: &str| {
@@ -367,31 +503,47 @@ pub fn load_bytes(bytes: &[u8], preset_override: Option<&str>) -> Result<Loaded,
     };
     let is_trace = text.is_some_and(looks_like_trace);
     if is_trace {
-        let t = Trace::parse(text.expect("utf-8")).map_err(LoadError::Trace)?;
-        let p = over
-            .clone()
-            .unwrap_or_else(|| preset::by_name(&t.preset).expect("parser checked the preset"));
-        let ops = crate::trace::canonical(&p, &t.ops);
+        let t = Trace::parse_in(text.expect("utf-8"), models).map_err(LoadError::Trace)?;
+        let model = match &over {
+            Some(m) => m.clone(),
+            None => models
+                .model(&t.preset)
+                .expect("the parser resolved the preset"),
+        };
+        let ops = crate::trace::canonical(&*model, &t.ops);
         let expect = if over.is_some() { None } else { Some(t.expect) };
         return Ok(Loaded {
-            preset: p,
+            model,
             ops,
             expect,
             is_trace: true,
         });
     }
-    let (p, ops) = decode(bytes, over.as_ref());
+    let input = crate::mutate::decode_input(bytes);
+    let model = match over {
+        Some(m) => m,
+        None => models.raw(input.preset).ok_or(LoadError::NoModel)?,
+    };
     Ok(Loaded {
-        ops: crate::trace::canonical(&p, &ops),
-        preset: p,
+        ops: crate::trace::canonical(&*model, &input.ops),
+        model,
         expect: None,
         is_trace: false,
     })
 }
 
-/// Loads a file (see [`load_bytes`]).
+/// Loads a file on the shipped presets (see [`load_bytes_in`]).
 pub fn load_file(
     path: &std::path::Path,
+    preset_override: Option<&str>,
+) -> Result<Loaded, LoadError> {
+    load_file_in(path, &Shipped, preset_override)
+}
+
+/// Loads a file (see [`load_bytes_in`]).
+pub fn load_file_in(
+    path: &std::path::Path,
+    models: &dyn Models,
     preset_override: Option<&str>,
 ) -> Result<Loaded, LoadError> {
     let meta = std::fs::metadata(path).map_err(LoadError::Io)?;
@@ -399,12 +551,12 @@ pub fn load_file(
         return Err(LoadError::TooLarge(meta.len()));
     }
     let bytes = std::fs::read(path).map_err(LoadError::Io)?;
-    load_bytes(&bytes, preset_override)
+    load_bytes_in(&bytes, models, preset_override)
 }
 
 /// Runs a loaded input with the event log on.
 pub fn replay(l: &Loaded) -> Report {
-    run(&l.preset, &l.ops, RunOptions { log: true })
+    l.model.run(&l.ops, RunOptions { log: true })
 }
 
 /// The trace-parser fuzz target body: parsing never panics, and an accepted trace prints and

@@ -37,12 +37,11 @@
 //! [`crate::triage::family`]) rather than the exact signature, for a shorter demonstration of
 //! the same race through another reader; `hunt` and `bench` report its result.
 
-use crate::arch::Arch;
+use crate::model::DynModel;
 use crate::op::{Action, Op};
 use crate::oracle::Violation;
-use crate::preset::Preset;
-use crate::run::{run, run_with, RunOptions};
-use crate::trace::{action_fields, action_from_fields};
+use crate::paths::{Catalog, FieldKind};
+use crate::run::RunOptions;
 
 /// The most runs one minimization makes.
 pub const MAX_RUNS: usize = 20_000;
@@ -77,6 +76,7 @@ struct Oracle<'a> {
     signature: &'a mut dyn FnMut(&[Op]) -> Option<String>,
     target: String,
     runs: usize,
+    catalog: &'a Catalog,
 }
 
 impl Oracle<'_> {
@@ -102,9 +102,10 @@ impl Oracle<'_> {
     }
 }
 
-/// The signature `ops` produce on `preset`, if any.
-pub fn signature_of(preset: &Preset, ops: &[Op]) -> Option<String> {
-    run(preset, ops, RunOptions::default())
+/// The signature `ops` produce on `model`, if any.
+pub fn signature_of(model: &dyn DynModel, ops: &[Op]) -> Option<String> {
+    model
+        .run(ops, RunOptions::default())
         .violation
         .map(|v| v.signature())
 }
@@ -119,7 +120,7 @@ fn hardware_op(like: &Op, cpu: u8, icache: bool, pick: u16) -> Op {
 }
 
 /// Candidate simplifications of one op, simplest first.
-fn simpler(op: &Op) -> Vec<Op> {
+fn simpler(c: &Catalog, op: &Op) -> Vec<Op> {
     let mut v = Vec::new();
     match *op {
         Op::Step { actor, cpu } => {
@@ -146,14 +147,14 @@ fn simpler(op: &Op) -> Vec<Op> {
                     action,
                 });
             }
-            for a in shorter_actions(&action) {
+            for a in shorter_actions(c, &action) {
                 v.push(Op::Start {
                     actor,
                     cpu,
                     action: a,
                 });
             }
-            let fields = action_fields(&action);
+            let fields = c.fields(&action);
             for i in 0..fields.len() {
                 let cur = fields[i].1.clone();
                 let mut cands: Vec<String> = Vec::new();
@@ -164,17 +165,14 @@ fn simpler(op: &Op) -> Vec<Op> {
                             .filter(|c| *c < n)
                             .map(|c| c.to_string()),
                     );
-                } else if cur == "true" {
-                    cands.push("false".into());
-                } else if cur == "bidirectional" {
-                    cands.extend(["to-device".into(), "from-device".into()]);
-                } else if cur == "from-device" {
-                    cands.push("to-device".into());
+                } else {
+                    // A flag goes to false, a choice to each earlier name.
+                    cands.extend(simpler_modes(c.path_of(&action).fields[i].kind, &cur));
                 }
-                for c in cands {
+                for x in cands {
                     let mut f = fields.clone();
-                    f[i].1 = c;
-                    if let Some(a) = action_from_fields(action.name(), &f) {
+                    f[i].1 = x;
+                    if let Some(a) = c.action_from_fields(c.name(&action), &f) {
                         v.push(Op::Start {
                             actor,
                             cpu,
@@ -202,39 +200,43 @@ fn simpler(op: &Op) -> Vec<Op> {
 
 /// The user accesses of `action`'s user page (load, store, fetch) and the kmap accesses of its
 /// driver buffer (kmap-write, kmap-read), whichever fields it has.
-fn same_target(action: &Action) -> Vec<Action> {
-    let fields = action_fields(action);
+fn same_target(c: &Catalog, action: &Action) -> Vec<Action> {
+    let fields = c.fields(action);
     let field = |name: &str| {
         fields
             .iter()
             .find(|(k, _)| *k == name)
             .and_then(|(_, x)| x.parse::<u8>().ok())
     };
+    let at = |path: &str, target: &'static str, n: u8| {
+        c.action_from_fields(path, &[(target, n.to_string()), ("off", "0".into())])
+    };
     let mut v = Vec::new();
     if let Some(page) = field("page") {
-        v.extend([
-            Action::Load { page, off: 0 },
-            Action::Store { page, off: 0 },
-            Action::Fetch { page, off: 0 },
-        ]);
+        v.extend(
+            ["load", "store", "fetch"]
+                .iter()
+                .filter_map(|p| at(p, "page", page)),
+        );
     }
     if let Some(buf) = field("buf") {
-        v.extend([
-            Action::KmapWrite { buf, off: 0 },
-            Action::KmapRead { buf, off: 0 },
-        ]);
+        v.extend(
+            ["kmap-write", "kmap-read"]
+                .iter()
+                .filter_map(|p| at(p, "buf", buf)),
+        );
     }
     v
 }
 
 /// Actions that touch what `action` touches in fewer steps: a user load or store of its user
 /// page, a kmap write or read of its driver buffer.
-fn shorter_actions(action: &Action) -> Vec<Action> {
+fn shorter_actions(c: &Catalog, action: &Action) -> Vec<Action> {
     // Load before store, kmap-write before kmap-read: only ever towards the front, so that
     // simplification cannot cycle.
     const ORDER: [&str; 4] = ["load", "store", "kmap-write", "kmap-read"];
-    let rank = |a: &Action| ORDER.iter().position(|n| *n == a.name());
-    let mut v = same_target(action);
+    let rank = |a: &Action| ORDER.iter().position(|n| *n == c.name(a));
+    let mut v = same_target(c, action);
     v.retain(|a| rank(a).is_some());
     if let Some(r) = rank(action) {
         v.retain(|a| rank(a).is_some_and(|q| q < r));
@@ -242,33 +244,50 @@ fn shorter_actions(action: &Action) -> Vec<Action> {
     v
 }
 
-/// The other values of a field that is not a number: a flag's opposite, the other DMA
-/// directions.
-fn other_modes(cur: &str) -> Vec<String> {
-    if cur == "true" || cur == "false" {
-        vec![if cur == "true" { "false" } else { "true" }.into()]
-    } else {
-        ["to-device", "from-device", "bidirectional"]
+/// The other values of a field that is not a number: a flag's opposite, a choice's other names
+/// (such as the other DMA directions), in order.
+fn other_modes(kind: FieldKind, cur: &str) -> Vec<String> {
+    match kind {
+        FieldKind::Num => Vec::new(),
+        FieldKind::Flag => vec![if cur == "true" { "false" } else { "true" }.into()],
+        FieldKind::Choice(names) => names
+            .iter()
+            .filter(|d| **d != cur)
+            .map(|d| d.to_string())
+            .collect(),
+    }
+}
+
+/// The simpler values of a field that is not a number: `false` for a flag that is `true`, the
+/// names before a choice's, in order.
+fn simpler_modes(kind: FieldKind, cur: &str) -> Vec<String> {
+    match kind {
+        FieldKind::Num => Vec::new(),
+        FieldKind::Flag => (cur == "true")
+            .then(|| "false".to_string())
             .into_iter()
-            .filter(|d| *d != cur)
-            .map(String::from)
-            .collect()
+            .collect(),
+        FieldKind::Choice(names) => names
+            .iter()
+            .take_while(|d| **d != cur)
+            .map(|d| d.to_string())
+            .collect(),
     }
 }
 
 /// `action` with one field that is not a number (a direction, a flag) changed to each of its
 /// other values in turn: the same target, another mode.
-fn mode_variants(action: &Action) -> Vec<Action> {
-    let fields = action_fields(action);
+fn mode_variants(c: &Catalog, action: &Action) -> Vec<Action> {
+    let fields = c.fields(action);
     let mut v = Vec::new();
     for i in 0..fields.len() {
         if fields[i].1.parse::<u8>().is_ok() {
             continue;
         }
-        for c in other_modes(&fields[i].1) {
+        for x in other_modes(c.path_of(action).fields[i].kind, &fields[i].1) {
             let mut f = fields.clone();
-            f[i].1 = c;
-            if let Some(a) = action_from_fields(action.name(), &f) {
+            f[i].1 = x;
+            if let Some(a) = c.action_from_fields(c.name(action), &f) {
                 v.push(a);
             }
         }
@@ -280,11 +299,11 @@ fn mode_variants(action: &Action) -> Vec<Action> {
 /// repeats: a field that names a user page or a buffer does so relative to what exists when it
 /// runs (the n-th mapped page), so after a deletion the value another op uses for the same
 /// target may be the one that still reaches it.
-fn field_pool(ops: &[Op]) -> Vec<(&'static str, u8)> {
+fn field_pool(c: &Catalog, ops: &[Op]) -> Vec<(&'static str, u8)> {
     let mut pool = Vec::new();
     for op in ops {
         if let Op::Start { action, .. } = op {
-            for (k, x) in action_fields(action) {
+            for (k, x) in c.fields(action) {
                 if let Ok(n) = x.parse::<u8>() {
                     if !pool.contains(&(k, n)) {
                         pool.push((k, n));
@@ -307,8 +326,8 @@ fn near(n: u8) -> Vec<u8> {
 
 /// `action` with one numeric field set to each of its near values and to each value the
 /// `pool` has for a field of that name.
-fn field_variants(action: &Action, pool: &[(&'static str, u8)]) -> Vec<Action> {
-    let fields = action_fields(action);
+fn field_variants(c: &Catalog, action: &Action, pool: &[(&'static str, u8)]) -> Vec<Action> {
+    let fields = c.fields(action);
     let mut v = Vec::new();
     for i in 0..fields.len() {
         let Ok(n) = fields[i].1.parse::<u8>() else {
@@ -320,10 +339,10 @@ fn field_variants(action: &Action, pool: &[(&'static str, u8)]) -> Vec<Action> {
                 cands.push(x);
             }
         }
-        for c in cands {
+        for x in cands {
             let mut f = fields.clone();
-            f[i].1 = c.to_string();
-            if let Some(a) = action_from_fields(action.name(), &f) {
+            f[i].1 = x.to_string();
+            if let Some(a) = c.action_from_fields(c.name(action), &f) {
                 v.push(a);
             }
         }
@@ -335,7 +354,7 @@ fn field_variants(action: &Action, pool: &[(&'static str, u8)]) -> Vec<Action> {
 /// small value, one off or a value another op of the input uses for a field of that name
 /// (`pool`, [`field_pool`]), the other DMA directions, booleans flipped, the other user access
 /// to the same page and the other kmap access to the same buffer.
-fn neighbours(op: &Op, pool: &[(&'static str, u8)]) -> Vec<Op> {
+fn neighbours(c: &Catalog, op: &Op, pool: &[(&'static str, u8)]) -> Vec<Op> {
     let mut v = Vec::new();
     match *op {
         Op::Step { actor, cpu } => {
@@ -346,10 +365,10 @@ fn neighbours(op: &Op, pool: &[(&'static str, u8)]) -> Vec<Op> {
             let start = |actor, cpu, action| Op::Start { actor, cpu, action };
             v.extend(near(cpu).into_iter().map(|c| start(actor, c, action)));
             v.extend(near(actor).into_iter().map(|a| start(a, cpu, action)));
-            let mut others = same_target(&action);
-            others.retain(|a| a.name() != action.name());
-            others.extend(field_variants(&action, pool));
-            others.extend(mode_variants(&action));
+            let mut others = same_target(c, &action);
+            others.retain(|a| c.name(a) != c.name(&action));
+            others.extend(field_variants(c, &action, pool));
+            others.extend(mode_variants(c, &action));
             v.extend(others.into_iter().map(|a| start(actor, cpu, a)));
         }
         Op::Speculate { cpu, icache, pick } | Op::Evict { cpu, icache, pick } => {
@@ -375,19 +394,20 @@ fn neighbours(op: &Op, pool: &[(&'static str, u8)]) -> Vec<Op> {
 /// fetch fault in place of a load fault of a page that a deleted `read()` had filled must also
 /// fill it). Only inputs shorter than `cur` are tried.
 fn pair_step(cur: &[Op], o: &mut Oracle<'_>, extra: usize) -> Option<Vec<Op>> {
-    let pool = field_pool(cur);
+    let c = o.catalog;
+    let pool = field_pool(c, cur);
     let deletions = one_deletions(cur)
         .into_iter()
         .filter(|d| d.len() + extra < cur.len());
-    o.first_kept(deletions.flat_map(|d| changed_ops(&d, &pool, extra)))
+    o.first_kept(deletions.flat_map(|d| changed_ops(c, &d, &pool, extra)))
 }
 
 /// `d` with one op changed to a neighbour ([`neighbours`]), in order; with `extra` above 0,
 /// only changes to a `start`, each followed by `extra` steps of its actor on its CPU.
-fn changed_ops(d: &[Op], pool: &[(&'static str, u8)], extra: usize) -> Vec<Vec<Op>> {
+fn changed_ops(c: &Catalog, d: &[Op], pool: &[(&'static str, u8)], extra: usize) -> Vec<Vec<Op>> {
     let mut v = Vec::new();
     for k in 0..d.len() {
-        for n in neighbours(&d[k], pool) {
+        for n in neighbours(c, &d[k], pool) {
             let steps = match n {
                 Op::Start { actor, cpu, .. } => vec![Op::Step { actor, cpu }; extra],
                 _ if extra > 0 => continue,
@@ -425,9 +445,10 @@ fn one_deletions(cur: &[Op]) -> Vec<Vec<Op>> {
 /// so deleting an op that changed what exists (an `munmap`) can change what every later op
 /// reaches.
 fn retarget_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
-    let pool = field_pool(cur);
+    let c = o.catalog;
+    let pool = field_pool(c, cur);
     o.first_kept(one_deletions(cur).into_iter().flat_map(|d| {
-        let mut v = retargets(&d, &pool);
+        let mut v = retargets(c, &d, &pool);
         v.retain(|c| *c != d);
         v
     }))
@@ -483,20 +504,21 @@ fn without_action(ops: &[Op], i: usize) -> Option<Vec<Op>> {
 /// the late phase, and the restart alone lacks the first part, so neither the single changes
 /// nor the pairs of the other passes find these.
 fn split_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
-    o.first_kept((0..cur.len()).flat_map(|i| splits(cur, i)))
+    let c = o.catalog;
+    o.first_kept((0..cur.len()).flat_map(|i| splits(c, cur, i)))
 }
 
 /// The splits of the action started at `i` ([`split_step`]), in order; none if `i` is not a
 /// `start`.
-fn splits(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
+fn splits(c: &Catalog, cur: &[Op], i: usize) -> Vec<Vec<Op>> {
     let Op::Start { actor, cpu, action } = cur[i] else {
         return Vec::new();
     };
     let own = own_steps(cur, i);
     let mut restarts = vec![action];
-    restarts.extend(mode_variants(&action));
+    restarts.extend(mode_variants(c, &action));
     let mut v = Vec::new();
-    for short in shorter_actions(&action) {
+    for short in shorter_actions(c, &action) {
         for p in 0..own.len().min(SPLIT_STEPS) {
             let Op::Step { cpu: at, .. } = cur[own[p]] else {
                 unreachable!("own steps are steps");
@@ -527,15 +549,15 @@ fn splits(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
 /// and the other accesses of it ([`shorter_actions`], [`same_target`]), and every action the
 /// `start`s of `cur` use, each as it is and with one field changed ([`field_variants`],
 /// [`mode_variants`]); in that order, without repeats and without `action` itself.
-fn replacements(action: &Action, cur: &[Op]) -> Vec<Action> {
-    let pool = field_pool(cur);
-    let mut v = shorter_actions(action);
-    v.extend(same_target(action));
+fn replacements(c: &Catalog, action: &Action, cur: &[Op]) -> Vec<Action> {
+    let pool = field_pool(c, cur);
+    let mut v = shorter_actions(c, action);
+    v.extend(same_target(c, action));
     for op in cur {
         if let Op::Start { action: a, .. } = op {
             v.push(*a);
-            v.extend(field_variants(a, &pool));
-            v.extend(mode_variants(a));
+            v.extend(field_variants(c, a, &pool));
+            v.extend(mode_variants(c, a));
         }
     }
     let mut seen = Vec::new();
@@ -555,12 +577,13 @@ fn replacements(action: &Action, cur: &[Op]) -> Vec<Action> {
 /// or at one of its next [`SPLIT_STEPS`] steps (on that step's CPU), and the action's other
 /// steps go.
 fn replace_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
-    o.first_kept((0..cur.len()).flat_map(|i| replaced(cur, i)))
+    let c = o.catalog;
+    o.first_kept((0..cur.len()).flat_map(|i| replaced(c, cur, i)))
 }
 
 /// The replacements of the action started at `i` and its steps ([`replace_step`]), in order;
 /// none if `i` is not a `start` or its action has no steps.
-fn replaced(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
+fn replaced(c: &Catalog, cur: &[Op], i: usize) -> Vec<Vec<Op>> {
     let Op::Start { actor, cpu, action } = cur[i] else {
         return Vec::new();
     };
@@ -568,7 +591,7 @@ fn replaced(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
     if own.is_empty() {
         return Vec::new();
     }
-    let alternatives = replacements(&action, cur);
+    let alternatives = replacements(c, &action, cur);
     let mut v = Vec::new();
     for at in std::iter::once(i).chain(own.iter().copied().take(SPLIT_STEPS)) {
         let on = if let Op::Step { cpu: c, .. } = cur[at] {
@@ -591,27 +614,28 @@ fn replaced(cur: &[Op], i: usize) -> Vec<Vec<Op>> {
     v
 }
 
-/// Minimizes `ops` on `preset` with its shipped arch, keeping the signature they produce.
-/// `None` if they produce no violation.
-pub fn minimize(preset: &Preset, ops: &[Op]) -> Option<Minimized> {
-    let applied = run(preset, ops, RunOptions::default()).ops_applied;
-    minimize_by(&mut |o: &[Op]| signature_of(preset, o), ops, applied)
+/// Minimizes `ops` on `model`, keeping the signature they produce. `None` if they produce no
+/// violation.
+pub fn minimize(model: &dyn DynModel, ops: &[Op]) -> Option<Minimized> {
+    minimize_if(model, ops, &mut |_| true)
 }
 
-/// Minimizes `ops` on `preset` with an arch of the caller's (built afresh by `make` for each
-/// run), keeping the signature they produce.
-pub fn minimize_with<A: Arch>(
-    preset: &Preset,
-    make: impl Fn() -> A,
+/// [`minimize`], keeping only inputs for which `also` holds too (for example "and the
+/// unpatched arch stays clean" or "and the `-fixed` twin stays clean"), besides the signature.
+/// `None` if `ops` produce no violation or `also` does not hold for them.
+pub fn minimize_if(
+    model: &dyn DynModel,
     ops: &[Op],
+    also: &mut dyn FnMut(&[Op]) -> bool,
 ) -> Option<Minimized> {
-    let applied = run_with(preset, make(), ops, RunOptions::default()).ops_applied;
+    let applied = model.run(ops, RunOptions::default()).ops_applied;
     let mut sig = |o: &[Op]| {
-        run_with(preset, make(), o, RunOptions::default())
-            .violation
-            .map(|v| v.signature())
+        if !also(o) {
+            return None;
+        }
+        signature_of(model, o)
     };
-    minimize_by(&mut sig, ops, applied)
+    minimize_by(&mut sig, model.catalog(), ops, applied)
 }
 
 /// Reduces an already minimized race further, keeping only its race family
@@ -619,29 +643,36 @@ pub fn minimize_with<A: Arch>(
 /// mechanism may show in fewer ops through another reader, such as the end-of-run audit for a
 /// stale line that an explicit load could only read after a transfer's last step. Returns the
 /// shorter of `m` and the reduced input (`m` when they are equally long), with the signature
-/// it has. Runs the preset's shipped arch.
-pub fn shorten_in_family(preset: &Preset, m: Minimized) -> Minimized {
-    within_family(
-        &mut |o: &[Op]| run(preset, o, RunOptions::default()).violation,
-        m,
-    )
+/// it has.
+pub fn shorten_in_family(model: &dyn DynModel, m: Minimized) -> Minimized {
+    shorten_in_family_if(model, m, &mut |_| true)
 }
 
-/// [`shorten_in_family`] with an arch of the caller's (built afresh by `make` for each run).
-pub fn shorten_in_family_with<A: Arch>(
-    preset: &Preset,
-    make: impl Fn() -> A,
+/// [`shorten_in_family`], keeping only inputs for which `also` holds too.
+pub fn shorten_in_family_if(
+    model: &dyn DynModel,
     m: Minimized,
+    also: &mut dyn FnMut(&[Op]) -> bool,
 ) -> Minimized {
     within_family(
-        &mut |o: &[Op]| run_with(preset, make(), o, RunOptions::default()).violation,
+        &mut |o: &[Op]| {
+            if !also(o) {
+                return None;
+            }
+            model.run(o, RunOptions::default()).violation
+        },
+        model.catalog(),
         m,
     )
 }
 
-fn within_family(violation: &mut dyn FnMut(&[Op]) -> Option<Violation>, m: Minimized) -> Minimized {
+fn within_family(
+    violation: &mut dyn FnMut(&[Op]) -> Option<Violation>,
+    catalog: &Catalog,
+    m: Minimized,
+) -> Minimized {
     let mut family = |o: &[Op]| violation(o).map(|v| crate::triage::family(&v));
-    let Some(f) = minimize_by(&mut family, &m.ops, m.ops.len()) else {
+    let Some(f) = minimize_by(&mut family, catalog, &m.ops, m.ops.len()) else {
         return m;
     };
     let runs = m.runs + f.runs;
@@ -691,11 +722,11 @@ fn deletions(mut cur: Vec<Op>, o: &mut Oracle<'_>) -> Vec<Op> {
 /// `cur` with every `start` field named `name` that holds `from` (any value if `None`) set to
 /// `to`: the same target named another way in every op that names it, or every op on one
 /// target.
-fn retarget(cur: &[Op], name: &str, from: Option<u8>, to: u8) -> Vec<Op> {
+fn retarget(c: &Catalog, cur: &[Op], name: &str, from: Option<u8>, to: u8) -> Vec<Op> {
     cur.iter()
         .map(|op| match *op {
             Op::Start { actor, cpu, action } => {
-                let mut f = action_fields(&action);
+                let mut f = c.fields(&action);
                 let mut changed = false;
                 for (k, x) in f.iter_mut() {
                     let holds = x
@@ -708,7 +739,7 @@ fn retarget(cur: &[Op], name: &str, from: Option<u8>, to: u8) -> Vec<Op> {
                     }
                 }
                 let action = changed
-                    .then(|| action_from_fields(action.name(), &f))
+                    .then(|| c.action_from_fields(c.name(&action), &f))
                     .flatten()
                     .unwrap_or(action);
                 Op::Start { actor, cpu, action }
@@ -721,10 +752,10 @@ fn retarget(cur: &[Op], name: &str, from: Option<u8>, to: u8) -> Vec<Op> {
 /// `cur` with a target renamed in every op that names it (to a small value, one off, or a
 /// value of `pool` for that field), then with every op of a field put on one target (any
 /// value below [`UNIFY_VALUES`] or one of `pool`); see [`retarget`].
-fn retargets(cur: &[Op], pool: &[(&'static str, u8)]) -> Vec<Vec<Op>> {
+fn retargets(c: &Catalog, cur: &[Op], pool: &[(&'static str, u8)]) -> Vec<Vec<Op>> {
     let mut v = Vec::new();
     let mut names: Vec<&str> = Vec::new();
-    for &(name, from) in field_pool(cur).iter() {
+    for &(name, from) in field_pool(c, cur).iter() {
         let mut tos = near(from);
         tos.extend(
             pool.iter()
@@ -732,7 +763,7 @@ fn retargets(cur: &[Op], pool: &[(&'static str, u8)]) -> Vec<Vec<Op>> {
                 .map(|(_, x)| *x),
         );
         for to in tos {
-            v.push(retarget(cur, name, Some(from), to));
+            v.push(retarget(c, cur, name, Some(from), to));
         }
         if !names.contains(&name) {
             names.push(name);
@@ -742,7 +773,7 @@ fn retargets(cur: &[Op], pool: &[(&'static str, u8)]) -> Vec<Vec<Op>> {
         let mut tos: Vec<u8> = (0..UNIFY_VALUES).collect();
         tos.extend(pool.iter().filter(|(k, _)| *k == name).map(|(_, x)| *x));
         for to in tos {
-            v.push(retarget(cur, name, None, to));
+            v.push(retarget(c, cur, name, None, to));
         }
     }
     v
@@ -757,37 +788,38 @@ fn retargets(cur: &[Op], pool: &[(&'static str, u8)]) -> Vec<Vec<Op>> {
 /// one deletion, such as an action that only delayed another, which can go once the op it
 /// delayed is moved.
 fn lateral_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
-    let pool = field_pool(cur);
+    let c = o.catalog;
+    let pool = field_pool(c, cur);
     let mut cands: Vec<Vec<Op>> = Vec::new();
     for k in 0..cur.len() {
         for j in 0..cur.len() {
             if j != k {
-                let mut c = cur.to_vec();
-                let op = c.remove(k);
-                c.insert(j, op);
-                cands.push(c);
+                let mut cand = cur.to_vec();
+                let op = cand.remove(k);
+                cand.insert(j, op);
+                cands.push(cand);
             }
         }
     }
     for k in 0..cur.len() {
-        for n in neighbours(&cur[k], &pool) {
-            let mut c = cur.to_vec();
-            c[k] = n;
-            cands.push(c);
+        for n in neighbours(c, &cur[k], &pool) {
+            let mut cand = cur.to_vec();
+            cand[k] = n;
+            cands.push(cand);
         }
     }
-    cands.extend(retargets(cur, pool.as_slice()));
+    cands.extend(retargets(c, cur, pool.as_slice()));
     let mut tried: Vec<Vec<Op>> = Vec::new();
-    for c in cands {
-        if c == cur || tried.contains(&c) {
+    for cand in cands {
+        if cand == cur || tried.contains(&cand) {
             continue;
         }
         if o.runs >= MAX_RUNS {
             return None;
         }
-        tried.push(c.clone());
-        if o.keeps(&c) {
-            let d = deletions(c, o);
+        tried.push(cand.clone());
+        if o.keeps(&cand) {
+            let d = deletions(cand, o);
             if d.len() < cur.len() {
                 return Some(d);
             }
@@ -800,6 +832,7 @@ fn lateral_step(cur: &[Op], o: &mut Oracle<'_>) -> Option<Vec<Op>> {
 /// the original run applied before its violation ended it.
 fn minimize_by(
     signature: &mut dyn FnMut(&[Op]) -> Option<String>,
+    catalog: &Catalog,
     ops: &[Op],
     applied: usize,
 ) -> Option<Minimized> {
@@ -808,6 +841,7 @@ fn minimize_by(
         signature,
         target,
         runs: 1,
+        catalog,
     };
     let mut cur = ops.to_vec();
     // A violation ends the run: ops after it never ran.
@@ -817,7 +851,7 @@ fn minimize_by(
         cur = deletions(cur, &mut o);
         // Simplify each op.
         for i in 0..cur.len() {
-            for s in simpler(&cur[i]) {
+            for s in simpler(catalog, &cur[i]) {
                 let mut cand = cur.clone();
                 cand[i] = s;
                 if o.keeps(&cand) {
@@ -864,10 +898,10 @@ mod tests {
     use super::*;
     use crate::trace::Trace;
 
-    fn ops_of(text: &str) -> (Preset, Vec<Op>) {
+    fn ops_of(text: &str) -> (std::rc::Rc<dyn DynModel>, Vec<Op>) {
         let t = Trace::parse(text).expect("test trace parses");
         let p = crate::preset::by_name(&t.preset).expect("preset");
-        (p, t.ops)
+        (crate::model::shipped_cached(&p), t.ops)
     }
 
     #[test]
@@ -881,7 +915,7 @@ mod tests {
         text.push_str("start T0 cpu0 load page=3 off=0\n");
         text.push_str("start T0 cpu0 direct-io page=3 to-device=false\n");
         let (p, ops) = ops_of(&text);
-        let m = minimize(&p, &ops).expect("it reproduces");
+        let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(
             m.signature,
             "stale-load:end-of-run audit@user<-device@device"
@@ -904,19 +938,18 @@ mod tests {
         text.push_str("start T1 cpu0 kmap-write buf=2 off=0\n");
         text.push_str("start K0 cpu0 kmap-write buf=89 off=16\n");
         let (p, ops) = ops_of(&text);
-        let m = minimize(&p, &ops).expect("it reproduces");
+        let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(
             m.signature,
             "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap"
         );
         assert_eq!(m.ops.len(), 6, "{:?}", m.ops);
+        let c = p.catalog();
         assert!(
             m.ops.iter().any(|op| matches!(
                 op,
-                Op::Start {
-                    action: Action::KmapWrite { buf: 11, .. },
-                    ..
-                }
+                Op::Start { action, .. }
+                    if c.name(action) == "kmap-write" && c.fields(action)[0].1 == "11"
             )),
             "{:?}",
             m.ops
@@ -938,16 +971,16 @@ mod tests {
         text.push_str(&"step T0 cpu0\n".repeat(10));
         text.push_str("start T1 cpu0 load page=3 off=0\n");
         let (p, ops) = ops_of(&text);
-        let m = minimize(&p, &ops).expect("it reproduces");
+        let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(m.signature, "stale-load:user load@user<-device@device");
         // The load that reads the stale line waits for the transfer's steps.
         assert_eq!(m.ops.len(), 15, "{:?}", m.ops);
         let family = |ops: &[Op]| {
-            run(&p, ops, RunOptions::default())
+            p.run(ops, RunOptions::default())
                 .violation
                 .map(|v| crate::triage::family(&v))
         };
-        let s = shorten_in_family(&p, m.clone());
+        let s = shorten_in_family(&*p, m.clone());
         assert_eq!(
             s.signature,
             "stale-load:end-of-run audit@user<-device@device"
@@ -955,11 +988,11 @@ mod tests {
         assert!(s.ops.len() <= 5, "{:?}", s.ops);
         assert_eq!(family(&s.ops), family(&m.ops));
         assert_eq!(
-            signature_of(&p, &s.ops).as_deref(),
+            signature_of(&*p, &s.ops).as_deref(),
             Some(s.signature.as_str())
         );
         // A race already as short as its family allows stays as it is.
-        let again = shorten_in_family(&p, s.clone());
+        let again = shorten_in_family(&*p, s.clone());
         assert_eq!(again.ops, s.ops);
         assert_eq!(again.signature, s.signature);
     }
@@ -968,13 +1001,13 @@ mod tests {
     /// `signature`, `len` ops are left, and no `start` of the action `gone` is.
     fn reaches(text: &str, signature: &str, len: usize, gone: &str) {
         let (p, ops) = ops_of(&format!("flushfuzz-trace 1\n{text}"));
-        let m = minimize(&p, &ops).expect("it reproduces");
+        let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(m.signature, signature);
         assert_eq!(m.ops.len(), len, "{:?}", m.ops);
         assert!(
-            !m.ops
-                .iter()
-                .any(|op| matches!(op, Op::Start { action, .. } if action.name() == gone)),
+            !m.ops.iter().any(
+                |op| matches!(op, Op::Start { action, .. } if p.catalog().name(action) == gone)
+            ),
             "{:?}",
             m.ops
         );
@@ -1068,7 +1101,7 @@ mod tests {
             "flushfuzz-trace 1\npreset nfs-vmap-alias\nexpect none\n\
              start T0 cpu0 load page=0 off=0\nstart T1 cpu0 readdir at=0 pages=0\n",
         );
-        let m = minimize(&p, &ops).expect("it reproduces");
+        let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(m.signature, "stale-load:decode@vmap<-readdir@linear");
         assert_eq!(m.ops.len(), 1, "{:?}", m.ops);
     }

@@ -98,22 +98,6 @@ impl Switches {
     }
 }
 
-/// Which shipped arch implementation a preset uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ArchKind {
-    /// [`crate::arch::null::Null`].
-    Null,
-    /// [`crate::arch::vivt::ArmVivt`].
-    ArmVivt,
-    /// [`crate::arch::v6::ArmV6`].
-    ArmV6,
-    /// [`crate::arch::r4k::MipsR4k`].
-    MipsR4k,
-    /// [`crate::arch::parisc::Parisc`].
-    Parisc,
-}
-
 /// How the page cache is filled from disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,8 +153,9 @@ pub struct Preset {
     pub description: String,
     /// The machine.
     pub machine: MachineConfig,
-    /// The arch implementation.
-    pub arch: ArchKind,
+    /// The arch implementation, by name (one of [`crate::model::SHIPPED_ARCHES`], or a user's
+    /// arch name when a user's model pairs the preset with it).
+    pub arch: String,
     /// Historical behaviours.
     pub switches: Switches,
     /// How the page cache is filled.
@@ -231,7 +216,7 @@ fn base_presets() -> Vec<Preset> {
             name: "nfs-vmap-alias".into(),
             description: "ARMv6-like aliasing VIPT (4 colours); readdir decodes through vm_map_ram pages filled through kmap (mail 000)".into(),
             machine: v6.clone(),
-            arch: ArchKind::ArmV6,
+            arch: "arm-v6".into(),
             switches: Switches { readdir_decodes_through_vmap: true, ..Switches::default() },
             io: Io::Pio,
             world,
@@ -240,7 +225,7 @@ fn base_presets() -> Vec<Preset> {
             name: "gup-anon-alias".into(),
             description: "XScale-like VIVT; get_user_pages without flush_anon_page (mail 001)".into(),
             machine: vivt.clone(),
-            arch: ArchKind::ArmVivt,
+            arch: "arm-vivt".into(),
             switches: Switches { gup_without_flush_anon_page: true, ..Switches::default() },
             io: Io::Pio,
             world,
@@ -249,7 +234,7 @@ fn base_presets() -> Vec<Preset> {
             name: "exec-icache-smp".into(),
             description: "2 CPUs, coherent D-caches, non-snooping I-caches, maintenance not broadcast; a PIO driver that skips flush_dcache_page; the D-cache write-back and I-cache sync in update_mmu_cache, after set_pte_at (mail 002)".into(),
             machine: smp,
-            arch: ArchKind::ArmV6,
+            arch: "arm-v6".into(),
             switches: Switches { icache_sync_after_set_pte: true, pio_without_flush_dcache_page: true, ..Switches::default() },
             io: Io::Pio,
             world,
@@ -258,7 +243,7 @@ fn base_presets() -> Vec<Preset> {
             name: "kmap-recycle-dma".into(),
             description: "VIVT with highmem and 2 pkmap slots; dma_map_page maintains through page_address without kmap_high_get (mail 003)".into(),
             machine: highmem,
-            arch: ArchKind::ArmVivt,
+            arch: "arm-vivt".into(),
             switches: Switches { dma_page_address_unpinned: true, ..Switches::default() },
             io: Io::Pio,
             world,
@@ -267,7 +252,7 @@ fn base_presets() -> Vec<Preset> {
             name: "fork-cow-alias".into(),
             description: "MIPS R4K-like direct-mapped VIPT (4 colours); a two-thread process forks; generic copy_user_highpage through kmap_atomic (mail 004)".into(),
             machine: r4k.clone(),
-            arch: ArchKind::MipsR4k,
+            arch: "mips-r4k".into(),
             switches: Switches { generic_copy_user_highpage: true, fork_flush_cache_mm: true, ..Switches::default() },
             io: Io::Pio,
             world,
@@ -300,7 +285,7 @@ pub fn all() -> Vec<Preset> {
             speculation: Speculation::Both,
             ..small(geo::SMALL_PIPT, CacheGeometry { indexing: Indexing::Pipt, ..icache_of(geo::SMALL_PIPT) })
         },
-        arch: ArchKind::Null,
+        arch: "null".into(),
         switches: Switches::all(),
         io: Io::Dma,
         world: WorldShape::default(),
@@ -309,7 +294,7 @@ pub fn all() -> Vec<Preset> {
         name: "parisc".into(),
         description: "PA-RISC-like equivalent aliasing (4 colours, speculative fills) with mainline behaviour".into(),
         machine: MachineConfig { speculation: Speculation::Both, hw_walker: false, ..small(geo::SMALL_V6_4COLOUR, icache_of(geo::SMALL_V6_4COLOUR)) },
-        arch: ArchKind::Parisc,
+        arch: "parisc".into(),
         switches: Switches::default(),
         io: Io::Dma,
         world: WorldShape::default(),

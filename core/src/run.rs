@@ -7,24 +7,23 @@
 //! A run is a pure function of the preset, the arch and the ops.
 
 use crate::addr::{layout, ActorId, AliasKind, CpuId, Pa, Pfn, Stamp};
-use crate::arch::{null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch};
+use crate::arch::Arch;
 use crate::event::{Log, Logged, Side};
 use crate::kernel::{self, File, KernelState, Mm, Page, PageKind, Pkmap, Vma, VmaKind};
 use crate::machine::{Machine, Observed};
+use crate::model::Model;
 use crate::op::{Action, Op};
 use crate::oracle::{Oracle, ReadKind, Violation};
-use crate::preset::{ArchKind, Preset};
+use crate::paths::{Paths, Runs, Script};
+use crate::preset::Preset;
 use crate::sched::{Actor, ActorKind, Placement, Sched};
 use crate::world::{Cx, State, World};
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 /// The most polls the drain phase makes before giving up on actors that cannot finish.
 pub const MAX_DRAIN_POLLS: usize = 4096;
-
-type Script = Pin<Box<dyn Future<Output = ()>>>;
 
 /// Options of a run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,13 +49,14 @@ pub struct Report {
 }
 
 /// Executes one input on one world.
-pub struct Runner<A: Arch> {
+pub struct Runner<'m, A: Arch> {
     w: Rc<World<A>>,
+    paths: &'m Paths<A>,
     scripts: Vec<Option<Script>>,
     ops_applied: usize,
 }
 
-impl<A: Arch> std::fmt::Debug for Runner<A> {
+impl<A: Arch> std::fmt::Debug for Runner<'_, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
             .field("ops_applied", &self.ops_applied)
@@ -79,9 +79,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
     let mut m = Machine::new(cfg.clone(), Log::new(log), initial);
     let mut next = frames as Stamp * page as Stamp + 1;
     let shape = preset.world;
-    let mut pages: Vec<Page> = (0..frames)
-        .map(|_| Page::new(PageKind::Free, 0))
-        .collect();
+    let mut pages: Vec<Page> = (0..frames).map(|_| Page::new(PageKind::Free, 0)).collect();
     let mut o = Oracle::new(frames, cfg.page_size, initial, 0);
     // Driver buffers: lowmem from the top of lowmem, highmem from the top of highmem.
     let mut buffers = Vec::new();
@@ -241,16 +239,17 @@ fn recycle(st: State) {
     SPARE.with(|s| *s.borrow_mut() = Some(st));
 }
 
-impl<A: Arch> Runner<A> {
-    /// A runner for `preset` with `arch`.
-    pub fn new(preset: &Preset, arch: A, opts: RunOptions) -> Runner<A> {
-        let st = initial_state(preset, opts.log);
+impl<'m, A: Arch + Clone> Runner<'m, A> {
+    /// A runner of `model`.
+    pub fn new(model: &'m Model<A>, opts: RunOptions) -> Runner<'m, A> {
+        let st = initial_state(model.preset(), opts.log);
         let n = st.sched.len();
         Runner {
             w: Rc::new(World {
                 st: std::cell::RefCell::new(st),
-                arch,
+                arch: model.arch().clone(),
             }),
+            paths: model.paths(),
             scripts: (0..n).map(|_| None).collect(),
             ops_applied: 0,
         }
@@ -347,29 +346,42 @@ impl<A: Arch> Runner<A> {
         if !alive {
             return;
         }
-        if kind == ActorKind::Irq
-            && !matches!(
-                action,
-                Action::Dma { .. } | Action::DmaSync { .. } | Action::KmapAtomicWrite { .. }
-            )
-        {
-            // Interrupt context cannot sleep: it only runs DMA mappings and atomic kmaps.
+        let info = self.paths.path(&action).info();
+        if kind == ActorKind::Irq && info.runs != Runs::Atomic {
+            // Interrupt context cannot sleep: it only runs paths that never do.
             return;
         }
         if !self.place(a, cpu) {
             return;
         }
-        {
+        let name = info.name;
+        let user = {
             let mut st = self.w.st.borrow_mut();
             let actor = st.sched.actor_mut(a);
             actor.busy = true;
-            actor.path = action.name();
+            actor.path = name;
             actor.op_start = self.ops_applied as u32;
-        }
+            match actor.kind {
+                ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
+                _ => None,
+            }
+        };
         let cx = self.cx(a);
-        self.scripts[a as usize] = Some(Box::pin(
-            async move { kernel::run_action(&cx, action).await },
-        ));
+        // A thread of a process that is exiting (or gone) starts nothing new: its action ends
+        // at its first step, as does a user path started by anything but a user thread.
+        let idle = match user {
+            Some(mm) => {
+                let st = self.w.st.borrow();
+                let m = &st.k.mms[mm as usize];
+                m.exiting || !m.alive
+            }
+            None => info.runs == Runs::User,
+        };
+        self.scripts[a as usize] = Some(if idle {
+            Box::pin(std::future::ready(()))
+        } else {
+            self.paths.start(cx, &action)
+        });
         self.poll(a);
     }
 
@@ -676,30 +688,12 @@ pub fn audit(st: &mut State) {
     AUDIT_BUFFERS.set((seen_d, seen_i));
 }
 
-/// Runs `ops` on `preset` with an arch of the caller's choosing.
-pub fn run_with<A: Arch>(preset: &Preset, arch: A, ops: &[Op], opts: RunOptions) -> Report {
-    let mut r = Runner::new(preset, arch, opts);
-    for op in ops {
-        r.apply(op);
-        if r.stopped() {
-            break;
-        }
-    }
-    if !r.stopped() {
-        r.finish();
-    }
-    r.report()
-}
-
-/// Runs `ops` on `preset` with the preset's shipped arch.
+/// Runs `ops` on `preset` with the shipped arch it names and the shipped paths.
+///
+/// # Panics
+/// If the preset names no shipped arch (use a [`Model`] for your own).
 pub fn run(preset: &Preset, ops: &[Op], opts: RunOptions) -> Report {
-    match preset.arch {
-        ArchKind::Null => run_with(preset, Null, ops, opts),
-        ArchKind::ArmVivt => run_with(preset, ArmVivt, ops, opts),
-        ArchKind::ArmV6 => run_with(preset, ArmV6, ops, opts),
-        ArchKind::MipsR4k => run_with(preset, MipsR4k, ops, opts),
-        ArchKind::Parisc => run_with(preset, Parisc, ops, opts),
-    }
+    crate::model::shipped_cached(preset).run(ops, opts)
 }
 
 #[cfg(test)]
@@ -712,7 +706,8 @@ mod tests {
     #[test]
     fn the_drain_stops_when_every_busy_actor_only_waits() {
         let p = crate::preset::by_name("coherent").expect("a shipped preset");
-        let mut r = Runner::new(&p, Null, RunOptions { log: true });
+        let m = Model::new(p, crate::arch::null::Null);
+        let mut r = Runner::new(&m, RunOptions { log: true });
         {
             let mut st = r.w.st.borrow_mut();
             let thread = (0..st.sched.len() as ActorId)
@@ -725,10 +720,14 @@ mod tests {
                 .expect("another actor");
             st.k.locks[KernelState::mmap_lock(mm)] = Some(holder);
             drop(st);
+            let store = m.paths().catalog().index("store").expect("a store path");
             r.apply(&Op::Start {
                 actor: thread,
                 cpu: 0,
-                action: Action::Store { page: 0, off: 0 },
+                action: Action {
+                    path: store,
+                    args: [0; crate::paths::MAX_ARGS],
+                },
             });
         }
         assert!(r.scripts.iter().any(|s| s.is_some()), "the store waits");

@@ -2,9 +2,12 @@
 //!
 //! A trace is text: a version line, the preset, the expected outcome (a violation signature or
 //! `none`), then one op per line. Comments start with `#`. Actors are named as the preset names
-//! them (`T0`, `K1`, `IRQ`) or by number (`#4`); CPUs as `cpu0`. Printing canonicalises actor
-//! and CPU numbers (they wrap modulo what exists, so behaviour is unchanged) and parsing the
-//! printed text gives back exactly the canonical ops. Parse errors name the line and column.
+//! them (`T0`, `K1`, `IRQ`) or by number (`#4`); CPUs as `cpu0`; actions by their kernel path's
+//! name and fields, as the model's [`Catalog`] describes them. Printing canonicalises actor and
+//! CPU numbers and action fields (they wrap modulo what exists, so behaviour is unchanged) and
+//! parsing the printed text gives back exactly the canonical ops. Parse errors name the line and
+//! column. The preset line names the model: a shipped preset, or one of a user's
+//! ([`Trace::parse_in`]).
 //!
 //! ```text
 //! flushfuzz-trace 1
@@ -14,15 +17,17 @@
 //! start T0 cpu0 gup page=1 off=0 write=false
 //! ```
 
-use crate::op::{Action, DmaDir, Op};
-use crate::preset::{self, Preset};
+use crate::model::{DynModel, Models, Shipped};
+use crate::op::{Action, Op};
+use crate::paths::{ActionError, Catalog, MAX_ARGS};
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 /// The format version this code reads and writes.
 pub const VERSION: u32 = 1;
 
 /// A parsed trace.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Trace {
     /// The preset's name.
     pub preset: String,
@@ -30,6 +35,38 @@ pub struct Trace {
     pub expect: Option<String>,
     /// The ops.
     pub ops: Vec<Op>,
+    /// How its ops print.
+    vocabulary: Vocabulary,
+}
+
+impl PartialEq for Trace {
+    fn eq(&self, o: &Trace) -> bool {
+        (&self.preset, &self.expect, &self.ops) == (&o.preset, &o.expect, &o.ops)
+    }
+}
+
+impl Eq for Trace {}
+
+/// What reading and writing ops takes: the model's actor names, CPUs and kernel paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocabulary {
+    /// Actor names, by id.
+    pub actors: Vec<String>,
+    /// The number of CPUs.
+    pub cpus: u8,
+    /// The kernel paths.
+    pub catalog: Arc<Catalog>,
+}
+
+impl Vocabulary {
+    /// The vocabulary of a model.
+    pub fn of(model: &dyn DynModel) -> Vocabulary {
+        Vocabulary {
+            actors: model.preset().actor_names(),
+            cpus: model.preset().machine.cpus,
+            catalog: model.catalog().clone(),
+        }
+    }
 }
 
 /// A syntax or content error, with its position (1-based).
@@ -55,10 +92,15 @@ impl fmt::Display for TraceError {
 
 impl std::error::Error for TraceError {}
 
-/// Canonical ops: actor and CPU numbers reduced modulo what the preset has.
-pub fn canonical(preset: &Preset, ops: &[Op]) -> Vec<Op> {
-    let n = preset.actor_names().len() as u8;
-    let c = preset.machine.cpus;
+/// Canonical ops: actor and CPU numbers reduced modulo what the model has, actions in their
+/// canonical form ([`Catalog::canonical`]).
+pub fn canonical(model: &dyn DynModel, ops: &[Op]) -> Vec<Op> {
+    canonical_in(&Vocabulary::of(model), ops)
+}
+
+fn canonical_in(v: &Vocabulary, ops: &[Op]) -> Vec<Op> {
+    let n = v.actors.len() as u8;
+    let c = v.cpus;
     ops.iter()
         .map(|op| match *op {
             Op::Step { actor, cpu } => Op::Step {
@@ -68,7 +110,7 @@ pub fn canonical(preset: &Preset, ops: &[Op]) -> Vec<Op> {
             Op::Start { actor, cpu, action } => Op::Start {
                 actor: actor % n,
                 cpu: cpu % c,
-                action,
+                action: v.catalog.canonical(&action),
             },
             Op::Speculate { cpu, icache, pick } => Op::Speculate {
                 cpu: cpu % c,
@@ -84,85 +126,8 @@ pub fn canonical(preset: &Preset, ops: &[Op]) -> Vec<Op> {
         .collect()
 }
 
-fn dir_name(d: DmaDir) -> &'static str {
-    match d {
-        DmaDir::ToDevice => "to-device",
-        DmaDir::FromDevice => "from-device",
-        DmaDir::Bidirectional => "bidirectional",
-    }
-}
-
-/// The fields of an action, as `(name, value)` text pairs, in declaration order.
-pub fn action_fields(a: &Action) -> Vec<(&'static str, String)> {
-    let n = |x: u8| x.to_string();
-    let b = |x: bool| x.to_string();
-    match *a {
-        Action::Load { page, off } | Action::Store { page, off } | Action::Fetch { page, off } => {
-            vec![("page", n(page)), ("off", n(off))]
-        }
-        Action::Fork | Action::Exit => vec![],
-        Action::Munmap { page, pages } => vec![("page", n(page)), ("pages", n(pages))],
-        Action::Mmap {
-            file,
-            pgoff,
-            at,
-            shared,
-            exec,
-            fixed,
-        } => {
-            vec![
-                ("file", n(file)),
-                ("pgoff", n(pgoff)),
-                ("at", n(at)),
-                ("shared", b(shared)),
-                ("exec", b(exec)),
-                ("fixed", b(fixed)),
-            ]
-        }
-        Action::Mprotect { page, write, exec } => {
-            vec![("page", n(page)), ("write", b(write)), ("exec", b(exec))]
-        }
-        Action::ReadFile {
-            file,
-            index,
-            off,
-            page,
-        }
-        | Action::WriteFile {
-            file,
-            index,
-            off,
-            page,
-        } => {
-            vec![
-                ("file", n(file)),
-                ("index", n(index)),
-                ("off", n(off)),
-                ("page", n(page)),
-            ]
-        }
-        Action::Gup { page, off, write } => {
-            vec![("page", n(page)), ("off", n(off)), ("write", b(write))]
-        }
-        Action::DirectIo { page, to_device } => {
-            vec![("page", n(page)), ("to-device", b(to_device))]
-        }
-        Action::PtracePoke { target, page, off } => {
-            vec![("target", n(target)), ("page", n(page)), ("off", n(off))]
-        }
-        Action::Cacheflush { page } => vec![("page", n(page))],
-        Action::KmapWrite { buf, off }
-        | Action::KmapRead { buf, off }
-        | Action::KmapAtomicWrite { buf, off } => vec![("buf", n(buf)), ("off", n(off))],
-        Action::Readdir { at, pages } => vec![("at", n(at)), ("pages", n(pages))],
-        Action::Dma { buf, dir } | Action::DmaSync { buf, dir } => {
-            vec![("buf", n(buf)), ("dir", dir_name(dir).into())]
-        }
-    }
-}
-
-/// One op as trace text, with actors named as in `names`.
-pub fn format_op(op: &Op, names: &[String]) -> String {
+/// One op as trace text, with actors named as in `names` and actions as `catalog` names them.
+pub fn format_op(op: &Op, names: &[String], catalog: &Catalog) -> String {
     let actor = |a: u8| {
         names
             .get(a as usize)
@@ -177,8 +142,8 @@ pub fn format_op(op: &Op, names: &[String]) -> String {
             cpu,
             action,
         } => {
-            let mut s = format!("start {} cpu{cpu} {}", actor(*a), action.name());
-            for (k, v) in action_fields(action) {
+            let mut s = format!("start {} cpu{cpu} {}", actor(*a), catalog.name(action));
+            for (k, v) in catalog.fields(action) {
                 let _ = write!(s, " {k}={v}");
             }
             s
@@ -191,20 +156,25 @@ pub fn format_op(op: &Op, names: &[String]) -> String {
 }
 
 impl Trace {
-    /// A trace of `ops` (canonicalised) on `preset`.
-    pub fn new(preset: &Preset, ops: &[Op], expect: Option<String>) -> Trace {
+    /// A trace of `ops` (canonicalised) on `model`.
+    pub fn new(model: &dyn DynModel, ops: &[Op], expect: Option<String>) -> Trace {
+        let vocabulary = Vocabulary::of(model);
         Trace {
-            preset: preset.name.clone(),
+            preset: model.preset().name.clone(),
             expect,
-            ops: canonical(preset, ops),
+            ops: canonical_in(&vocabulary, ops),
+            vocabulary,
         }
+    }
+
+    /// How the trace's ops print.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
     }
 
     /// The trace as text. `comment` lines, if any, are written as `#` comments after the header.
     pub fn to_text(&self, comment: &[String]) -> String {
-        let names = preset::by_name(&self.preset)
-            .map(|p| p.actor_names())
-            .unwrap_or_default();
+        let names = &self.vocabulary.actors;
         let mut s = format!(
             "flushfuzz-trace {VERSION}\npreset {}\nexpect {}\n",
             self.preset,
@@ -216,14 +186,19 @@ impl Trace {
             }
         }
         for op in &self.ops {
-            s.push_str(&format_op(op, &names));
+            s.push_str(&format_op(op, names, &self.vocabulary.catalog));
             s.push('\n');
         }
         s
     }
 
-    /// Parses trace text.
+    /// Parses trace text naming a shipped preset.
     pub fn parse(text: &str) -> Result<Trace, TraceError> {
+        Trace::parse_in(text, &Shipped)
+    }
+
+    /// Parses trace text naming a preset `models` knows.
+    pub fn parse_in(text: &str, models: &dyn Models) -> Result<Trace, TraceError> {
         let mut lines = text
             .lines()
             .enumerate()
@@ -259,14 +234,14 @@ impl Trace {
             .next()
             .ok_or_else(|| err(ln + 1, 1, "missing `preset NAME` line".into()))?;
         let toks = tokens(l);
-        let preset = match toks.as_slice() {
-            [(_, "preset"), (c, name)] => preset::by_name(name).ok_or_else(|| {
+        let model = match toks.as_slice() {
+            [(_, "preset"), (c, name)] => models.model(name).ok_or_else(|| {
                 err(
                     ln,
                     *c,
                     format!(
                         "unknown preset `{name}` (known: {})",
-                        preset::names().join(", ")
+                        models.names().join(", ")
                     ),
                 )
             })?,
@@ -291,15 +266,16 @@ impl Trace {
                 ))
             }
         };
-        let names = preset.actor_names();
+        let vocabulary = Vocabulary::of(&*model);
         let mut ops = Vec::new();
         for (ln, l) in lines {
-            ops.push(parse_op(l, &names, preset.machine.cpus).map_err(|(c, m)| err(ln, c, m))?);
+            ops.push(parse_op(l, &vocabulary).map_err(|(c, m)| err(ln, c, m))?);
         }
         Ok(Trace {
-            preset: preset.name.clone(),
+            preset: model.preset().name.clone(),
             expect,
             ops,
+            vocabulary,
         })
     }
 }
@@ -389,195 +365,46 @@ fn parse_side(tok: (usize, &str)) -> Result<bool, PErr> {
     }
 }
 
-/// The most `name=value` fields an action has (`mmap`).
-const MAX_FIELDS: usize = 6;
-
-struct Fields<'a> {
-    items: Vec<(usize, &'a str, &'a str)>,
-    used: Vec<bool>,
-    at: usize,
-}
-
-impl<'a> Fields<'a> {
-    fn new(toks: &[(usize, &'a str)], at: usize) -> Result<Fields<'a>, PErr> {
-        let mut items = Vec::new();
-        for &(c, t) in toks {
-            // Bounded before the duplicate check, which is quadratic: a hostile line of a
-            // million fields must fail at once.
-            if items.len() == MAX_FIELDS {
-                return Err((
-                    c,
-                    format!("unexpected `{t}`: an action has at most {MAX_FIELDS} fields"),
-                ));
-            }
-            let (k, v) = t
-                .split_once('=')
-                .ok_or_else(|| (c, format!("expected `name=value`, found `{t}`")))?;
-            if items.iter().any(|(_, k2, _)| *k2 == k) {
-                return Err((c, format!("field `{k}` given twice")));
-            }
-            items.push((c, k, v));
-        }
-        let n = items.len();
-        Ok(Fields {
-            items,
-            used: vec![false; n],
-            at,
-        })
-    }
-
-    fn raw(&mut self, k: &str) -> Result<(usize, &'a str), PErr> {
-        let i = self
-            .items
-            .iter()
-            .position(|(_, k2, _)| *k2 == k)
-            .ok_or_else(|| (self.at, format!("missing field `{k}=`")))?;
-        self.used[i] = true;
-        Ok((self.items[i].0 + k.len() + 1, self.items[i].2))
-    }
-
-    fn u8(&mut self, k: &str) -> Result<u8, PErr> {
-        let (c, v) = self.raw(k)?;
-        v.parse().map_err(|_| {
-            (
+/// An action's `name=value` tokens, checked for shape: at most [`MAX_ARGS`], each once.
+fn field_tokens<'a>(toks: &[(usize, &'a str)]) -> Result<Vec<(usize, &'a str, &'a str)>, PErr> {
+    let mut items: Vec<(usize, &str, &str)> = Vec::new();
+    for &(c, t) in toks {
+        // Bounded before the duplicate check, which is quadratic: a hostile line of a million
+        // fields must fail at once.
+        if items.len() == MAX_ARGS {
+            return Err((
                 c,
-                format!("`{k}` must be a number from 0 to 255, found `{v}`"),
-            )
-        })
-    }
-
-    fn bool(&mut self, k: &str) -> Result<bool, PErr> {
-        let (c, v) = self.raw(k)?;
-        v.parse()
-            .map_err(|_| (c, format!("`{k}` must be `true` or `false`, found `{v}`")))
-    }
-
-    fn dir(&mut self, k: &str) -> Result<DmaDir, PErr> {
-        let (c, v) = self.raw(k)?;
-        match v {
-            "to-device" => Ok(DmaDir::ToDevice),
-            "from-device" => Ok(DmaDir::FromDevice),
-            "bidirectional" => Ok(DmaDir::Bidirectional),
-            _ => Err((
-                c,
-                format!("`{k}` must be to-device, from-device or bidirectional, found `{v}`"),
-            )),
+                format!("unexpected `{t}`: an action has at most {MAX_ARGS} fields"),
+            ));
         }
-    }
-
-    fn done(self) -> Result<(), PErr> {
-        match self.used.iter().position(|u| !u) {
-            Some(i) => Err((
-                self.items[i].0,
-                format!("unknown field `{}`", self.items[i].1),
-            )),
-            None => Ok(()),
+        let (k, v) = t
+            .split_once('=')
+            .ok_or_else(|| (c, format!("expected `name=value`, found `{t}`")))?;
+        if items.iter().any(|(_, k2, _)| *k2 == k) {
+            return Err((c, format!("field `{k}` given twice")));
         }
+        items.push((c, k, v));
     }
+    Ok(items)
 }
 
-/// Builds an action from its trace name and `name=value` fields (the inverse of
-/// [`action_fields`]).
-pub fn action_from_fields(name: &str, fields: &[(&str, String)]) -> Option<Action> {
-    let texts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let toks: Vec<(usize, &str)> = texts.iter().map(|t| (1, t.as_str())).collect();
-    parse_action((1, name), &toks).ok()
+fn parse_action(
+    name: (usize, &str),
+    rest: &[(usize, &str)],
+    catalog: &Catalog,
+) -> Result<Action, PErr> {
+    let items = field_tokens(rest)?;
+    let fields: Vec<(&str, &str)> = items.iter().map(|&(_, k, v)| (k, v)).collect();
+    catalog.action(name.1, &fields).map_err(|e| match e {
+        ActionError::UnknownPath(n) => (name.0, format!("unknown action `{n}`")),
+        ActionError::Missing(k) => (name.0, format!("missing field `{k}=`")),
+        ActionError::Value(i, m) => (items[i].0 + items[i].1.len() + 1, m),
+        ActionError::Unknown(i) => (items[i].0, format!("unknown field `{}`", items[i].1)),
+    })
 }
 
-fn parse_action(name: (usize, &str), rest: &[(usize, &str)]) -> Result<Action, PErr> {
-    let mut f = Fields::new(rest, name.0)?;
-    let a = match name.1 {
-        "load" => Action::Load {
-            page: f.u8("page")?,
-            off: f.u8("off")?,
-        },
-        "store" => Action::Store {
-            page: f.u8("page")?,
-            off: f.u8("off")?,
-        },
-        "fetch" => Action::Fetch {
-            page: f.u8("page")?,
-            off: f.u8("off")?,
-        },
-        "fork" => Action::Fork,
-        "exit" => Action::Exit,
-        "munmap" => Action::Munmap {
-            page: f.u8("page")?,
-            pages: f.u8("pages")?,
-        },
-        "mmap" => Action::Mmap {
-            file: f.u8("file")?,
-            pgoff: f.u8("pgoff")?,
-            at: f.u8("at")?,
-            shared: f.bool("shared")?,
-            exec: f.bool("exec")?,
-            fixed: f.bool("fixed")?,
-        },
-        "mprotect" => Action::Mprotect {
-            page: f.u8("page")?,
-            write: f.bool("write")?,
-            exec: f.bool("exec")?,
-        },
-        "read" => Action::ReadFile {
-            file: f.u8("file")?,
-            index: f.u8("index")?,
-            off: f.u8("off")?,
-            page: f.u8("page")?,
-        },
-        "write" => Action::WriteFile {
-            file: f.u8("file")?,
-            index: f.u8("index")?,
-            off: f.u8("off")?,
-            page: f.u8("page")?,
-        },
-        "gup" => Action::Gup {
-            page: f.u8("page")?,
-            off: f.u8("off")?,
-            write: f.bool("write")?,
-        },
-        "direct-io" => Action::DirectIo {
-            page: f.u8("page")?,
-            to_device: f.bool("to-device")?,
-        },
-        "ptrace-poke" => Action::PtracePoke {
-            target: f.u8("target")?,
-            page: f.u8("page")?,
-            off: f.u8("off")?,
-        },
-        "cacheflush" => Action::Cacheflush {
-            page: f.u8("page")?,
-        },
-        "kmap-write" => Action::KmapWrite {
-            buf: f.u8("buf")?,
-            off: f.u8("off")?,
-        },
-        "kmap-read" => Action::KmapRead {
-            buf: f.u8("buf")?,
-            off: f.u8("off")?,
-        },
-        "kmap-atomic-write" => Action::KmapAtomicWrite {
-            buf: f.u8("buf")?,
-            off: f.u8("off")?,
-        },
-        "readdir" => Action::Readdir {
-            at: f.u8("at")?,
-            pages: f.u8("pages")?,
-        },
-        "dma" => Action::Dma {
-            buf: f.u8("buf")?,
-            dir: f.dir("dir")?,
-        },
-        "dma-sync" => Action::DmaSync {
-            buf: f.u8("buf")?,
-            dir: f.dir("dir")?,
-        },
-        other => return Err((name.0, format!("unknown action `{other}`"))),
-    };
-    f.done()?;
-    Ok(a)
-}
-
-fn parse_op(l: &str, names: &[String], cpus: u8) -> Result<Op, PErr> {
+fn parse_op(l: &str, v: &Vocabulary) -> Result<Op, PErr> {
+    let (names, cpus) = (&v.actors, v.cpus);
     let toks = tokens(l);
     let need = |i: usize, what: &str| -> Result<(usize, &str), PErr> {
         toks.get(i)
@@ -612,7 +439,7 @@ fn parse_op(l: &str, names: &[String], cpus: u8) -> Result<Op, PErr> {
         "start" => {
             let actor = parse_actor(need(1, "an actor")?, names)?;
             let cpu = parse_cpu(need(2, "a CPU")?, cpus)?;
-            let action = parse_action(need(3, "an action")?, &toks[4..])?;
+            let action = parse_action(need(3, "an action")?, &toks[4..], &v.catalog)?;
             Ok(Op::Start { actor, cpu, action })
         }
         "speculate" | "evict" => {
@@ -683,19 +510,37 @@ mod tests {
 
     #[test]
     fn text_round_trips_exactly() {
-        let p = preset::by_name("kmap-recycle-dma").unwrap();
+        let p = crate::preset::by_name("kmap-recycle-dma").unwrap();
+        let m = crate::model::shipped_cached(&p);
+        let c = m.catalog();
+        let mmap = c
+            .action(
+                "mmap",
+                &[
+                    ("file", "1"),
+                    ("pgoff", "2"),
+                    ("at", "200"),
+                    ("shared", "true"),
+                    ("exec", "false"),
+                    ("fixed", "true"),
+                ],
+            )
+            .unwrap();
+        let dma = c
+            .action("dma", &[("buf", "3"), ("dir", "bidirectional")])
+            .unwrap();
+        // Bytes the fields ignore (a flag's high bits, a path index past the last path, bytes
+        // past the last field) print as the canonical action.
+        let mut raw = mmap;
+        raw.path += c.len() as u8;
+        raw.args[3] |= 0xfe;
+        let mut raw_dma = dma;
+        raw_dma.args[5] = 77;
         let ops = vec![
             Op::Start {
                 actor: 9,
                 cpu: 3,
-                action: Action::Mmap {
-                    file: 1,
-                    pgoff: 2,
-                    at: 200,
-                    shared: true,
-                    exec: false,
-                    fixed: true,
-                },
+                action: raw,
             },
             Op::Step { actor: 5, cpu: 0 },
             Op::Speculate {
@@ -711,13 +556,10 @@ mod tests {
             Op::Start {
                 actor: 4,
                 cpu: 0,
-                action: Action::Dma {
-                    buf: 3,
-                    dir: DmaDir::Bidirectional,
-                },
+                action: raw_dma,
             },
         ];
-        let t = Trace::new(&p, &ops, Some("stale-load:x@linear<-y@user".into()));
+        let t = Trace::new(&*m, &ops, Some("stale-load:x@linear<-y@user".into()));
         let text = t.to_text(&["a comment".into()]);
         assert_eq!(Trace::parse(&text).unwrap(), t);
         assert_eq!(
@@ -725,15 +567,22 @@ mod tests {
             Op::Start {
                 actor: 3,
                 cpu: 0,
-                action: Action::Mmap {
-                    file: 1,
-                    pgoff: 2,
-                    at: 200,
-                    shared: true,
-                    exec: false,
-                    fixed: true
-                }
+                action: mmap
             }
+        );
+        assert_eq!(
+            t.ops[4],
+            Op::Start {
+                actor: 4,
+                cpu: 0,
+                action: dma
+            }
+        );
+        assert!(
+            text.contains(
+                "start K0 cpu0 mmap file=1 pgoff=2 at=200 shared=true exec=false fixed=true"
+            ),
+            "{text}"
         );
     }
 }

@@ -18,15 +18,16 @@
 use crate::event::Source;
 use crate::harness::{self, LoadError, Loaded};
 use crate::minimize;
+use crate::model::{DynModel, Models};
 use crate::op::Op;
 use crate::oracle::{Kind, Violation};
-use crate::preset::Preset;
-use crate::run::{run, RunOptions};
+use crate::run::RunOptions;
 use crate::trace::Trace;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 // ---- families ----------------------------------------------------------------------------
 
@@ -491,33 +492,33 @@ pub struct Finding {
     pub family: String,
     /// The violation's signature.
     pub signature: String,
-    /// The preset it ran on.
-    pub preset: Preset,
+    /// The model it ran on.
+    pub model: Rc<dyn DynModel>,
     /// The ops (canonical).
     pub ops: Vec<Op>,
     /// The ops that ran up to the violation: the input's size for choosing a representative.
     pub size: usize,
 }
 
-/// Loads an input; `preset` decodes raw inputs on that preset (for inputs found under
-/// `FLUSHFUZZ_PRESET`) and leaves trace files on their own.
-fn load(path: &Path, preset: Option<&str>) -> Result<Loaded, LoadError> {
-    let loaded = harness::load_file(path, None)?;
+/// Loads an input on `models`; `preset` decodes raw inputs on that preset (for inputs found
+/// under `FLUSHFUZZ_PRESET`) and leaves trace files on their own.
+fn load(path: &Path, models: &dyn Models, preset: Option<&str>) -> Result<Loaded, LoadError> {
+    let loaded = harness::load_file_in(path, models, None)?;
     match preset {
-        Some(p) if !loaded.is_trace => harness::load_file(path, Some(p)),
+        Some(p) if !loaded.is_trace => harness::load_file_in(path, models, Some(p)),
         _ => Ok(loaded),
     }
 }
 
 /// Loads and runs one input (without the event log), telling unreadable inputs, model panics,
 /// clean runs and findings apart.
-pub fn examine(path: &Path, preset: Option<&str>) -> Outcome {
+pub fn examine(path: &Path, models: &dyn Models, preset: Option<&str>) -> Outcome {
     match std::fs::metadata(path) {
         Ok(m) if m.len() == 0 => return Outcome::Unreadable("empty file".into()),
         Ok(_) => {}
         Err(e) => return Outcome::Unreadable(one_line(&e.to_string())),
     }
-    let loaded = match catch_quietly(|| load(path, preset)) {
+    let loaded = match catch_quietly(|| load(path, models, preset)) {
         Ok(Ok(l)) => l,
         Ok(Err(e)) => return Outcome::Unreadable(one_line(&e.to_string())),
         Err(panic) => return Outcome::ToolError(one_line(&format!("while loading: {panic}"))),
@@ -528,14 +529,14 @@ pub fn examine(path: &Path, preset: Option<&str>) -> Outcome {
             loaded.ops.len()
         ));
     }
-    match catch_quietly(|| run(&loaded.preset, &loaded.ops, RunOptions::default())) {
+    match catch_quietly(|| loaded.model.run(&loaded.ops, RunOptions::default())) {
         Err(panic) => Outcome::ToolError(one_line(&panic)),
         Ok(r) => match r.violation {
             None => Outcome::NoViolation,
             Some(v) => Outcome::Finding(Finding {
                 family: family(&v),
                 signature: v.signature(),
-                preset: loaded.preset,
+                model: loaded.model,
                 ops: loaded.ops,
                 size: r.ops_applied,
             }),
@@ -561,7 +562,7 @@ pub struct Known {
 /// The traces in `dir` (not recursive, `*.trace`, not hidden) that reproduce a violation,
 /// replayed to learn their family. A missing folder has none; traces that do not load or
 /// reproduce nothing are ignored (they only keep their names from being reused).
-pub fn known_traces(dir: &Path) -> std::io::Result<Vec<Known>> {
+pub fn known_traces(dir: &Path, models: &dyn Models) -> std::io::Result<Vec<Known>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -576,7 +577,7 @@ pub fn known_traces(dir: &Path) -> std::io::Result<Vec<Known>> {
     paths.sort();
     Ok(paths
         .into_iter()
-        .filter_map(|path| match examine(&path, None) {
+        .filter_map(|path| match examine(&path, models, None) {
             Outcome::Finding(f) => Some(Known {
                 path,
                 family: f.family,
@@ -604,8 +605,8 @@ pub struct Group {
     pub files: Vec<PathBuf>,
     /// The input minimized for the group: the one with the fewest ops up to its violation.
     pub representative: PathBuf,
-    /// The representative's preset.
-    pub preset: Preset,
+    /// The representative's model.
+    pub model: Rc<dyn DynModel>,
     /// The representative's op count before minimization.
     pub ops_before: usize,
     /// The minimized ops.
@@ -643,7 +644,7 @@ impl Group {
         if self.files.len() > MAX_LISTED {
             comment.push(format!("  ... and {} more", self.files.len() - MAX_LISTED));
         }
-        Trace::new(&self.preset, &self.minimized, Some(self.signature.clone())).to_text(&comment)
+        Trace::new(&*self.model, &self.minimized, Some(self.signature.clone())).to_text(&comment)
     }
 }
 
@@ -678,6 +679,7 @@ struct Acc {
 /// [`Triage::save`].
 pub fn triage(
     paths: &[PathBuf],
+    models: &dyn Models,
     preset: Option<&str>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Triage {
@@ -688,7 +690,7 @@ pub fn triage(
     };
     let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
-        match examine(f, preset) {
+        match examine(f, models, preset) {
             Outcome::Unreadable(e) => unreadable.push(Problem::new(f, e)),
             Outcome::ToolError(e) => t.tool_errors.push(Problem::new(f, e)),
             Outcome::NoViolation => t.no_violation += 1,
@@ -707,9 +709,9 @@ pub fn triage(
     for (family, acc) in groups {
         let (rep, best) = acc.best.expect("a group has a finding");
         let minimized = catch_quietly(|| {
-            minimize::minimize(&best.preset, &best.ops)
+            minimize::minimize(&*best.model, &best.ops)
                 .filter(|m| m.signature == best.signature)
-                .map(|m| minimize::shorten_in_family(&best.preset, m))
+                .map(|m| minimize::shorten_in_family(&*best.model, m))
         });
         let (minimized, signature) = match minimized {
             Ok(Some(m)) => (m.ops, m.signature),
@@ -728,7 +730,7 @@ pub fn triage(
             signatures,
             files: acc.files,
             representative: rep,
-            preset: best.preset,
+            model: best.model,
             ops_before: best.ops.len(),
             minimized,
             trace: None,
@@ -748,8 +750,13 @@ impl Triage {
     /// with the same signature if there are several), else a new `<family>.trace` (or
     /// `<family>-2.trace`, ... when the name is taken) written with `write`, which must refuse
     /// to overwrite. Errors go to [`Triage::write_errors`]; inputs are never touched.
-    pub fn save(&mut self, out: &Path, write: &mut dyn FnMut(&Path, &str) -> Result<(), String>) {
-        let known = match known_traces(out) {
+    pub fn save(
+        &mut self,
+        out: &Path,
+        models: &dyn Models,
+        write: &mut dyn FnMut(&Path, &str) -> Result<(), String>,
+    ) {
+        let known = match known_traces(out, models) {
             Ok(k) => k,
             Err(e) => {
                 self.write_errors.push(Problem::new(out, e));

@@ -360,12 +360,7 @@ pub trait Arch: Sized + 'static {
     }
 
     /// No translation of user page `vpn` of `mm` remains.
-    fn flush_tlb_page<O: Arch>(
-        &self,
-        cx: &Cx<O>,
-        mm: MmId,
-        vpn: Vpn,
-    ) -> impl Future<Output = ()> {
+    fn flush_tlb_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) -> impl Future<Output = ()> {
         self.base().flush_tlb_page(cx, mm, vpn)
     }
 

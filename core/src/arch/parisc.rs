@@ -43,7 +43,9 @@ impl Arch for Parisc {
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>,
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
         _mm: MmId,
         _start: Vpn,
         _end: Vpn,
@@ -53,7 +55,14 @@ impl Arch for Parisc {
         cx.icache_all(Scope::AllCpus);
     }
 
-    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        vpn: Vpn,
+        pfn: Pfn,
+        exec: bool,
+    ) {
         colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         if exec {
             cx.icache_all(Scope::AllCpus);
@@ -128,7 +137,14 @@ impl Arch for Parisc {
         }
     }
 
-    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        to: Pfn,
+        from: Pfn,
+        vpn: Vpn,
+        _mm: MmId,
+    ) {
         let (kfrom, hf) = kmap::kmap_atomic(cx, from).await;
         let (kto, ht) = kmap::kmap_atomic(cx, to).await;
         colour_alias_op(cx, from, vpn * cx.page_size(), CacheOp::Flush);

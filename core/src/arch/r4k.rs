@@ -73,7 +73,9 @@ impl Arch for MipsR4k {
 
     async fn flush_cache_dup_mm<O: Arch>(&self, _cx: &Cx<O>, _mm: MmId) {}
 
-    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>,
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
         _mm: MmId,
         _start: Vpn,
         _end: Vpn,
@@ -87,7 +89,14 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+        pfn: Pfn,
+        exec: bool,
+    ) {
         let present = cx.pte(mm, vpn).present;
         if present && (cx.dcache_aliases() || exec) {
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
@@ -182,7 +191,14 @@ impl Arch for MipsR4k {
         }
     }
 
-    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        to: Pfn,
+        from: Pfn,
+        vpn: Vpn,
+        _mm: MmId,
+    ) {
         if cx.switches().generic_copy_user_highpage {
             return generic::copy_user_highpage(cx, to, from, vpn).await;
         }

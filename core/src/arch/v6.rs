@@ -61,7 +61,9 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>,
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
         _mm: MmId,
         _start: Vpn,
         _end: Vpn,
@@ -75,7 +77,14 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, vpn: Vpn, pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        vpn: Vpn,
+        pfn: Pfn,
+        exec: bool,
+    ) {
         if cx.dcache_aliases() {
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         }
@@ -154,7 +163,14 @@ impl Arch for ArmV6 {
         }
     }
 
-    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, _mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        to: Pfn,
+        from: Pfn,
+        vpn: Vpn,
+        _mm: MmId,
+    ) {
         if !cx.dcache_aliases() {
             return generic::copy_user_highpage(cx, to, from, vpn).await;
         }
@@ -188,7 +204,14 @@ impl Arch for ArmV6 {
         cx.preempt_enable();
     }
 
-    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+    async fn copy_to_user_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+    ) {
         cx.preempt_disable();
         let k = kmap::kmap(cx, pfn).await;
         let v = cx.fresh();

@@ -54,7 +54,14 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn flush_cache_range<O: Arch>(&self, cx: &Cx<O>, mm: MmId, start: Vpn, end: Vpn, exec: bool) {
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        start: Vpn,
+        end: Vpn,
+        exec: bool,
+    ) {
         if live_here(cx, mm) {
             let page = cx.page_size();
             cx.dcache_range(CacheOp::Flush, start * page, end * page, Scope::Local);
@@ -64,7 +71,14 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn flush_cache_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, _pfn: Pfn, exec: bool) {
+    async fn flush_cache_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+        _pfn: Pfn,
+        exec: bool,
+    ) {
         if live_here(cx, mm) {
             let page = cx.page_size();
             page_op(cx, CacheOp::Flush, vpn * page, Scope::Local);
@@ -131,7 +145,14 @@ impl Arch for ArmVivt {
         }
     }
 
-    async fn copy_user_highpage<O: Arch>(&self, cx: &Cx<O>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
+    async fn copy_user_highpage<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        to: Pfn,
+        from: Pfn,
+        vpn: Vpn,
+        mm: MmId,
+    ) {
         // v4wb/xscale copypage: write back the source's user alias, copy through kernel
         // aliases, leave nothing dirty in the destination's kernel alias.
         cx.arch().flush_cache_page(cx, mm, vpn, from, false).await;

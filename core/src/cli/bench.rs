@@ -202,10 +202,11 @@ fn random_trial(preset: &str, seed: u64, seconds: u64) -> Trial {
     let start = hunt::now();
     let (execs, hit) = random_search(&p, seed, |_| start.elapsed() < cap);
     let elapsed = start.elapsed().as_secs_f64();
+    let model = flushfuzz::model::shipped_cached(&p);
     let m = hit
         .as_ref()
-        .and_then(|h| minimize::minimize(&p, &h.ops))
-        .map(|m| hunt::shorten(&p, preset, m));
+        .and_then(|h| minimize::minimize(&*model, &h.ops))
+        .map(|m| hunt::shorten(&*model, preset, m));
     let historical = m
         .as_ref()
         .is_some_and(|(_, twin)| matches!(twin, Some(None)));
@@ -347,7 +348,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 signature: f.map(|f| f.minimized.signature.clone()),
                 trace: f.map(|f| {
                     Trace::new(
-                        &f.loaded.preset,
+                        &*f.loaded.model,
                         &f.minimized.ops,
                         Some(f.minimized.signature.clone()),
                     )

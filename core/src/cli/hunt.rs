@@ -304,19 +304,22 @@ impl Found {
 /// The violation `ops` produce on the `-fixed` twin of `preset`, if the preset has a twin.
 pub fn on_fixed_twin(preset: &str, ops: &[flushfuzz::op::Op]) -> Option<Option<String>> {
     let twin = preset::by_name(&format!("{preset}-fixed"))?;
-    Some(minimize::signature_of(&twin, ops))
+    Some(minimize::signature_of(
+        &*flushfuzz::model::shipped_cached(&twin),
+        ops,
+    ))
 }
 
 /// A minimized race reduced further within its family ([`minimize::shorten_in_family`]), with
 /// the violation it produces on the `-fixed` twin of `name` ([`on_fixed_twin`]). A shorter input
 /// that the twin has too never replaces one the twin does not have: the race stays historical.
 pub fn shorten(
-    preset: &preset::Preset,
+    model: &dyn flushfuzz::model::DynModel,
     name: &str,
     m: Minimized,
 ) -> (Minimized, Option<Option<String>>) {
     let twin = on_fixed_twin(name, &m.ops);
-    let s = minimize::shorten_in_family(preset, m.clone());
+    let s = minimize::shorten_in_family(model, m.clone());
     if s.ops == m.ops {
         return (s, twin);
     }
@@ -661,8 +664,8 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
     // The input may make the model itself panic (a bug of the model, which libFuzzer reports
     // as a crash too): replay it where a panic is caught, and keep the evidence.
     let minimized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        minimize::minimize(&loaded.preset, &loaded.ops)
-            .map(|m| shorten(&loaded.preset, &c.preset, m))
+        minimize::minimize(&*loaded.model, &loaded.ops)
+            .map(|m| shorten(&*loaded.model, &c.preset, m))
     }));
     let (m, twin) = match minimized {
         Ok(Some(m)) => m,
@@ -682,7 +685,7 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
             let input = work.dir.join("input.trace");
             let _ = std::fs::write(
                 &input,
-                Trace::new(&loaded.preset, &loaded.ops, None).to_text(&[format!(
+                Trace::new(&*loaded.model, &loaded.ops, None).to_text(&[format!(
                     "the input libFuzzer stopped on ({}), decoded; {what}",
                     artifact.display()
                 )]),
@@ -699,7 +702,9 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
             );
         }
     };
-    let mainline_family = flushfuzz::run::run(&loaded.preset, &m.ops, RunOptions::default())
+    let mainline_family = loaded
+        .model
+        .run(&m.ops, RunOptions::default())
         .violation
         .filter(triage::in_mainline)
         .map(|v| triage::family(&v));
@@ -777,7 +782,7 @@ pub fn record(crashes: &Path, c: &Campaign, f: &Found) -> anyhow::Result<Recorde
         })
         .find(|p| !p.exists())
         .context("no free file name")?;
-    let trace = Trace::new(&f.loaded.preset, &f.minimized.ops, Some(sig.clone()));
+    let trace = Trace::new(&*f.loaded.model, &f.minimized.ops, Some(sig.clone()));
     let how = format!(
         "found by `flushfuzz hunt --preset {} --seed {}{}` after {} executions; minimized from {} to {} ops",
         c.preset,
@@ -798,16 +803,16 @@ pub fn record(crashes: &Path, c: &Campaign, f: &Found) -> anyhow::Result<Recorde
 /// The timeline and explanation of a minimized race.
 pub fn show_race(f: &Found) -> String {
     let l = harness::Loaded {
-        preset: f.loaded.preset.clone(),
+        model: f.loaded.model.clone(),
         ops: f.minimized.ops.clone(),
         expect: None,
         is_trace: true,
     };
     let r = harness::replay(&l);
-    let mut s = explain::timeline(&l.preset, &l.ops, &r);
+    let mut s = explain::timeline(&*l.model, &l.ops, &r);
     if let Some(v) = &r.violation {
         s.push('\n');
-        s.push_str(&explain::explain(v, &l.preset, &r.actors));
+        s.push_str(&explain::explain(v, l.preset(), &r.actors));
     }
     s
 }

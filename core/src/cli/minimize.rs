@@ -49,19 +49,19 @@ pub fn write_new(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let loaded = harness::load_file(&a.file, a.preset.as_deref())
         .with_context(|| a.file.display().to_string())?;
-    let Some(m) = minimize::minimize(&loaded.preset, &loaded.ops) else {
+    let Some(m) = minimize::minimize(&*loaded.model, &loaded.ops) else {
         anyhow::bail!(
             "{}: no violation on preset {}: nothing to minimize",
             a.file.display(),
-            loaded.preset.name
+            loaded.preset().name
         );
     };
     let m = if a.family {
-        minimize::shorten_in_family(&loaded.preset, m)
+        minimize::shorten_in_family(&*loaded.model, m)
     } else {
         m
     };
-    let trace = Trace::new(&loaded.preset, &m.ops, Some(m.signature.clone()));
+    let trace = Trace::new(&*loaded.model, &m.ops, Some(m.signature.clone()));
     let text = trace.to_text(&[format!(
         "minimized by flushfuzz from {} ({} ops -> {} ops)",
         a.file.display(),
@@ -74,7 +74,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if a.json {
         let v = serde_json::json!({
             "file": a.file.display().to_string(),
-            "preset": loaded.preset.name,
+            "preset": loaded.preset().name,
             "signature": m.signature,
             "ops_before": loaded.ops.len(),
             "ops_after": m.ops.len(),

@@ -46,7 +46,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         if a.json {
             let v = serde_json::json!({
                 "file": f.display().to_string(),
-                "preset": loaded.preset.name,
+                "preset": loaded.preset().name,
                 "ops": loaded.ops.len(),
                 "violation": report.violation.as_ref().map(super::violation_json),
             });
@@ -55,17 +55,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             println!(
                 "== {} (preset {}, {} ops)",
                 f.display(),
-                loaded.preset.name,
+                loaded.preset().name,
                 loaded.ops.len()
             );
             print!(
                 "{}",
-                explain::timeline(&loaded.preset, &loaded.ops, &report)
+                explain::timeline(&*loaded.model, &loaded.ops, &report)
             );
             match &report.violation {
                 Some(v) => {
                     println!();
-                    print!("{}", explain::explain(v, &loaded.preset, &report.actors));
+                    print!("{}", explain::explain(v, loaded.preset(), &report.actors));
                 }
                 None => println!("\nNo violation."),
             }

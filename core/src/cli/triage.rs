@@ -168,11 +168,16 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             b.set_position(done as u64);
         }
     };
-    let mut t = triage::triage(&a.paths, a.preset.as_deref(), &mut progress);
+    let mut t = triage::triage(
+        &a.paths,
+        &flushfuzz::model::Shipped,
+        a.preset.as_deref(),
+        &mut progress,
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    t.save(&a.out, &mut |path, text| {
+    t.save(&a.out, &flushfuzz::model::Shipped, &mut |path, text| {
         write_new(path, text).map_err(|e| format!("{e:#}"))
     });
     if a.json {

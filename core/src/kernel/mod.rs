@@ -20,7 +20,9 @@ pub mod vmap;
 
 use crate::addr::{layout, ActorId, MmId, Pfn, Stamp, Va, Vpn};
 use crate::arch::Arch;
-use crate::op::Action;
+use crate::machine::Access;
+use crate::op::DmaDir;
+use crate::paths::{Args, Field, Path, PathInfo, Paths, Runs, DMA_DIRS};
 use crate::world::Cx;
 
 /// Lock numbers: `kmap_lock`, then one `mmap_lock` per address space.
@@ -400,98 +402,339 @@ pub fn uva<A: Arch>(cx: &Cx<A>, vpn: Vpn, off: u8) -> Va {
     vpn * page + off as u64 % page
 }
 
-/// Runs one action to completion as the acting actor's script.
-pub async fn run_action<A: Arch>(cx: &Cx<A>, action: Action) {
-    let user = my_mm(cx);
-    if user.is_some_and(|mm| {
-        let st = cx.st();
-        let m = &st.k.mms[mm as usize];
-        m.exiting || !m.alive
-    }) {
+/// Fields of user accesses and of paths on one byte of a user page.
+const PAGE_OFF: &[Field] = &[Field::num("page"), Field::num("off")];
+/// Fields of a driver touching one byte of its buffer.
+const BUF_OFF: &[Field] = &[Field::num("buf"), Field::num("off")];
+/// Fields of a streaming DMA transfer of a driver buffer.
+const BUF_DIR: &[Field] = &[Field::num("buf"), Field::choice("dir", DMA_DIRS)];
+/// Fields of `read()` and `write()` of one byte.
+const FILE_IO: &[Field] = &[
+    Field::num("file"),
+    Field::num("index"),
+    Field::num("off"),
+    Field::num("page"),
+];
+
+/// Fields of `munmap()`.
+const MUNMAP: &[Field] = &[Field::num("page"), Field::num("pages")];
+/// Fields of `mmap()`.
+const MMAP: &[Field] = &[
+    Field::num("file"),
+    Field::num("pgoff"),
+    Field::num("at"),
+    Field::flag("shared"),
+    Field::flag("exec"),
+    Field::flag("fixed"),
+];
+/// Fields of `mprotect()`.
+const MPROTECT: &[Field] = &[
+    Field::num("page"),
+    Field::flag("write"),
+    Field::flag("exec"),
+];
+/// Fields of a FUSE-like access.
+const GUP: &[Field] = &[Field::num("page"), Field::num("off"), Field::flag("write")];
+/// Fields of direct I/O.
+const DIRECT_IO: &[Field] = &[Field::num("page"), Field::flag("to-device")];
+/// Fields of a ptrace poke.
+const POKE: &[Field] = &[Field::num("target"), Field::num("page"), Field::num("off")];
+/// Fields of the cacheflush system call.
+const CACHEFLUSH: &[Field] = &[Field::num("page")];
+/// Fields of readdir.
+const READDIR: &[Field] = &[Field::num("at"), Field::num("pages")];
+
+/// What the fault path may call, for the paths that fault.
+const FAULT_CALLS: &[&str] = &[
+    "clear_user_highpage",
+    "copy_user_highpage",
+    "flush_icache_page",
+    "set_pte_at",
+    "update_mmu_cache",
+    "flush_cache_page",
+    "flush_tlb_page",
+    "flush_dcache_page",
+    "kmap",
+    "dma_map_page",
+    "dma_unmap_page",
+];
+
+/// The user's access to one byte of a page, with its faults.
+fn access<A: Arch>(name: &'static str, access: Access, doc: &'static str) -> Path<A> {
+    Path::new(
+        PathInfo {
+            name,
+            fields: PAGE_OFF,
+            runs: Runs::User,
+            follows: "handle_mm_fault",
+            calls: FAULT_CALLS,
+            doc,
+        },
+        move |cx, a| async move {
+            if let Some(mm) = my_mm(&cx) {
+                fault::user_access(&cx, mm, a.num(0), a.num(1), access).await;
+            }
+        },
+    )
+}
+
+/// A driver's path on its buffer `a.num(0)`, holding the buffer's lock throughout.
+async fn on_buffer<A: Arch>(cx: &Cx<A>, buf: u8, what: BufferWork) {
+    let n = buf as usize % cx.st().k.buffers.len();
+    if !lock_buffer(cx, n).await {
         return;
     }
-    match (action, user) {
-        (Action::Load { page, off }, Some(mm)) => {
-            fault::user_access(cx, mm, page, off, crate::machine::Access::Read).await
-        }
-        (Action::Store { page, off }, Some(mm)) => {
-            fault::user_access(cx, mm, page, off, crate::machine::Access::Write).await
-        }
-        (Action::Fetch { page, off }, Some(mm)) => {
-            fault::user_access(cx, mm, page, off, crate::machine::Access::Exec).await
-        }
-        (Action::Fork, Some(mm)) => fork::fork(cx, mm).await,
-        (Action::Exit, Some(mm)) => fork::exit(cx, mm).await,
-        (Action::Munmap { page, pages }, Some(mm)) => fork::munmap(cx, mm, page, pages).await,
-        (
-            Action::Mmap {
-                file,
-                pgoff,
-                at,
-                shared,
-                exec,
-                fixed,
-            },
-            Some(mm),
-        ) => fork::mmap(cx, mm, file, pgoff, at, shared, exec, fixed).await,
-        (Action::Mprotect { page, write, exec }, Some(mm)) => {
-            fork::mprotect(cx, mm, page, write, exec).await
-        }
-        (
-            Action::ReadFile {
-                file,
-                index,
-                off,
-                page,
-            },
-            Some(mm),
-        ) => file::read(cx, mm, file, index, off, page).await,
-        (
-            Action::WriteFile {
-                file,
-                index,
-                off,
-                page,
-            },
-            Some(mm),
-        ) => file::write(cx, mm, file, index, off, page).await,
-        (Action::Gup { page, off, write }, Some(mm)) => {
-            gup::fuse_access(cx, mm, page, off, write).await
-        }
-        (Action::DirectIo { page, to_device }, Some(mm)) => {
-            gup::direct_io(cx, mm, page, to_device).await
-        }
-        (Action::PtracePoke { target, page, off }, Some(_)) => {
-            gup::ptrace_poke(cx, target, page, off).await
-        }
-        (Action::Cacheflush { page }, Some(mm)) => fault::cacheflush(cx, mm, page).await,
-        (
-            Action::KmapWrite { buf, .. }
-            | Action::KmapRead { buf, .. }
-            | Action::KmapAtomicWrite { buf, .. }
-            | Action::Dma { buf, .. }
-            | Action::DmaSync { buf, .. },
-            _,
-        ) => {
-            let n = buf as usize % cx.st().k.buffers.len();
-            if !lock_buffer(cx, n).await {
-                return;
-            }
-            let pfn = buffer(cx, buf);
-            match action {
-                Action::KmapWrite { off, .. } => kmap::kmap_access(cx, pfn, off, true).await,
-                Action::KmapRead { off, .. } => kmap::kmap_access(cx, pfn, off, false).await,
-                Action::KmapAtomicWrite { off, .. } => kmap::kmap_atomic_write(cx, pfn, off).await,
-                Action::Dma { dir, .. } => dma::transfer(cx, pfn, dir).await,
-                Action::DmaSync { dir, .. } => dma::sync_cycle(cx, pfn, dir).await,
-                _ => unreachable!("buffer actions only"),
-            }
-            mutex_unlock(cx, buffer_lock(n));
-        }
-        (Action::Readdir { at, pages }, _) => vmap::readdir(cx, at, pages).await,
-        // User actions of kernel threads and interrupts do nothing.
-        _ => {}
+    let pfn = buffer(cx, buf);
+    match what {
+        BufferWork::Kmap { off, write } => kmap::kmap_access(cx, pfn, off, write).await,
+        BufferWork::KmapAtomicWrite { off } => kmap::kmap_atomic_write(cx, pfn, off).await,
+        BufferWork::Dma { dir } => dma::transfer(cx, pfn, dir).await,
+        BufferWork::DmaSync { dir } => dma::sync_cycle(cx, pfn, dir).await,
     }
+    mutex_unlock(cx, buffer_lock(n));
+}
+
+/// What a driver does with its buffer.
+#[derive(Clone, Copy, Debug)]
+enum BufferWork {
+    Kmap { off: u8, write: bool },
+    KmapAtomicWrite { off: u8 },
+    Dma { dir: DmaDir },
+    DmaSync { dir: DmaDir },
+}
+
+/// A path of a user process, started with its address space.
+fn user<A: Arch, F, Fut>(info: PathInfo, f: F) -> Path<A>
+where
+    F: Fn(Cx<A>, MmId, Args) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    Path::new(info, move |cx, a| {
+        let run = my_mm(&cx).map(|mm| f(cx, mm, a));
+        async move {
+            if let Some(run) = run {
+                run.await;
+            }
+        }
+    })
+}
+
+/// The shipped kernel paths, in the order their indices have in actions.
+pub fn paths<A: Arch>() -> Paths<A> {
+    Paths::new(vec![
+        access("load", Access::Read, "a user load of one byte"),
+        access("store", Access::Write, "a user store of a fresh value to one byte"),
+        access("fetch", Access::Exec, "a user instruction fetch of one byte"),
+        user(
+            PathInfo {
+                name: "fork",
+                fields: &[],
+                runs: Runs::User,
+                follows: "dup_mmap",
+                calls: &["flush_cache_dup_mm", "flush_cache_mm", "flush_tlb_mm"],
+                doc: "fork(): the address space copied into a new process with one thread",
+            },
+            |cx, mm, _| async move { fork::fork(&cx, mm).await },
+        ),
+        user(
+            PathInfo {
+                name: "exit",
+                fields: &[],
+                runs: Runs::User,
+                follows: "exit_mmap",
+                calls: &["flush_cache_mm", "flush_tlb_mm"],
+                doc: "exit() of the whole process, once its other threads are idle",
+            },
+            |cx, mm, _| async move { fork::exit(&cx, mm).await },
+        ),
+        user(
+            PathInfo {
+                name: "munmap",
+                fields: MUNMAP,
+                runs: Runs::User,
+                follows: "do_vmi_munmap",
+                calls: &["flush_cache_range", "flush_tlb_range"],
+                doc: "munmap() of 1 to 4 pages from a mapped page, within its VMA",
+            },
+            |cx, mm, a| async move { fork::munmap(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "mmap",
+                fields: MMAP,
+                runs: Runs::User,
+                follows: "do_mmap",
+                calls: &[],
+                doc: "mmap() of a file, at a colour the arch allows (arch_get_unmapped_area)",
+            },
+            |cx, mm, a| async move {
+                let (shared, exec, fixed) = (a.flag(3), a.flag(4), a.flag(5));
+                fork::mmap(&cx, mm, a.num(0), a.num(1), a.num(2), shared, exec, fixed).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "mprotect",
+                fields: MPROTECT,
+                runs: Runs::User,
+                follows: "mprotect_fixup",
+                calls: &["set_pte_at", "flush_tlb_page"],
+                doc: "mprotect() of one mapped page",
+            },
+            |cx, mm, a| async move { fork::mprotect(&cx, mm, a.num(0), a.flag(1), a.flag(2)).await },
+        ),
+        user(
+            PathInfo {
+                name: "read",
+                fields: FILE_IO,
+                runs: Runs::User,
+                follows: "filemap_read",
+                calls: &["flush_dcache_page", "kmap", "kunmap", "dma_map_page", "dma_unmap_page"],
+                doc: "read() of one byte of a file page into a user page",
+            },
+            |cx, mm, a| async move {
+                file::read(&cx, mm, a.num(0), a.num(1), a.num(2), a.num(3)).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "write",
+                fields: FILE_IO,
+                runs: Runs::User,
+                follows: "generic_perform_write",
+                calls: &["flush_dcache_page", "kmap", "kunmap", "dma_map_page", "dma_unmap_page"],
+                doc: "write() of one byte of a user page into a file page",
+            },
+            |cx, mm, a| async move {
+                file::write(&cx, mm, a.num(0), a.num(1), a.num(2), a.num(3)).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "gup",
+                fields: GUP,
+                runs: Runs::User,
+                follows: "get_user_pages",
+                calls: &["flush_anon_page", "flush_dcache_page", "kmap", "kunmap"],
+                doc: "a FUSE-like request: pins a user page and reads or writes a byte through kmap",
+            },
+            |cx, mm, a| async move { gup::fuse_access(&cx, mm, a.num(0), a.num(1), a.flag(2)).await },
+        ),
+        user(
+            PathInfo {
+                name: "direct-io",
+                fields: DIRECT_IO,
+                runs: Runs::User,
+                follows: "__blockdev_direct_IO",
+                calls: &["flush_anon_page", "flush_dcache_page", "dma_map_page", "dma_unmap_page"],
+                doc: "direct I/O: pins a user page and DMAs to or from it",
+            },
+            |cx, mm, a| async move { gup::direct_io(&cx, mm, a.num(0), a.flag(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "ptrace-poke",
+                fields: POKE,
+                runs: Runs::User,
+                follows: "access_process_vm",
+                calls: &["flush_anon_page", "flush_dcache_page", "copy_to_user_page"],
+                doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
+            },
+            |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        user(
+            PathInfo {
+                name: "cacheflush",
+                fields: CACHEFLUSH,
+                runs: Runs::User,
+                follows: "sys_cacheflush",
+                calls: &["flush_icache_user_range"],
+                doc: "the cacheflush system call over one user page, after writing code",
+            },
+            |cx, mm, a| async move { fault::cacheflush(&cx, mm, a.num(0)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "kmap-write",
+                fields: BUF_OFF,
+                runs: Runs::Kernel,
+                follows: "kmap",
+                calls: &["kmap", "kunmap", "flush_cache_kmaps"],
+                doc: "a driver stores one byte of its buffer through kmap",
+            },
+            |cx, a| async move {
+                let work = BufferWork::Kmap { off: a.num(1), write: true };
+                on_buffer(&cx, a.num(0), work).await
+            },
+        ),
+        Path::new(
+            PathInfo {
+                name: "kmap-read",
+                fields: BUF_OFF,
+                runs: Runs::Kernel,
+                follows: "kmap",
+                calls: &["kmap", "kunmap", "flush_cache_kmaps"],
+                doc: "a driver loads one byte of its buffer through kmap",
+            },
+            |cx, a| async move {
+                let work = BufferWork::Kmap { off: a.num(1), write: false };
+                on_buffer(&cx, a.num(0), work).await
+            },
+        ),
+        Path::new(
+            PathInfo {
+                name: "kmap-atomic-write",
+                fields: BUF_OFF,
+                runs: Runs::Atomic,
+                follows: "kmap_atomic",
+                calls: &["kmap_atomic", "kunmap_atomic"],
+                doc: "a driver stores one byte of its buffer through kmap_atomic",
+            },
+            |cx, a| async move {
+                let work = BufferWork::KmapAtomicWrite { off: a.num(1) };
+                on_buffer(&cx, a.num(0), work).await
+            },
+        ),
+        Path::new(
+            PathInfo {
+                name: "readdir",
+                fields: READDIR,
+                runs: Runs::Kernel,
+                follows: "nfs_readdir_xdr_to_array",
+                calls: &["vm_map_ram", "vm_unmap_ram", "flush_cache_vmap", "flush_cache_vunmap", "kmap", "kunmap"],
+                doc: "an NFS-readdir-like path: replies stored through kmap, decoded through vm_map_ram or kmap",
+            },
+            |cx, a| async move { vmap::readdir(&cx, a.num(0), a.num(1)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "dma",
+                fields: BUF_DIR,
+                runs: Runs::Atomic,
+                follows: "dma_map_page",
+                calls: &["dma_map_page", "dma_unmap_page", "kmap", "kmap_atomic"],
+                doc: "a streaming DMA transfer of a driver buffer: map, device access, unmap, CPU access",
+            },
+            |cx, a| async move {
+                let work = BufferWork::Dma { dir: a.dma_dir(1) };
+                on_buffer(&cx, a.num(0), work).await
+            },
+        ),
+        Path::new(
+            PathInfo {
+                name: "dma-sync",
+                fields: BUF_DIR,
+                runs: Runs::Atomic,
+                follows: "dma_sync_single_for_cpu",
+                calls: &["dma_map_page", "dma_sync_single_for_cpu", "dma_sync_single_for_device", "dma_unmap_page", "kmap", "kmap_atomic"],
+                doc: "a DMA buffer handed back and forth with dma_sync_single_for_cpu and _for_device",
+            },
+            |cx, a| async move {
+                let work = BufferWork::DmaSync { dir: a.dma_dir(1) };
+                on_buffer(&cx, a.num(0), work).await
+            },
+        ),
+    ])
 }
 
 /// The page-table entry a user mapping of `pfn` in `vma` gets.

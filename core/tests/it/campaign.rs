@@ -71,7 +71,7 @@ fn race_seeds_decode_to_inputs_that_do_not_crash() {
                 f.name,
                 q.name,
                 r.violation.unwrap().signature(),
-                Trace::new(q, &ops, None).to_text(&[])
+                Trace::new(&*flushfuzz::model::shipped_cached(q), &ops, None).to_text(&[])
             );
         }
         // What the fuzz target runs: it must not panic.

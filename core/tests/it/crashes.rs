@@ -62,7 +62,7 @@ fn every_crash_replays_twice_with_the_identical_event_log() {
 fn race_reproducers_pass_on_their_fixed_twins() {
     for f in crash_files() {
         let l = load(&f);
-        let fixed = preset::by_name(&format!("{}-fixed", l.preset.name));
+        let fixed = preset::by_name(&format!("{}-fixed", l.preset().name));
         let Some(fixed) = fixed else { continue };
         let r = run(&fixed, &l.ops, RunOptions::default());
         assert!(
@@ -106,11 +106,11 @@ fn timelines_of_the_five_races() {
         let f = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../crashes/{name}.trace"));
         let l = load(&f);
         let r = replay(&l);
-        let mut text = explain::timeline(&l.preset, &l.ops, &r);
+        let mut text = explain::timeline(&*l.model, &l.ops, &r);
         text.push('\n');
         text.push_str(&explain::explain(
             r.violation.as_ref().expect("violation"),
-            &l.preset,
+            l.preset(),
             &r.actors,
         ));
         insta::assert_snapshot!(name, text);
@@ -137,7 +137,7 @@ fn vivt_hit_on_a_line_of_another_frame_does_not_panic() {
     let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
     for p in ["gup-anon-alias-fixed", "gup-anon-alias", "kmap-recycle-dma"] {
         let p = preset::by_name(p).unwrap();
-        let ops = flushfuzz::trace::canonical(&p, &l.ops);
+        let ops = flushfuzz::trace::canonical(&*flushfuzz::model::shipped_cached(&p), &l.ops);
         let a = run(&p, &ops, RunOptions { log: true });
         let b = run(&p, &ops, RunOptions { log: true });
         assert_eq!(a.events, b.events);
@@ -148,7 +148,7 @@ fn vivt_hit_on_a_line_of_another_frame_does_not_panic() {
 fn assert_clean_trace(preset: &str, ops: &str) {
     let text = format!("flushfuzz-trace 1\npreset {preset}\nexpect none\n{ops}");
     let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
-    let r = run(&l.preset, &l.ops, RunOptions::default());
+    let r = l.model.run(&l.ops, RunOptions::default());
     assert!(
         r.violation.is_none(),
         "{preset}: {:?}",
@@ -272,7 +272,7 @@ fn concurrent_forks_never_share_a_child() {
     let text = "flushfuzz-trace 1\npreset coherent\nexpect none\n\
                 start T0 cpu0 fork\nstart T1 cpu1 fork\n";
     let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
-    let r = run(&l.preset, &l.ops, RunOptions { log: true });
+    let r = l.model.run(&l.ops, RunOptions { log: true });
     let children: Vec<String> = r
         .events
         .iter()
@@ -292,7 +292,7 @@ fn every_mainline_hole_reproduces_on_a_fixed_twin() {
     let shown: Vec<String> = crash_files()
         .iter()
         .map(|f| load(f))
-        .filter(|l| l.preset.name.ends_with("-fixed"))
+        .filter(|l| l.preset().name.ends_with("-fixed"))
         .filter_map(|l| replay(&l).violation)
         .filter(flushfuzz::triage::in_mainline)
         .map(|v| flushfuzz::triage::family(&v))

@@ -25,7 +25,12 @@ fn check(p: &flushfuzz::preset::Preset, ops: &[Op], pass_mainline: bool) {
         if pass_mainline && flushfuzz::triage::in_mainline(&v) {
             return;
         }
-        let t = Trace::new(p, &ops[..r.ops_applied.min(ops.len())], Some(v.signature()));
+        let m = flushfuzz::model::shipped_cached(p);
+        let t = Trace::new(
+            &*m,
+            &ops[..r.ops_applied.min(ops.len())],
+            Some(v.signature()),
+        );
         panic!(
             "{} on {}; as a trace:\n{}",
             v.signature(),
@@ -130,6 +135,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
         .with_iterations(300)
         .for_each(|ops: &Vec<Op>| {
             for p in &presets {
+                let p = &*flushfuzz::model::shipped_cached(p);
                 let Some(sig) = flushfuzz::minimize::signature_of(p, ops) else {
                     continue;
                 };
@@ -140,7 +146,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
                 // Shortening within the family keeps the family and never grows the input, and
                 // its signature is what its ops produce.
                 let family = |ops: &[Op]| {
-                    run(p, ops, RunOptions::default())
+                    p.run(ops, RunOptions::default())
                         .violation
                         .map(|v| flushfuzz::triage::family(&v))
                 };

@@ -3,7 +3,8 @@
 
 use flushfuzz::encode::encode_input;
 use flushfuzz::harness::{self, load_bytes, load_file, RACE_PRESETS};
-use flushfuzz::run::{run, RunOptions};
+use flushfuzz::model::Shipped;
+use flushfuzz::run::RunOptions;
 use flushfuzz::triage::{self, Outcome, Triage};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -80,7 +81,7 @@ fn variant_text(preset: &str, ops: &str) -> String {
 /// The family and signature of an input's violation.
 fn outcome(bytes: &[u8]) -> Option<(String, String)> {
     let l = load_bytes(bytes, None).expect("loads");
-    let v = run(&l.preset, &l.ops, RunOptions::default()).violation?;
+    let v = l.model.run(&l.ops, RunOptions::default()).violation?;
     Some((triage::family(&v), v.signature()))
 }
 
@@ -142,9 +143,9 @@ fn writer(written: &mut Vec<PathBuf>) -> impl FnMut(&Path, &str) -> Result<(), S
 }
 
 fn triage_into(inputs: &Path, out: &Path) -> (Triage, Vec<PathBuf>) {
-    let mut t = triage::triage(&[inputs.to_path_buf()], None, &mut |_, _| {});
+    let mut t = triage::triage(&[inputs.to_path_buf()], &Shipped, None, &mut |_, _| {});
     let mut written = Vec::new();
-    t.save(out, &mut writer(&mut written));
+    t.save(out, &Shipped, &mut writer(&mut written));
     assert!(t.write_errors.is_empty(), "{:?}", t.write_errors);
     (t, written)
 }
@@ -198,17 +199,20 @@ fn the_preset_override_applies_to_raw_inputs_only() {
     // Preset index 0 is nfs-vmap-alias, where these ops are harmless.
     let raw = s.put("crash-raw", &encode_input(0, &l.ops));
     let traced = s.put("fork.trace", &trace);
-    assert!(matches!(triage::examine(&raw, None), Outcome::NoViolation));
+    assert!(matches!(
+        triage::examine(&raw, &Shipped, None),
+        Outcome::NoViolation
+    ));
     let family = |o: Outcome| match o {
         Outcome::Finding(f) => f.family,
         o => panic!("{o:?}"),
     };
     assert_eq!(
-        family(triage::examine(&raw, Some("fork-cow-alias"))),
+        family(triage::examine(&raw, &Shipped, Some("fork-cow-alias"))),
         "cow-copy-through-incongruent-alias"
     );
     assert_eq!(
-        family(triage::examine(&traced, Some("nfs-vmap-alias"))),
+        family(triage::examine(&traced, &Shipped, Some("nfs-vmap-alias"))),
         "cow-copy-through-incongruent-alias"
     );
 }
@@ -271,7 +275,7 @@ fn bad_inputs_are_unreadable_with_a_one_line_error() {
     ];
     for (name, bytes, want) in &cases {
         let p = s.put(&format!("in/{name}"), bytes);
-        match triage::examine(&p, None) {
+        match triage::examine(&p, &Shipped, None) {
             Outcome::Unreadable(e) => {
                 assert!(e.contains(want), "{name}: {e}");
                 assert!(!e.contains('\n') && e.len() < 300, "{name}: {e}");
@@ -291,7 +295,12 @@ fn bad_inputs_are_unreadable_with_a_one_line_error() {
     // Hidden and temporary files are not inputs.
     s.put("in/.hidden", b"");
     s.put("in/sub/x.tmp", b"");
-    let t = triage::triage(&[s.0.join("in"), s.0.join("missing")], None, &mut |_, _| {});
+    let t = triage::triage(
+        &[s.0.join("in"), s.0.join("missing")],
+        &Shipped,
+        None,
+        &mut |_, _| {},
+    );
     let mut unreadable: Vec<_> = t
         .unreadable
         .iter()
