@@ -31,6 +31,9 @@ pub type ActorId = u8;
 /// The most CPUs a machine may have.
 pub const MAX_CPUS: usize = 4;
 
+/// The most actors a world has (threads, kernel threads and the interrupt context).
+pub const MAX_ACTORS: usize = 16;
+
 /// First virtual page of each region. Each region is 64 pages long and starts on a multiple of
 /// 64 pages, so colours computed from a page number inside a region match the hardware's.
 pub mod layout {

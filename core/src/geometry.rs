@@ -9,10 +9,10 @@
 //! caches' contents, processes or kernels.
 
 use crate::addr::{div_size, rem_size, Pa, Va};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where set and tag come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Indexing {
     /// Virtually indexed, virtually tagged (ARMv4/v5, XScale). Two virtual addresses of one
@@ -29,7 +29,7 @@ pub enum Indexing {
 }
 
 /// What a store does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WritePolicy {
     /// Stores stay in the line, which becomes dirty and is written back whole.
@@ -42,7 +42,8 @@ pub enum WritePolicy {
 }
 
 /// The shape of one cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CacheGeometry {
     /// Bytes per line; a power of two.
     pub line: u32,

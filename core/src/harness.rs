@@ -23,6 +23,11 @@ pub const RACE_PRESETS: [&str; 5] = [
 /// The environment variable that fixes the preset of fuzz inputs (set by `flushfuzz hunt`).
 pub const PRESET_ENV: &str = "FLUSHFUZZ_PRESET";
 
+/// The environment variable naming a machine file that fixes the preset of fuzz inputs (set by
+/// `flushfuzz hunt --machine`): a shipped target runs the shipped arch the file names, a
+/// user's target its own arch and paths on that machine.
+pub const MACHINE_ENV: &str = "FLUSHFUZZ_MACHINE";
+
 /// The environment variable that, set to `1`, makes the fuzz target pass over violations of
 /// families mainline behaviour has too ([`crate::triage::in_mainline`]), so that a campaign on a
 /// `-fixed` twin looks beyond them (set by `flushfuzz hunt --skip-mainline`).
@@ -48,6 +53,71 @@ pub struct Target {
     shipped: bool,
     skip_mainline: bool,
     mutator: Mutator,
+    reach: RefCell<Reach>,
+}
+
+/// The environment variable naming a folder where a fuzz target keeps how many executions
+/// started each kernel path (`reach-<pid>.json`, rewritten every [`REACH_EVERY`] executions
+/// and before a crash; set by `flushfuzz hunt`).
+pub const STATS_ENV: &str = "FLUSHFUZZ_STATS";
+
+/// How often a target rewrites its reach file, in executions.
+pub const REACH_EVERY: u64 = 1 << 16;
+
+/// How many executions started each path, by catalog.
+#[derive(Debug, Default)]
+struct Reach {
+    execs: u64,
+    counts: Vec<(std::sync::Arc<crate::paths::Catalog>, Vec<u64>)>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl Reach {
+    fn note(&mut self, catalog: &std::sync::Arc<crate::paths::Catalog>, started: u128) {
+        self.execs += 1;
+        let i = match self
+            .counts
+            .iter()
+            .position(|(c, _)| std::sync::Arc::ptr_eq(c, catalog))
+        {
+            Some(i) => i,
+            None => {
+                self.counts.push((catalog.clone(), vec![0; catalog.len()]));
+                self.counts.len() - 1
+            }
+        };
+        let counts = &mut self.counts[i].1;
+        let mut bits = started;
+        while bits != 0 {
+            let p = bits.trailing_zeros() as usize;
+            counts[p] += 1;
+            bits &= bits - 1;
+        }
+        if self.execs % REACH_EVERY == 0 {
+            self.save();
+        }
+    }
+
+    /// Executions by path name.
+    fn by_name(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for (c, counts) in &self.counts {
+            for (p, n) in c.paths().iter().zip(counts) {
+                *m.entry(p.name).or_default() += n;
+            }
+        }
+        m
+    }
+
+    fn save(&self) {
+        let Some(f) = &self.file else { return };
+        let v = serde_json::json!({ "execs": self.execs, "paths": self.by_name() });
+        // A lost update only costs the counts since the last one.
+        let tmp = f.with_extension("tmp");
+        if std::fs::write(&tmp, v.to_string()).is_ok() {
+            let _ = std::fs::rename(&tmp, f);
+        }
+    }
 }
 
 impl Target {
@@ -66,8 +136,14 @@ impl Target {
             shipped: false,
             skip_mainline: false,
             mutator: Mutator::Ops,
+            reach: RefCell::default(),
         }
         .with_env()
+    }
+
+    /// A target over one model.
+    pub fn of(model: impl DynModel + 'static) -> Target {
+        Target::new(vec![Rc::new(model)])
     }
 
     /// The shipped `races` target: the five race presets, or any shipped preset that
@@ -83,6 +159,7 @@ impl Target {
             shipped: true,
             skip_mainline: false,
             mutator: Mutator::Ops,
+            reach: RefCell::default(),
         }
         .with_env()
     }
@@ -97,7 +174,29 @@ impl Target {
             });
             self.fixed = Some(m);
         }
+        if let Ok(path) = std::env::var(MACHINE_ENV) {
+            let p = preset::load_machine(std::path::Path::new(&path))
+                .unwrap_or_else(|e| panic!("{MACHINE_ENV}: {e}"));
+            // The machine runs with this target's own arch and paths when the target has one
+            // model; a shipped target runs the shipped arch the file names.
+            let m = if self.shipped {
+                crate::model::shipped(&p).map(Rc::from).unwrap_or_else(|| {
+                    panic!(
+                        "{MACHINE_ENV}: {path}: arch `{}` is not shipped (known: {})",
+                        p.arch,
+                        crate::model::SHIPPED_ARCHES.join(", ")
+                    )
+                })
+            } else {
+                self.models[0].on_preset(p)
+            };
+            self.fixed = Some(m);
+        }
         self.skip_mainline = std::env::var(SKIP_MAINLINE_ENV).is_ok_and(|v| v == "1");
+        if let Ok(dir) = std::env::var(STATS_ENV) {
+            self.reach.borrow_mut().file =
+                Some(std::path::Path::new(&dir).join(format!("reach-{}.json", std::process::id())));
+        }
         if let Ok(name) = std::env::var(MUTATOR_ENV) {
             self.mutator = Mutator::by_name(&name).unwrap_or_else(|| {
                 panic!(
@@ -143,10 +242,12 @@ impl Target {
                 run_on(&crate::mutate::decode_input(data))
             }
         });
+        self.reach.borrow_mut().note(m.catalog(), r.paths_started);
         if let Some(v) = r.violation {
             if self.skip_mainline && crate::triage::in_mainline(&v) {
                 return;
             }
+            self.reach.borrow().save();
             panic!(
                 "flushfuzz: {} on preset {} ({} ops)",
                 v.signature(),

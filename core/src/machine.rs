@@ -19,10 +19,10 @@ use crate::cache::{Cache, Slot, Victim};
 use crate::event::{Event, Log, Side, Source};
 use crate::geometry::{CacheGeometry, WritePolicy};
 use crate::reuse::Changes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How the I-cache relates to the D-side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IcacheCoherence {
     /// Fills from memory and ignores stores (ARM, PA-RISC).
@@ -36,7 +36,7 @@ pub enum IcacheCoherence {
 
 /// Whether maintenance by virtual address reaches other CPUs (ARM ID_MMFR3 "maintenance
 /// broadcast").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Broadcast {
     /// Cache and TLB maintenance act on the issuing CPU only (ARM11MPCore).
@@ -48,7 +48,8 @@ pub enum Broadcast {
 }
 
 /// The hardware's shape.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MachineConfig {
     /// Number of CPUs, 1 to [`MAX_CPUS`].
     pub cpus: u8,
@@ -80,7 +81,7 @@ pub struct MachineConfig {
 }
 
 /// Which caches the CPU fills speculatively (prefetch through any valid translation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Speculation {
     /// No speculative fills (ARMv4/v5 data side, MIPS R4K).

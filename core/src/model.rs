@@ -23,6 +23,7 @@ pub struct Model<A> {
     preset: Preset,
     arch: A,
     paths: Rc<Paths<A>>,
+    twin: Option<Rc<dyn DynModel>>,
 }
 
 impl<A: Clone> Clone for Model<A> {
@@ -31,6 +32,7 @@ impl<A: Clone> Clone for Model<A> {
             preset: self.preset.clone(),
             arch: self.arch.clone(),
             paths: self.paths.clone(),
+            twin: self.twin.clone(),
         }
     }
 }
@@ -42,7 +44,16 @@ impl<A: Arch + Clone> Model<A> {
             preset,
             arch,
             paths: Rc::new(Paths::shipped()),
+            twin: None,
         }
+    }
+
+    /// The model whose twin is `twin`: what a race found on this one is checked against to be
+    /// called historical (a fix, the unpatched arch). By default a preset with historical
+    /// switches on has the same model with them off as its twin ([`DynModel::twin`]).
+    pub fn with_twin(mut self, twin: Rc<dyn DynModel>) -> Model<A> {
+        self.twin = Some(twin);
+        self
     }
 
     /// The model with these kernel paths instead.
@@ -52,10 +63,11 @@ impl<A: Arch + Clone> Model<A> {
     }
 
     /// The model on another preset (a machine file, a `-fixed` twin), with the same arch and
-    /// paths.
+    /// paths, and no twin of its own.
     pub fn on(&self, preset: Preset) -> Model<A> {
         Model {
             preset,
+            twin: None,
             ..self.clone()
         }
     }
@@ -103,6 +115,12 @@ pub trait DynModel {
     fn arch_name(&self) -> &'static str;
     /// Runs `ops`.
     fn run(&self, ops: &[Op], opts: RunOptions) -> Report;
+    /// The same arch and paths on another preset.
+    fn on_preset(&self, preset: Preset) -> Rc<dyn DynModel>;
+    /// The model a race found on this one is checked against: the one given
+    /// ([`Model::with_twin`]), else, when the preset has historical switches on, the same model
+    /// with them off (a shipped preset's `-fixed` twin), else none.
+    fn twin(&self) -> Option<Rc<dyn DynModel>>;
 }
 
 impl<A: Arch + Clone> DynModel for Model<A> {
@@ -120,6 +138,29 @@ impl<A: Arch + Clone> DynModel for Model<A> {
 
     fn run(&self, ops: &[Op], opts: RunOptions) -> Report {
         Model::run(self, ops, opts)
+    }
+
+    fn on_preset(&self, preset: Preset) -> Rc<dyn DynModel> {
+        Rc::new(self.on(preset))
+    }
+
+    fn twin(&self) -> Option<Rc<dyn DynModel>> {
+        if let Some(t) = &self.twin {
+            return Some(t.clone());
+        }
+        if self.preset.switches == preset::Switches::default() {
+            return None;
+        }
+        let name = format!("{}-fixed", self.preset.name);
+        let p = preset::by_name(&name)
+            .filter(|p| p.machine == self.preset.machine && p.arch == self.preset.arch)
+            .unwrap_or_else(|| Preset {
+                name,
+                description: format!("the {} machine with mainline behaviour", self.preset.name),
+                switches: preset::Switches::default(),
+                ..self.preset.clone()
+            });
+        Some(self.on_preset(p))
     }
 }
 

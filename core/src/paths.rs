@@ -23,8 +23,8 @@ use std::sync::Arc;
 /// The most fields an action has.
 pub const MAX_ARGS: usize = 6;
 
-/// The most paths a registry holds (an action's path index is one byte).
-pub const MAX_PATHS: usize = 256;
+/// The most paths a registry holds (a run records the paths it started as bits of a `u128`).
+pub const MAX_PATHS: usize = 128;
 
 /// A running kernel path: the script of one actor's action.
 pub type Script = Pin<Box<dyn Future<Output = ()>>>;
@@ -425,9 +425,14 @@ impl<A: Arch> Paths<A> {
         &self.catalog
     }
 
+    /// The index of the path an action starts.
+    pub fn index(&self, a: &Action) -> usize {
+        a.path as usize % self.list.len()
+    }
+
     /// The path an action starts.
     pub fn path(&self, a: &Action) -> &Path<A> {
-        &self.list[a.path as usize % self.list.len()]
+        &self.list[self.index(a)]
     }
 
     /// Starts the action's script as the actor of `cx`.

@@ -8,10 +8,11 @@
 
 use crate::geometry::{presets as geo, CacheGeometry, Indexing, WritePolicy};
 use crate::machine::{Broadcast, IcacheCoherence, MachineConfig, Speculation};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Historical kernel behaviours. `Default` is mainline.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Switches {
     /// `get_user_pages` calls only `flush_dcache_page`, not `flush_anon_page` (before 2.6.20).
     pub gup_without_flush_anon_page: bool,
@@ -99,7 +100,7 @@ impl Switches {
 }
 
 /// How the page cache is filled from disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Io {
     /// Programmed I/O: the driver stores the data through a kernel mapping.
@@ -109,7 +110,8 @@ pub enum Io {
 }
 
 /// The initial world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorldShape {
     /// Threads of the first process.
     pub threads: u8,
@@ -144,24 +146,35 @@ impl Default for WorldShape {
     }
 }
 
-/// A preset.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A preset: a machine, an arch, historical switches and an initial world. Shipped ones come
+/// from [`all`]; a user's from a machine file ([`from_toml`], [`load_machine`]) or a
+/// [`Builder`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Preset {
-    /// Its name.
+    /// Its name (traces name their preset by it).
     pub name: String,
     /// One line saying what it is.
+    #[serde(default)]
     pub description: String,
-    /// The machine.
-    pub machine: MachineConfig,
     /// The arch implementation, by name (one of [`crate::model::SHIPPED_ARCHES`], or a user's
     /// arch name when a user's model pairs the preset with it).
     pub arch: String,
-    /// Historical behaviours.
-    pub switches: Switches,
     /// How the page cache is filled.
+    #[serde(default = "default_io")]
     pub io: Io,
+    /// The machine.
+    pub machine: MachineConfig,
+    /// Historical behaviours (all off, mainline, by default).
+    #[serde(default)]
+    pub switches: Switches,
     /// The initial world.
+    #[serde(default)]
     pub world: WorldShape,
+}
+
+fn default_io() -> Io {
+    Io::Pio
 }
 
 fn small(dcache: CacheGeometry, icache: CacheGeometry) -> MachineConfig {
@@ -324,5 +337,261 @@ impl Preset {
             v.push("IRQ".into());
         }
         v
+    }
+}
+
+/// Why a machine file or a built preset is not usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineError {
+    /// Where: the file, and the line and column when the text is at fault.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for MachineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.at.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.at, self.message)
+        }
+    }
+}
+
+impl std::error::Error for MachineError {}
+
+/// The largest machine file read.
+pub const MAX_MACHINE_FILE: u64 = 64 * 1024;
+
+impl Preset {
+    /// Checks that the preset can be built: the machine's shape ([`MachineConfig::validate`])
+    /// and a world that fits it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.chars().any(char::is_whitespace) {
+            return Err(format!("a preset's name is one word, not `{}`", self.name));
+        }
+        self.machine.validate()?;
+        let w = &self.world;
+        if w.threads == 0 {
+            return Err("the world needs at least one thread".into());
+        }
+        let actors =
+            w.threads as usize + w.spare_threads as usize + w.kthreads as usize + w.irq as usize;
+        if actors > crate::addr::MAX_ACTORS {
+            return Err(format!(
+                "{actors} actors is more than {}",
+                crate::addr::MAX_ACTORS
+            ));
+        }
+        if w.files == 0 || !(1..=8).contains(&w.file_pages) {
+            return Err("the world needs at least one file, of 1 to 8 pages".into());
+        }
+        let buffers = w.buffers_low as u32 + w.buffers_high as u32;
+        if buffers == 0 {
+            return Err("the world needs at least one driver buffer".into());
+        }
+        let lowmem_taken = w.buffers_low as u32
+            + (w.buffers_high as u32).saturating_sub(self.machine.highmem_frames);
+        if lowmem_taken >= self.machine.lowmem_frames {
+            return Err(format!(
+                "{} lowmem frames cannot hold {lowmem_taken} driver buffers and anything else",
+                self.machine.lowmem_frames
+            ));
+        }
+        Ok(())
+    }
+
+    /// The preset as a machine file ([`from_toml`] reads it back to the same preset).
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("a preset serializes");
+        format!(
+            "# flushfuzz machine file: `flushfuzz presets --show NAME` prints any preset this way;\n\
+             # `--machine FILE` runs it wherever `--preset` works.\n{body}"
+        )
+    }
+}
+
+/// Reads a machine file's text (`path` names it in errors).
+pub fn from_toml(text: &str, path: &str) -> Result<Preset, MachineError> {
+    let p: Preset = toml::from_str(text).map_err(|e| {
+        let at = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("{path}:{line}:{column}")
+            }
+            None => path.to_string(),
+        };
+        MachineError {
+            at,
+            message: e.message().to_string(),
+        }
+    })?;
+    p.validate().map_err(|message| MachineError {
+        at: path.to_string(),
+        message,
+    })?;
+    Ok(p)
+}
+
+/// Reads a machine file (at most [`MAX_MACHINE_FILE`] bytes).
+pub fn load_machine(path: &std::path::Path) -> Result<Preset, MachineError> {
+    use std::io::Read as _;
+    let at = path.display().to_string();
+    let err = |message: String| MachineError {
+        at: at.clone(),
+        message,
+    };
+    let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_MACHINE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > MAX_MACHINE_FILE {
+        return Err(err(format!(
+            "larger than any machine file ({MAX_MACHINE_FILE} bytes at most)"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| err("not UTF-8 text".into()))?;
+    from_toml(&text, &at)
+}
+
+/// Builds a preset from another, a setting at a time, and checks it.
+///
+/// ```
+/// use flushfuzz::preset::{self, Builder};
+/// let p = Builder::from(preset::by_name("nfs-vmap-alias-fixed").unwrap())
+///     .name("my-soc")
+///     .cpus(2)
+///     .switch("readdir_decodes_through_vmap", true)
+///     .build()
+///     .unwrap();
+/// assert_eq!(p.machine.cpus, 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    p: Preset,
+    bad_switch: Option<String>,
+}
+
+impl From<Preset> for Builder {
+    fn from(p: Preset) -> Builder {
+        Builder {
+            p,
+            bad_switch: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Names the preset.
+    pub fn name(mut self, name: &str) -> Builder {
+        self.p.name = name.into();
+        self
+    }
+
+    /// Describes it.
+    pub fn description(mut self, d: &str) -> Builder {
+        self.p.description = d.into();
+        self
+    }
+
+    /// Names its arch.
+    pub fn arch(mut self, arch: &str) -> Builder {
+        self.p.arch = arch.into();
+        self
+    }
+
+    /// Sets the number of CPUs.
+    pub fn cpus(mut self, n: u8) -> Builder {
+        self.p.machine.cpus = n;
+        self
+    }
+
+    /// Sets the D-cache geometry.
+    pub fn dcache(mut self, g: CacheGeometry) -> Builder {
+        self.p.machine.dcache = g;
+        self
+    }
+
+    /// Sets the I-cache geometry.
+    pub fn icache(mut self, g: CacheGeometry) -> Builder {
+        self.p.machine.icache = g;
+        self
+    }
+
+    /// Changes anything else of the machine.
+    pub fn machine(mut self, f: impl FnOnce(&mut MachineConfig)) -> Builder {
+        f(&mut self.p.machine);
+        self
+    }
+
+    /// Sets a historical switch by name.
+    pub fn switch(mut self, name: &str, on: bool) -> Builder {
+        if !self.p.switches.set(name, on) {
+            self.bad_switch = Some(name.into());
+        }
+        self
+    }
+
+    /// Sets the initial world.
+    pub fn world(mut self, w: WorldShape) -> Builder {
+        self.p.world = w;
+        self
+    }
+
+    /// Sets how the page cache is filled.
+    pub fn io(mut self, io: Io) -> Builder {
+        self.p.io = io;
+        self
+    }
+
+    /// The preset, checked.
+    pub fn build(self) -> Result<Preset, MachineError> {
+        let err = |message| MachineError {
+            at: String::new(),
+            message,
+        };
+        if let Some(s) = self.bad_switch {
+            return Err(err(format!("unknown switch `{s}`")));
+        }
+        self.p.validate().map_err(err)?;
+        Ok(self.p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped preset prints as a machine file that reads back to the same preset.
+    #[test]
+    fn machine_files_round_trip() {
+        for p in all() {
+            let text = p.to_toml();
+            let back =
+                from_toml(&text, "x.toml").unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.name));
+            assert_eq!(back, p, "{text}");
+        }
+    }
+
+    /// A mistake in a machine file is named with its place.
+    #[test]
+    fn machine_file_errors_say_where() {
+        let p = by_name("coherent").unwrap();
+        let text = p.to_toml().replace("cpus = 2", "cpus = 9");
+        let e = from_toml(&text, "m.toml").unwrap_err();
+        assert!(e.to_string().contains("1 to 4 CPUs"), "{e}");
+        let text = p.to_toml().replace("dcache_coherent", "dcache_coherant");
+        let e = from_toml(&text, "m.toml").unwrap_err();
+        assert!(e.at.starts_with("m.toml:"), "{e}");
+        assert!(e.message.contains("dcache_coherant"), "{e}");
+        let e = Builder::from(p)
+            .switch("no_such_switch", true)
+            .build()
+            .unwrap_err();
+        assert!(e.message.contains("no_such_switch"), "{e}");
     }
 }

@@ -46,6 +46,9 @@ pub struct Report {
     /// Actor names, by id, to read the events and the violation by; empty when the run kept
     /// no log and found nothing (a campaign's runs, which would otherwise copy them each time).
     pub actors: Vec<String>,
+    /// The kernel paths the run started, as a bit per path index (the registry's first
+    /// [`crate::paths::MAX_PATHS`]).
+    pub paths_started: u128,
 }
 
 /// Executes one input on one world.
@@ -54,6 +57,7 @@ pub struct Runner<'m, A: Arch> {
     paths: &'m Paths<A>,
     scripts: Vec<Option<Script>>,
     ops_applied: usize,
+    paths_started: u128,
 }
 
 impl<A: Arch> std::fmt::Debug for Runner<'_, A> {
@@ -252,6 +256,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
             paths: model.paths(),
             scripts: (0..n).map(|_| None).collect(),
             ops_applied: 0,
+            paths_started: 0,
         }
     }
 
@@ -380,6 +385,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
         self.scripts[a as usize] = Some(if idle {
             Box::pin(std::future::ready(()))
         } else {
+            self.paths_started |= 1 << self.paths.index(&action);
             self.paths.start(cx, &action)
         });
         self.poll(a);
@@ -499,6 +505,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
                 steps: step,
                 events,
                 actors,
+                paths_started: self.paths_started,
             }
         };
         // The scripts hold the only other handles on the world.

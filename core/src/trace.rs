@@ -155,6 +155,66 @@ pub fn format_op(op: &Op, names: &[String], catalog: &Catalog) -> String {
     }
 }
 
+/// The preset and expected signature of a trace's text, from its first three lines alone
+/// (without resolving the preset).
+pub fn header(text: &str) -> Result<(String, Option<String>), TraceError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        });
+    let err = |line: usize, message: &str| TraceError {
+        line,
+        column: 1,
+        message: message.into(),
+    };
+    match lines.next() {
+        Some((_, l)) if l.trim() == format!("flushfuzz-trace {VERSION}") => {}
+        Some((n, _)) => return Err(err(n, "expected `flushfuzz-trace 1` as the first line")),
+        None => return Err(err(1, "empty trace")),
+    }
+    let preset = match lines.next().map(|(n, l)| (n, tokens(l))) {
+        Some((_, t)) if t.len() == 2 && t[0].1 == "preset" => t[1].1.to_string(),
+        Some((n, _)) => return Err(err(n, "expected `preset NAME`")),
+        None => return Err(err(2, "missing `preset NAME` line")),
+    };
+    let expect = match lines.next() {
+        Some((_, l)) => match l.trim_start().strip_prefix("expect") {
+            Some(rest) if rest.starts_with(char::is_whitespace) && !rest.trim().is_empty() => {
+                Some(rest.trim()).filter(|s| *s != "none").map(String::from)
+            }
+            _ => return Err(err(3, "expected `expect SIGNATURE` or `expect none`")),
+        },
+        None => return Err(err(3, "missing `expect SIGNATURE|none` line")),
+    };
+    Ok((preset, expect))
+}
+
+/// Trace text with `comment` lines added as `#` comments after its header (the version,
+/// preset and expect lines), as [`Trace::to_text`] writes them.
+pub fn with_comment(text: &str, comment: &str) -> String {
+    let mut out = String::new();
+    let mut header = 0;
+    let mut done = false;
+    for l in text.split_inclusive('\n') {
+        out.push_str(l);
+        let t = l.trim();
+        if !done && !t.is_empty() && !t.starts_with('#') {
+            header += 1;
+            if header == 3 {
+                for c in comment.lines() {
+                    let _ = writeln!(out, "# {c}");
+                }
+                done = true;
+            }
+        }
+    }
+    out
+}
+
 impl Trace {
     /// A trace of `ops` (canonicalised) on `model`.
     pub fn new(model: &dyn DynModel, ops: &[Op], expect: Option<String>) -> Trace {

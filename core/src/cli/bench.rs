@@ -14,12 +14,13 @@
 //! Exit codes: 0 measured (targets met or not), 1 a `-fixed` twin or `coherent` had a
 //! violation (a false positive of the model), 2 an error.
 
-use super::hunt::{self, Campaign, Show};
+use super::hunt::{self, Show};
+use flushfuzz::campaign::{self, Campaign, Coverage, Source};
 use flushfuzz::corpus::random_search;
 use flushfuzz::harness::RACE_PRESETS;
 use flushfuzz::trace::Trace;
 use flushfuzz::{minimize, preset};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Arguments of `bench`.
@@ -54,8 +55,8 @@ pub struct Args {
     mutator: flushfuzz::harness::Mutator,
     /// What guided campaigns' instrumentation counts: `functions` or `edges` (see
     /// `hunt --coverage`).
-    #[arg(long, value_enum, default_value = "functions")]
-    coverage: hunt::Coverage,
+    #[arg(long, default_value = "functions", value_parser = hunt::parse_coverage)]
+    coverage: Coverage,
     /// Further libFuzzer flags for every campaign, after `--`.
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -175,10 +176,11 @@ fn hand_written_ops(root: &Path, preset: &str) -> Option<usize> {
 }
 
 /// One guided campaign, `c` (single process).
-fn guided_trial(root: &Path, bin: &Path, c: Campaign) -> anyhow::Result<Trial> {
-    let (preset, seed) = (c.preset.clone(), c.seed);
-    let o = hunt::run_campaign(root, bin, &c)?;
-    let f = o.found.as_ref();
+fn guided_trial(bin: &Path, c: Campaign, show: Show) -> anyhow::Result<Trial> {
+    let (preset, seed) = (c.label(), c.seed);
+    let o = hunt::run_shown(bin, &c, show, 0)?;
+    let h = o.found.as_ref();
+    let f = h.map(|h| &h.found);
     Ok(Trial {
         preset,
         mode: "guided",
@@ -186,27 +188,27 @@ fn guided_trial(root: &Path, bin: &Path, c: Campaign) -> anyhow::Result<Trial> {
         found: f.is_some_and(|f| f.is_historical()),
         false_positive: f
             .filter(|f| !f.is_historical())
-            .map(|f| f.minimized.signature.clone()),
-        seconds: f.map_or(o.seconds, |f| f.seconds),
-        execs: f.map_or(o.execs, |f| f.execs),
+            .map(|f| f.signature.clone()),
+        seconds: h.map_or(o.seconds, |h| h.seconds),
+        execs: h.map_or(o.execs, |h| h.execs),
         execs_per_second: o.execs_per_second(),
-        signature: f.map(|f| f.minimized.signature.clone()),
-        input_ops: f.map(|f| f.loaded.ops.len()),
-        minimized_ops: f.map(|f| f.minimized.ops.len()),
+        signature: f.map(|f| f.signature.clone()),
+        input_ops: f.map(|f| f.input_ops),
+        minimized_ops: f.map(|f| f.minimized_ops),
     })
 }
 
 fn random_trial(preset: &str, seed: u64, seconds: u64) -> Trial {
     let p = preset::by_name(preset).expect("checked preset");
     let cap = Duration::from_secs(seconds);
-    let start = hunt::now();
+    let start = campaign::now();
     let (execs, hit) = random_search(&p, seed, |_| start.elapsed() < cap);
     let elapsed = start.elapsed().as_secs_f64();
     let model = flushfuzz::model::shipped_cached(&p);
     let m = hit
         .as_ref()
         .and_then(|h| minimize::minimize(&*model, &h.ops))
-        .map(|m| hunt::shorten(&*model, preset, m));
+        .map(|m| flushfuzz::tool::shorten(&*model, m));
     let historical = m
         .as_ref()
         .is_some_and(|(_, twin)| matches!(twin, Some(None)));
@@ -272,7 +274,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         anyhow::bail!("--fixed-jobs must be at least 1");
     }
     let root = hunt::project_root()?;
-    let bin = hunt::build_target(&root, a.mutator, a.coverage, a.json)?;
+    let bin = campaign::build(
+        &Source::Shipped { root: root.clone() },
+        a.mutator,
+        a.coverage,
+        &mut |msg| {
+            if !a.json {
+                eprintln!("{msg}");
+            }
+        },
+    )?;
+    let seed_dir: PathBuf = root.join("corpus").join(flushfuzz::corpus::RACES_DIR);
     let show = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Show::Bar
     } else {
@@ -285,23 +297,25 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     // Every campaign of the bench: single-process unless given jobs, mainline families passed
     // over, in a temporary folder.
-    let campaign = |preset: &str, seconds: u64, jobs: u32, seed: u64| Campaign {
-        preset: preset.to_string(),
-        seconds,
-        jobs,
-        seed,
-        show,
-        work: None,
-        found_before: 0,
-        mutator: a.mutator,
-        skip_mainline: true,
-        extra: a.libfuzzer.clone(),
+    let campaign = |preset: &str, seconds: u64, jobs: u32, seed: u64| -> anyhow::Result<Campaign> {
+        Ok(Campaign {
+            preset: Some(preset.to_string()),
+            machine: None,
+            seconds,
+            jobs,
+            seed,
+            work: None,
+            mutator: a.mutator,
+            skip_mainline: true,
+            seeds: campaign::seeds_in(&seed_dir, Some(preset))?,
+            extra: a.libfuzzer.clone(),
+        })
     };
     let mut trials: Vec<Trial> = Vec::new();
     for p in &presets {
         for i in 0..a.trials {
             let seed = a.first_seed + i as u64;
-            let t = guided_trial(&root, &bin, campaign(p, a.seconds, 1, seed))?;
+            let t = guided_trial(&bin, campaign(p, a.seconds, 1, seed)?, show)?;
             say(trial_line(&t, i, a.trials));
             trials.push(t);
         }
@@ -337,25 +351,23 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             .collect();
         names.push("coherent".into());
         for n in names {
-            let c = campaign(&n, a.fixed_seconds, a.fixed_jobs, a.first_seed);
-            let o = hunt::run_campaign(&root, &bin, &c)?;
-            let f = o.found.as_ref();
+            let c = campaign(&n, a.fixed_seconds, a.fixed_jobs, a.first_seed)?;
+            let o = hunt::run_shown(&bin, &c, show, 0)?;
+            let f = o.found.as_ref().map(|h| &h.found);
             let r = FixedRun {
                 preset: n,
                 execs: o.execs,
                 seconds: o.seconds,
                 jobs: a.fixed_jobs,
-                signature: f.map(|f| f.minimized.signature.clone()),
+                signature: f.map(|f| f.signature.clone()),
                 trace: f.map(|f| {
-                    Trace::new(
-                        &*f.loaded.model,
-                        &f.minimized.ops,
-                        Some(f.minimized.signature.clone()),
+                    flushfuzz::trace::with_comment(
+                        &f.trace,
+                        &format!(
+                            "found by `flushfuzz bench` (seed {}, {} jobs)",
+                            a.first_seed, a.fixed_jobs
+                        ),
                     )
-                    .to_text(&[format!(
-                        "found by `flushfuzz bench` (seed {}, {} jobs)",
-                        a.first_seed, a.fixed_jobs
-                    )])
                 }),
             };
             say(match &r.signature {

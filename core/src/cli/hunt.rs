@@ -1,25 +1,22 @@
-//! `flushfuzz hunt [--preset NAME]... [--seconds N] [--jobs N] [--seed N] [--json]
-//! [--crashes DIR] [--work DIR]`: builds the coverage-instrumented `races` fuzz target itself
-//! (stable Rust, no cargo-fuzz), runs a libFuzzer campaign per preset on a copy of the seed
-//! corpus, follows it on a live status line, and minimizes what it finds. A race whose signature
-//! no trace in `crashes/` has yet is written there as a new trace (never overwriting); either way
-//! its timeline and explanation are printed.
+//! `flushfuzz hunt [--preset NAME]... [--machine FILE] [--target DIR:NAME] [--seconds N]
+//! [--jobs N] [--seed N] [--json] [--crashes DIR] [--work DIR]`: the front end of the campaign
+//! engine ([`flushfuzz::campaign`]): builds the coverage-instrumented fuzz target (the shipped
+//! `races`, or a target of the user's own crate), runs a libFuzzer campaign per preset on a copy
+//! of its seeds, follows it on a live status line, and prints what the target reports of the
+//! race it finds (minimized, checked on its `-fixed` twin, explained). A race whose signature no
+//! trace in the crashes folder has yet is written there as a new trace (never overwriting).
 //!
 //! Exit codes: 0 nothing found, 1 a race found, 2 an error.
 
-use anyhow::{bail, Context as _};
-use flushfuzz::corpus::libfuzzer::{parse_line, Line, Progress};
-use flushfuzz::corpus::{seed_is_for, RACES_DIR};
-use flushfuzz::minimize::Minimized;
-use flushfuzz::run::RunOptions;
-use flushfuzz::{explain, harness, minimize, preset, trace::Trace, triage};
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use anyhow::bail;
+use flushfuzz::campaign::{self, Campaign, Coverage, Event, Outcome, Source};
+use flushfuzz::harness::Mutator;
+use flushfuzz::tool::Twin;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The preset of `flushfuzz hunt` without `--preset`.
+/// The preset of `flushfuzz hunt` on the shipped target without `--preset` or `--machine`.
 ///
 /// gup-anon-alias: a historical race that campaigns found in every trial measured, within
 /// seconds (`flushfuzz bench`), and that its `-fixed` twin does not have.
@@ -29,57 +26,24 @@ pub const DEFAULT_SECONDS: u64 = 60;
 /// libFuzzer's seed unless `--seed` is given: fixed, so that campaigns are comparable. They
 /// repeat only mostly: libFuzzer also depends on the order it reads the corpus in.
 pub const DEFAULT_SEED: u64 = 1;
-/// The flags that instrument the fuzz target for libFuzzer on stable Rust (what cargo-fuzz
-/// passes, without a sanitizer), less the coverage level ([`Coverage::level`]) and comparison
-/// tracing ([`CMP_FLAGS`]).
-pub const SANCOV_FLAGS: &str = "-Cpasses=sancov-module \
-    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
-    -Cllvm-args=-sanitizer-coverage-pc-table \
-    --cfg fuzzing";
-
-/// What the instrumented target counts for libFuzzer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Coverage {
-    /// Entries of each function left after inlining (about 550 counters), with libFuzzer's
-    /// hit-count buckets: how often each kernel path, flush API and cache primitive ran.
-    /// Executions cost far less, and on the five races campaigns find them at least as fast as
-    /// with edges.
-    Functions,
-    /// Every edge of the control flow (about 19,000 counters), what cargo-fuzz instruments:
-    /// finer feedback at several times the cost per execution.
-    Edges,
-}
-
-impl Coverage {
-    /// The value of `-sanitizer-coverage-level`.
-    pub fn level(self) -> u8 {
-        match self {
-            Coverage::Functions => 1,
-            Coverage::Edges => 4,
-        }
-    }
-
-    /// The name `--coverage` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Coverage::Functions => "functions",
-            Coverage::Edges => "edges",
-        }
-    }
-}
-/// Comparison tracing, added for the `mixed` and `bytes` mutators only. It records the operands
-/// of every comparison so that libFuzzer's byte mutators can insert them; the op-level mutator
-/// never uses them, and the callbacks cost a third of each execution.
-pub const CMP_FLAGS: &str = "-Cllvm-args=-sanitizer-coverage-trace-compares";
-/// Seconds a campaign may overrun its budget before it is killed.
-const GRACE_SECONDS: u64 = 60;
 
 /// Arguments of `hunt`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A preset to hunt on (repeat for several; one campaign each). Default: gup-anon-alias.
+    /// A preset to hunt on (repeat for several; one campaign each). Default on the shipped
+    /// target: gup-anon-alias; on a target of your own: each input chooses among its presets.
     #[arg(long = "preset", value_name = "NAME")]
     presets: Vec<String>,
+    /// A machine file (see `flushfuzz presets --show NAME`) to hunt on instead of a preset:
+    /// the shipped target runs the shipped arch it names, a target of your own its own arch
+    /// and paths.
+    #[arg(long, value_name = "FILE", conflicts_with = "presets")]
+    machine: Option<PathBuf>,
+    /// A fuzz target of your own crate instead of the shipped one: DIR:NAME, the crate's
+    /// folder and a `[[bin]]` that is a `flushfuzz::fuzz_target!` shim. Its finds are
+    /// minimized, explained and recorded with its own arch, paths and machine.
+    #[arg(long, value_name = "DIR:NAME")]
+    target: Option<String>,
     /// Time budget of each campaign, in seconds (it stops at the first race found).
     #[arg(long, default_value_t = DEFAULT_SECONDS)]
     seconds: u64,
@@ -91,11 +55,11 @@ pub struct Args {
     /// it reads the corpus in).
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
-    /// Print one JSON object per preset: {preset, found, seconds_to_first, execs_to_first,
-    /// execs_per_second, signature, minimized_ops, trace, ...}.
+    /// Print one JSON object per campaign: {preset, found, seconds_to_first, execs_to_first,
+    /// execs_per_second, signature, minimized_ops, trace, paths_reached, reach, ...}.
     #[arg(long)]
     json: bool,
-    /// Where new reproducers go (default: `crashes/` of the project).
+    /// Where new reproducers go (default: `crashes/` of the project, or of your crate).
     #[arg(long)]
     crashes: Option<PathBuf>,
     /// Work in this folder and keep it (seed copy, libFuzzer's log, crash inputs). By default a
@@ -105,10 +69,10 @@ pub struct Args {
     /// How inputs are mutated: `ops` (op-level mutations and crossover), `mixed` (op-level,
     /// one mutation in eight left to libFuzzer's byte mutator) or `bytes` (libFuzzer's only).
     #[arg(long, default_value = "ops", value_parser = parse_mutator)]
-    mutator: harness::Mutator,
+    mutator: Mutator,
     /// What the fuzz target's instrumentation counts: `functions` (function entries, the
     /// cheaper) or `edges` (every control-flow edge, as cargo-fuzz builds it).
-    #[arg(long, value_enum, default_value = "functions")]
+    #[arg(long, default_value = "functions", value_parser = parse_coverage)]
     coverage: Coverage,
     /// Pass over violations of the race families mainline behaviour has too (see `flushfuzz
     /// triage`; today kernel-alias-stale-after-user-write-back on VIVT), to look beyond them
@@ -120,98 +84,30 @@ pub struct Args {
     libfuzzer: Vec<String>,
 }
 
-/// The project root: the nearest folder at or above the current one with `fuzz/Cargo.toml`,
-/// else the one this binary was built from.
+/// Parses a `--mutator` value.
+pub fn parse_mutator(name: &str) -> Result<Mutator, String> {
+    Mutator::by_name(name).ok_or_else(|| {
+        format!(
+            "unknown mutator `{name}` (known: {})",
+            Mutator::NAMES.join(", ")
+        )
+    })
+}
+
+/// Parses a `--coverage` value.
+pub fn parse_coverage(name: &str) -> Result<Coverage, String> {
+    Coverage::by_name(name).ok_or_else(|| {
+        format!(
+            "unknown coverage `{name}` (known: {})",
+            Coverage::NAMES.join(", ")
+        )
+    })
+}
+
+/// The project root (see [`campaign::project_root`]).
 pub fn project_root() -> anyhow::Result<PathBuf> {
-    let is_root = |d: &Path| d.join("fuzz").join("Cargo.toml").is_file();
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Some(d) = cwd.ancestors().find(|d| is_root(d)) {
-            return Ok(d.to_path_buf());
-        }
-    }
     let built = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match built.parent() {
-        Some(d) if is_root(d) => Ok(d.to_path_buf()),
-        _ => bail!(
-            "cannot find the flushfuzz project (a folder with fuzz/Cargo.toml) at or above the \
-             current folder, nor at {}",
-            built.display()
-        ),
-    }
-}
-
-/// The host's target triple (the fuzz target is built for it explicitly, so that the
-/// instrumentation flags do not reach build scripts and proc macros).
-fn host_triple() -> anyhow::Result<String> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = Command::new(&rustc)
-        .arg("-vV")
-        .output()
-        .with_context(|| format!("running `{rustc} -vV`"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .map(|h| h.trim().to_string())
-        .with_context(|| format!("`{rustc} -vV` printed no host triple"))
-}
-
-/// Builds the instrumented `races` target for campaigns with `mutator` and `coverage` into
-/// `fuzz/target/hunt-<coverage>` (with `-cmp` appended for the byte mutators, which get
-/// comparison tracing) and returns its path.
-pub fn build_target(
-    root: &Path,
-    mutator: harness::Mutator,
-    coverage: Coverage,
-    quiet: bool,
-) -> anyhow::Result<PathBuf> {
-    let triple = host_triple()?;
-    let cmp = mutator != harness::Mutator::Ops;
-    let target_dir = root.join("fuzz").join("target").join(format!(
-        "hunt-{}{}",
-        coverage.name(),
-        if cmp { "-cmp" } else { "" }
-    ));
-    let mut flags = format!(
-        "{SANCOV_FLAGS} -Cllvm-args=-sanitizer-coverage-level={}",
-        coverage.level()
-    );
-    if cmp {
-        flags = format!("{flags} {CMP_FLAGS}");
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = root.join("fuzz").join("Cargo.toml");
-    if !quiet {
-        eprintln!(
-            "building the instrumented fuzz target into {} (the first build takes a few minutes)",
-            target_dir.display()
-        );
-    }
-    let out = Command::new(&cargo)
-        .args(["build", "--release", "--locked", "--bin", "races"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target")
-        .arg(&triple)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("RUSTFLAGS", &flags)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running `{cargo} build` for {}", manifest.display()))?;
-    if !out.status.success() {
-        bail!(
-            "building the fuzz target failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        );
-    }
-    let bin = target_dir.join(&triple).join("release").join("races");
-    if !bin.is_file() {
-        bail!("the build succeeded but {} is missing", bin.display());
-    }
-    Ok(bin)
+    Ok(campaign::project_root(built.parent())?)
 }
 
 /// How a campaign shows its progress.
@@ -238,134 +134,6 @@ impl Show {
     }
 }
 
-/// One campaign.
-#[derive(Clone, Debug)]
-pub struct Campaign {
-    /// The preset (`FLUSHFUZZ_PRESET`).
-    pub preset: String,
-    /// The time budget.
-    pub seconds: u64,
-    /// libFuzzer processes.
-    pub jobs: u32,
-    /// libFuzzer's seed (0: its choice).
-    pub seed: u64,
-    /// Progress display.
-    pub show: Show,
-    /// A folder to work in and keep; `None`: a temporary one.
-    pub work: Option<PathBuf>,
-    /// Races found so far by the caller, for the status line.
-    pub found_before: usize,
-    /// How inputs are mutated (`FLUSHFUZZ_MUTATOR`).
-    pub mutator: harness::Mutator,
-    /// Pass over violations of families mainline behaviour has too (`FLUSHFUZZ_SKIP_MAINLINE`).
-    pub skip_mainline: bool,
-    /// Further libFuzzer flags.
-    pub extra: Vec<String>,
-}
-
-/// Parses a `--mutator` value.
-pub fn parse_mutator(name: &str) -> Result<harness::Mutator, String> {
-    harness::Mutator::by_name(name).ok_or_else(|| {
-        format!(
-            "unknown mutator `{name}` (known: {})",
-            harness::Mutator::NAMES.join(", ")
-        )
-    })
-}
-
-/// A race a campaign found.
-#[derive(Clone, Debug)]
-pub struct Found {
-    /// Seconds from the start of libFuzzer to the crash.
-    pub seconds: f64,
-    /// Executions to the crash (in fork mode: finished jobs' plus the crashing job's).
-    pub execs: u64,
-    /// The crashing input as loaded.
-    pub loaded: harness::Loaded,
-    /// The minimized input and its signature.
-    pub minimized: Minimized,
-    /// The violation the minimized input produces on the preset's `-fixed` twin (mainline
-    /// behaviour on the same machine), if it has one: `Some(Some(_))` means the race is not a
-    /// historical behaviour's but a false positive of the model (or a mainline bug).
-    pub on_fixed_twin: Option<Option<String>>,
-    /// The race family, if mainline behaviour has it too ([`triage::in_mainline`]): a hole of
-    /// mainline rather than a historical race.
-    pub mainline_family: Option<String>,
-}
-
-impl Found {
-    /// Whether the race is one of the preset's historical behaviours: it has a `-fixed` twin
-    /// and does not happen there.
-    pub fn is_historical(&self) -> bool {
-        matches!(self.on_fixed_twin, Some(None))
-    }
-}
-
-/// The violation `ops` produce on the `-fixed` twin of `preset`, if the preset has a twin.
-pub fn on_fixed_twin(preset: &str, ops: &[flushfuzz::op::Op]) -> Option<Option<String>> {
-    let twin = preset::by_name(&format!("{preset}-fixed"))?;
-    Some(minimize::signature_of(
-        &*flushfuzz::model::shipped_cached(&twin),
-        ops,
-    ))
-}
-
-/// A minimized race reduced further within its family ([`minimize::shorten_in_family`]), with
-/// the violation it produces on the `-fixed` twin of `name` ([`on_fixed_twin`]). A shorter input
-/// that the twin has too never replaces one the twin does not have: the race stays historical.
-pub fn shorten(
-    model: &dyn flushfuzz::model::DynModel,
-    name: &str,
-    m: Minimized,
-) -> (Minimized, Option<Option<String>>) {
-    let twin = on_fixed_twin(name, &m.ops);
-    let s = minimize::shorten_in_family(model, m.clone());
-    if s.ops == m.ops {
-        return (s, twin);
-    }
-    let s_twin = on_fixed_twin(name, &s.ops);
-    let historical = |t: &Option<Option<String>>| matches!(t, Some(None));
-    if historical(&twin) && !historical(&s_twin) {
-        (Minimized { runs: s.runs, ..m }, twin)
-    } else {
-        (s, s_twin)
-    }
-}
-
-/// What a campaign did.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// The preset.
-    pub preset: String,
-    /// Executions in all.
-    pub execs: u64,
-    /// Wall-clock seconds in all.
-    pub seconds: f64,
-    /// Coverage reached.
-    pub cov: u64,
-    /// Corpus size reached.
-    pub corpus: u64,
-    /// The race, if one was found.
-    pub found: Option<Found>,
-}
-
-impl Outcome {
-    /// Executions per second over the whole campaign.
-    pub fn execs_per_second(&self) -> f64 {
-        if self.seconds > 0.0 {
-            self.execs as f64 / self.seconds
-        } else {
-            0.0
-        }
-    }
-}
-
-/// The wall clock. The CLI measures wall time; the model never does.
-#[allow(clippy::disallowed_methods)]
-pub fn now() -> Instant {
-    Instant::now()
-}
-
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -378,448 +146,70 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn status(p: &Progress, secs: f64, found: usize) -> String {
-    let rate = if secs > 0.0 {
-        p.total_execs() as f64 / secs
-    } else {
-        0.0
+fn status_text(st: &campaign::Status, found: usize) -> String {
+    let paths = match st.paths {
+        (_, 0) => String::new(),
+        (r, n) => format!(", paths {r}/{n}"),
     };
     format!(
-        "{} execs, {}/s, cov {}, corpus {}, races {}",
-        thousands(p.total_execs()),
-        thousands(rate as u64),
-        p.cov,
-        p.corpus,
+        "{} execs, {}/s, cov {}, corpus {}{paths}, races {}",
+        thousands(st.execs),
+        thousands(st.rate() as u64),
+        st.cov,
+        st.corpus,
         found
     )
 }
 
-/// A work folder that removes itself unless it was given.
-struct Work {
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Work {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn copy_seeds(root: &Path, preset: &str, to: &Path) -> anyhow::Result<usize> {
-    let from = root.join("corpus").join(RACES_DIR);
-    let Ok(rd) = std::fs::read_dir(&from) else {
-        eprintln!(
-            "warning: no seed corpus at {}; starting from nothing (generate it with `flushfuzz corpus`)",
-            from.display()
-        );
-        return Ok(0);
-    };
-    let mut n = 0;
-    for e in rd {
-        let e = e.with_context(|| format!("reading {}", from.display()))?;
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !e.file_type().is_ok_and(|t| t.is_file()) || !seed_is_for(name, preset) {
-            continue;
-        }
-        std::fs::copy(e.path(), to.join(name))
-            .with_context(|| format!("copying {}", e.path().display()))?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// Runs one campaign of the fuzz target `bin` and minimizes what it finds.
-pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Outcome> {
-    let work = match &c.work {
-        Some(w) => Work {
-            dir: w.join(format!("{}-seed{}", c.preset, c.seed)),
-            keep: true,
-        },
-        None => Work {
-            dir: std::env::temp_dir().join(format!(
-                "flushfuzz-hunt-{}-{}-seed{}",
-                std::process::id(),
-                c.preset,
-                c.seed
-            )),
-            keep: false,
-        },
-    };
-    if work.dir.exists() {
-        std::fs::remove_dir_all(&work.dir)
-            .with_context(|| format!("clearing {}", work.dir.display()))?;
-    }
-    let corpus_dir = work.dir.join("corpus");
-    std::fs::create_dir_all(&corpus_dir)
-        .with_context(|| format!("creating {}", corpus_dir.display()))?;
-    let seeds = copy_seeds(root, &c.preset, &corpus_dir)?;
-    let log_path = work.dir.join("libfuzzer.log");
-    let mut log = std::io::BufWriter::new(
-        std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?,
-    );
-
-    let mut cmd = Command::new(bin);
-    cmd.arg(&corpus_dir)
-        .arg(format!("-max_total_time={}", c.seconds))
-        .arg("-len_control=0")
-        // libFuzzer's corpus reduction swaps entries for shorter inputs with the same features:
-        // a search of the parent's features for each feature of each execution, and a file
-        // rewrite for each swap. Inputs are at most 32 ops and races are minimized op by op
-        // afterwards; without it campaigns run about 6% more executions per second and find
-        // the five races as fast (`flushfuzz bench`). `-- -reduce_inputs=1` turns it back on.
-        .arg("-reduce_inputs=0")
-        .arg("-timeout=10")
-        .arg(format!("-artifact_prefix={}/", work.dir.display()))
-        .arg("-print_final_stats=1");
-    if c.seed > 0 {
-        cmd.arg(format!("-seed={}", c.seed));
-    }
-    if c.jobs > 1 {
-        cmd.arg(format!("-fork={}", c.jobs))
-            .arg("-ignore_crashes=0");
-    }
-    cmd.args(&c.extra);
-    cmd.env(harness::PRESET_ENV, &c.preset)
-        .env(harness::MUTATOR_ENV, c.mutator.name())
-        .env(
-            harness::SKIP_MAINLINE_ENV,
-            if c.skip_mainline { "1" } else { "0" },
-        )
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-
-    let bar = match c.show {
-        Show::Bar => {
-            let b = indicatif::ProgressBar::new_spinner();
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {prefix} [{elapsed_precise}] {msg}",
-                )
+/// Runs one campaign, showing its progress as `show` says.
+pub fn run_shown(
+    bin: &Path,
+    c: &Campaign,
+    show: Show,
+    found_before: usize,
+) -> anyhow::Result<Outcome> {
+    let label = c.label();
+    let bar = (show == Show::Bar).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix} [{elapsed_precise}] {msg}")
                 .expect("valid template"),
-            );
-            b.set_prefix(format!("{} ({} s budget)", c.preset, c.seconds));
-            b.enable_steady_tick(Duration::from_millis(200));
-            Some(b)
-        }
-        _ => None,
-    };
-    if c.show != Show::Quiet {
-        let msg = format!(
-            "hunting on {} for up to {} s ({} seed inputs, seed {}, {} job(s)) in {}",
-            c.preset,
-            c.seconds,
-            seeds,
-            if c.seed > 0 {
-                c.seed.to_string()
-            } else {
-                "random".into()
-            },
-            c.jobs,
-            work.dir.display()
         );
-        match &bar {
-            Some(b) => b.println(msg),
-            None => eprintln!("{msg}"),
-        }
-    }
-
-    let start = now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel::<(Instant, String)>();
-    let reader = std::thread::spawn(move || {
-        let r = std::io::BufReader::new(stderr);
-        for line in r.split(b'\n') {
-            let Ok(line) = line else { break };
-            if tx
-                .send((now(), String::from_utf8_lossy(&line).into_owned()))
-                .is_err()
-            {
-                break;
-            }
-        }
+        b.set_prefix(format!("{label} ({} s budget)", c.seconds));
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
     });
-
-    let mut p = Progress::default();
-    let mut crash_at: Option<f64> = None;
-    let mut tail: std::collections::VecDeque<String> = Default::default();
-    let mut last_print = start;
-    let deadline = Duration::from_secs(c.seconds + GRACE_SECONDS);
-    let mut killed = false;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok((t, line)) => {
-                let _ = writeln!(log, "{line}");
-                if tail.len() == 40 {
-                    tail.pop_front();
-                }
-                tail.push_back(line.clone());
-                if let Some(l) = parse_line(&line) {
-                    if crash_at.is_none()
-                        && matches!(
-                            l,
-                            Line::Error(_) | Line::Violation { .. } | Line::Artifact(_)
-                        )
-                    {
-                        crash_at = Some(t.duration_since(start).as_secs_f64());
-                    }
-                    p.feed(&l);
-                }
+    let mut last_print = 0.0f64;
+    let mut on = |e: Event| match e {
+        Event::Started(msg) => match (&bar, show) {
+            (Some(b), _) => b.println(msg),
+            (None, Show::Lines) => eprintln!("{msg}"),
+            _ => {}
+        },
+        Event::Status(st) => {
+            let found = found_before + usize::from(st.crashed);
+            if let Some(b) = &bar {
+                b.set_message(status_text(&st, found));
+            } else if show == Show::Lines && st.seconds - last_print >= 10.0 {
+                last_print = st.seconds;
+                eprintln!(
+                    "  {label} [{:.0} s] {}",
+                    st.seconds,
+                    status_text(&st, found)
+                );
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        let elapsed = start.elapsed();
-        let found = c.found_before + usize::from(crash_at.is_some());
-        if let Some(b) = &bar {
-            b.set_message(status(&p, elapsed.as_secs_f64(), found));
-        } else if c.show == Show::Lines && last_print.elapsed() >= Duration::from_secs(10) {
-            last_print = now();
-            eprintln!(
-                "  {} [{:.0} s] {}",
-                c.preset,
-                elapsed.as_secs_f64(),
-                status(&p, elapsed.as_secs_f64(), found)
-            );
-        }
-        if elapsed > deadline && !killed {
-            let _ = child.kill();
-            killed = true;
-        }
-    }
-    let status_code = child.wait().context("waiting for libFuzzer")?;
-    let seconds = start.elapsed().as_secs_f64();
-    let _ = reader.join();
-    let _ = log.flush();
+    };
+    let o = campaign::run(bin, c, &mut on);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let mut out = Outcome {
-        preset: c.preset.clone(),
-        execs: p.total_execs(),
-        seconds,
-        cov: p.cov,
-        corpus: p.corpus,
-        found: None,
-    };
-    let tail_text = || tail.iter().cloned().collect::<Vec<_>>().join("\n");
-
-    // The crash input: the one libFuzzer named, else any it left in the work folder.
-    let mut artifact = p.artifact.as_ref().map(PathBuf::from);
-    if artifact.is_none() {
-        let mut left: Vec<PathBuf> = std::fs::read_dir(&work.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                            ["crash-", "timeout-", "oom-", "leak-"]
-                                .iter()
-                                .any(|k| n.starts_with(k))
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        left.sort();
-        artifact = left.into_iter().next();
-    }
-    let Some(artifact) = artifact else {
-        if killed {
-            bail!(
-                "libFuzzer on {} overran its {} s budget by {GRACE_SECONDS} s and was killed; its log is {}",
-                c.preset,
-                c.seconds,
-                log_path.display()
-            );
-        }
-        if let Some(e) = &p.error {
-            bail!(
-                "libFuzzer on {} reported `{e}` but wrote no input; the end of its log:\n{}",
-                c.preset,
-                tail_text()
-            );
-        }
-        if !status_code.success() {
-            bail!(
-                "libFuzzer on {} exited with {status_code}; the end of its log:\n{}",
-                c.preset,
-                tail_text()
-            );
-        }
-        return Ok(out);
-    };
-    let bytes =
-        std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    let loaded = harness::load_bytes(&bytes, Some(&c.preset))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
-    // The input may make the model itself panic (a bug of the model, which libFuzzer reports
-    // as a crash too): replay it where a panic is caught, and keep the evidence.
-    let minimized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        minimize::minimize(&*loaded.model, &loaded.ops)
-            .map(|m| shorten(&*loaded.model, &c.preset, m))
-    }));
-    let (m, twin) = match minimized {
-        Ok(Some(m)) => m,
-        Ok(None) | Err(_) => {
-            let mut work = work;
-            work.keep = true;
-            let what = match &minimized {
-                Err(e) => format!(
-                    "the model itself panics on it ({}): a bug of the model",
-                    e.downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| e.downcast_ref::<&str>().copied())
-                        .unwrap_or("no message")
-                ),
-                _ => "it produces no violation when replayed: a hang?".to_string(),
-            };
-            let input = work.dir.join("input.trace");
-            let _ = std::fs::write(
-                &input,
-                Trace::new(&*loaded.model, &loaded.ops, None).to_text(&[format!(
-                    "the input libFuzzer stopped on ({}), decoded; {what}",
-                    artifact.display()
-                )]),
-            );
-            bail!(
-                "libFuzzer on {} stopped on {} ({}), but {what}. Kept {} (the input as a trace: \
-                 {}); the end of libFuzzer's log:\n{}",
-                c.preset,
-                artifact.display(),
-                p.error.as_deref().unwrap_or("no error line"),
-                work.dir.display(),
-                input.display(),
-                tail_text()
-            );
-        }
-    };
-    let mainline_family = loaded
-        .model
-        .run(&m.ops, RunOptions::default())
-        .violation
-        .filter(triage::in_mainline)
-        .map(|v| triage::family(&v));
-    out.found = Some(Found {
-        seconds: crash_at.unwrap_or(seconds),
-        execs: p.crash_execs.unwrap_or(p.total_execs()),
-        loaded,
-        minimized: m,
-        on_fixed_twin: twin,
-        mainline_family,
-    });
-    Ok(out)
+    Ok(o?)
 }
 
-/// The traces in `dir` whose `expect` line is `signature`, sorted.
-pub fn traces_with_signature(dir: &Path, signature: &str) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("trace"))
-        .filter(|p| {
-            std::fs::read_to_string(p)
-                .ok()
-                .and_then(|t| Trace::parse(&t).ok())
-                .is_some_and(|t| t.expect.as_deref() == Some(signature))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// A file-name slug of a preset and a signature.
-pub fn slug(preset: &str, signature: &str) -> String {
-    let mut s = String::new();
-    for c in format!("{preset}-{signature}").chars() {
-        if c.is_ascii_alphanumeric() {
-            s.push(c.to_ascii_lowercase());
-        } else if !s.ends_with('-') {
-            s.push('-');
-        }
-    }
-    let mut s = s.trim_matches('-').to_string();
-    s.truncate(96);
-    s.trim_end_matches('-').to_string()
-}
-
-/// Where a found race's trace is: an existing one with its signature, or a new file.
-#[derive(Clone, Debug)]
-pub struct Recorded {
-    /// The trace file.
-    pub path: PathBuf,
-    /// Whether this campaign wrote it.
-    pub new: bool,
-}
-
-/// Writes the minimized race to `crashes` unless a trace there has its signature already.
-pub fn record(crashes: &Path, c: &Campaign, f: &Found) -> anyhow::Result<Recorded> {
-    let sig = &f.minimized.signature;
-    if let Some(p) = traces_with_signature(crashes, sig).into_iter().next() {
-        return Ok(Recorded {
-            path: p,
-            new: false,
-        });
-    }
-    let base = slug(&c.preset, sig);
-    let path = (1..1000)
-        .map(|i| {
-            crashes.join(if i == 1 {
-                format!("{base}.trace")
-            } else {
-                format!("{base}-{i}.trace")
-            })
-        })
-        .find(|p| !p.exists())
-        .context("no free file name")?;
-    let trace = Trace::new(&*f.loaded.model, &f.minimized.ops, Some(sig.clone()));
-    let how = format!(
-        "found by `flushfuzz hunt --preset {} --seed {}{}` after {} executions; minimized from {} to {} ops",
-        c.preset,
-        c.seed,
-        if c.jobs > 1 {
-            format!(" --jobs {}", c.jobs)
-        } else {
-            String::new()
-        },
-        f.execs,
-        f.loaded.ops.len(),
-        f.minimized.ops.len()
-    );
-    super::minimize::write_new(&path, &trace.to_text(&[how]))?;
-    Ok(Recorded { path, new: true })
-}
-
-/// The timeline and explanation of a minimized race.
-pub fn show_race(f: &Found) -> String {
-    let l = harness::Loaded {
-        model: f.loaded.model.clone(),
-        ops: f.minimized.ops.clone(),
-        expect: None,
-        is_trace: true,
-    };
-    let r = harness::replay(&l);
-    let mut s = explain::timeline(&*l.model, &l.ops, &r);
-    if let Some(v) = &r.violation {
-        s.push('\n');
-        s.push_str(&explain::explain(v, l.preset(), &r.actors));
-    }
-    s
-}
-
-/// Checks preset names.
+/// Checks preset names against the shipped ones.
 pub fn check_presets(names: &[String]) -> anyhow::Result<()> {
-    let known = preset::names();
+    let known = flushfuzz::preset::names();
     for n in names {
         if !known.contains(n) {
             bail!("unknown preset `{n}` (known: {})", known.join(", "));
@@ -828,86 +218,155 @@ pub fn check_presets(names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The JSON of a campaign's outcome.
+fn outcome_json(
+    o: &Outcome,
+    c: &Campaign,
+    rec: Option<&campaign::Recorded>,
+    coverage: Coverage,
+    target: &Source,
+) -> serde_json::Value {
+    let h = o.found.as_ref();
+    let f = h.map(|h| &h.found);
+    let (reached, known) = o.reach.reached();
+    serde_json::json!({
+        "preset": o.label,
+        "target": target.name(),
+        "found": h.is_some(),
+        "seconds_to_first": h.map(|h| h.seconds),
+        "execs_to_first": h.map(|h| h.execs),
+        "execs_per_second": o.execs_per_second().round(),
+        "signature": f.map(|f| f.signature.clone()),
+        "family": f.map(|f| f.family.clone()),
+        "minimized_ops": f.map(|f| f.minimized_ops),
+        "input_ops": f.map(|f| f.input_ops),
+        "trace": rec.map(|r| r.path.display().to_string()),
+        "new_trace": rec.map(|r| r.new),
+        "fixed_twin_signature": f.and_then(|f| f.twin.signature()),
+        "historical": f.map(|f| f.is_historical()),
+        "mainline_family": f.and_then(|f| f.mainline_family.clone()),
+        "execs": o.execs,
+        "seconds": o.seconds,
+        "seed": c.seed,
+        "jobs": c.jobs,
+        "mutator": c.mutator.name(),
+        "coverage": coverage.name(),
+        "paths_reached": reached,
+        "paths": known,
+        "reach": o.reach.paths,
+    })
+}
+
 /// Runs `hunt`.
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let presets = if a.presets.is_empty() {
-        vec![DEFAULT_PRESET.to_string()]
-    } else {
-        a.presets.clone()
-    };
-    check_presets(&presets)?;
     if a.seconds == 0 {
         bail!("--seconds must be at least 1");
     }
     if a.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let root = project_root()?;
-    let crashes = a.crashes.clone().unwrap_or_else(|| root.join("crashes"));
-    let bin = build_target(&root, a.mutator, a.coverage, a.json)?;
+    let (source, default_crashes) = match &a.target {
+        Some(t) => {
+            let s = Source::parse_target(t)?;
+            let Source::Crate { dir, .. } = &s else {
+                unreachable!("a target is a crate")
+            };
+            let crashes = dir.join("crashes");
+            (s, crashes)
+        }
+        None => {
+            let root = project_root()?;
+            (Source::Shipped { root: root.clone() }, root.join("crashes"))
+        }
+    };
+    let shipped = matches!(source, Source::Shipped { .. });
+    if shipped {
+        check_presets(&a.presets)?;
+    }
+    if let Some(m) = &a.machine {
+        // Read it now for a clear error; the target reads it again.
+        flushfuzz::preset::load_machine(m)?;
+    }
+    let presets: Vec<Option<String>> = match (&a.machine, a.presets.is_empty(), shipped) {
+        (Some(_), _, _) => vec![None],
+        (None, true, true) => vec![Some(DEFAULT_PRESET.to_string())],
+        (None, true, false) => vec![None],
+        (None, false, _) => a.presets.iter().cloned().map(Some).collect(),
+    };
+    let crashes = a.crashes.clone().unwrap_or(default_crashes);
+    let bin = campaign::build(&source, a.mutator, a.coverage, &mut |msg| {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    })?;
     let show = Show::choose(a.json);
     let mut found = 0usize;
-    for name in &presets {
+    for preset in presets {
+        let seeds = campaign::seeds_in(&source.seed_dir(), preset.as_deref())?;
+        if seeds.is_empty() && !a.json {
+            eprintln!(
+                "note: no seed inputs in {}; starting from nothing",
+                source.seed_dir().display()
+            );
+        }
         let c = Campaign {
-            preset: name.clone(),
+            preset,
+            machine: a.machine.clone(),
             seconds: a.seconds,
             jobs: a.jobs,
             seed: a.seed,
-            show,
             work: a.work.clone(),
-            found_before: found,
             mutator: a.mutator,
             skip_mainline: a.skip_mainline,
+            seeds,
             extra: a.libfuzzer.clone(),
         };
-        let o = run_campaign(&root, &bin, &c)?;
+        let o = run_shown(&bin, &c, show, found)?;
+        let how = format!(
+            "found by `flushfuzz hunt {}--seed {}{}`",
+            match (&c.preset, &c.machine) {
+                (Some(p), _) => format!("--preset {p} "),
+                (None, Some(m)) => format!("--machine {} ", m.display()),
+                (None, None) => String::new(),
+            },
+            c.seed,
+            if c.jobs > 1 {
+                format!(" --jobs {}", c.jobs)
+            } else {
+                String::new()
+            },
+        );
         let rec = match &o.found {
-            Some(f) => Some(record(&crashes, &c, f)?),
+            Some(h) => Some(campaign::record(&crashes, h, &how)?),
             None => None,
         };
         if o.found.is_some() {
             found += 1;
         }
         if a.json {
-            let f = o.found.as_ref();
-            let v = serde_json::json!({
-                "preset": o.preset,
-                "found": f.is_some(),
-                "seconds_to_first": f.map(|f| f.seconds),
-                "execs_to_first": f.map(|f| f.execs),
-                "execs_per_second": o.execs_per_second().round(),
-                "signature": f.map(|f| f.minimized.signature.clone()),
-                "minimized_ops": f.map(|f| f.minimized.ops.len()),
-                "input_ops": f.map(|f| f.loaded.ops.len()),
-                "trace": rec.as_ref().map(|r| r.path.display().to_string()),
-                "new_trace": rec.as_ref().map(|r| r.new),
-                "fixed_twin_signature": f.and_then(|f| f.on_fixed_twin.clone().flatten()),
-                "historical": f.map(|f| f.is_historical()),
-                "execs": o.execs,
-                "seconds": o.seconds,
-                "seed": c.seed,
-                "jobs": c.jobs,
-                "mutator": c.mutator.name(),
-                "coverage": a.coverage.name(),
-            });
-            println!("{v}");
+            println!(
+                "{}",
+                outcome_json(&o, &c, rec.as_ref(), a.coverage, &source)
+            );
             continue;
         }
+        let (reached, known) = o.reach.reached();
         match (&o.found, &rec) {
-            (Some(f), Some(r)) => {
+            (Some(h), Some(r)) => {
+                let f = &h.found;
                 println!(
                     "== {}: race found after {:.1} s and {} executions ({}/s): {}",
-                    o.preset,
-                    f.seconds,
-                    thousands(f.execs),
+                    o.label,
+                    h.seconds,
+                    thousands(h.execs),
                     thousands(o.execs_per_second() as u64),
-                    f.minimized.signature
+                    f.signature
                 );
                 println!(
                     "   minimized from {} to {} ops ({} runs); {} {}",
-                    f.loaded.ops.len(),
-                    f.minimized.ops.len(),
-                    f.minimized.runs,
+                    f.input_ops,
+                    f.minimized_ops,
+                    f.runs,
                     if r.new {
                         "new reproducer written to"
                     } else {
@@ -915,30 +374,38 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                     },
                     r.path.display()
                 );
-                match (&f.on_fixed_twin, &f.mainline_family) {
+                match (&f.twin, &f.mainline_family) {
                     (_, Some(family)) => println!(
                         "   a hole mainline behaviour has too (race family {family}, a reproducer \
                          is in crashes/): not a historical race; --skip-mainline passes over it"
                     ),
-                    (Some(Some(sig)), None) => println!(
+                    (Twin::Violation(sig), None) => println!(
                         "   WARNING: it also happens on {}-fixed (mainline behaviour: {sig}): not a \
                          historical race but a false positive of the model or a mainline bug",
-                        o.preset
+                        f.preset
                     ),
-                    (Some(None), None) => println!(
+                    (Twin::Clean, None) => println!(
                         "   {}-fixed (mainline behaviour) does not have it: a historical race",
-                        o.preset
+                        f.preset
                     ),
-                    (None, None) => {}
+                    (Twin::None, None) => {}
                 }
                 println!();
-                print!("{}", show_race(f));
-                println!("replay with: flushfuzz replay {}", r.path.display());
+                print!("{}", f.shown);
+                println!(
+                    "replay with: flushfuzz replay {}{}",
+                    match &a.target {
+                        Some(t) => format!("--target {t} "),
+                        None => String::new(),
+                    },
+                    r.path.display()
+                );
                 println!();
             }
             _ => println!(
-                "== {}: nothing found in {} executions, {:.1} s ({}/s, coverage {}, corpus {})",
-                o.preset,
+                "== {}: nothing found in {} executions, {:.1} s ({}/s, coverage {}, corpus {}, \
+                 {reached} of {known} kernel paths reached)",
+                o.label,
                 thousands(o.execs),
                 o.seconds,
                 thousands(o.execs_per_second() as u64),
@@ -948,4 +415,35 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }
     }
     Ok(u8::from(found > 0))
+}
+
+/// The target of `--target DIR:NAME`, built as `hunt` builds it, for the commands that run
+/// inputs in it; progress lines go to standard error.
+pub fn built_target(target: &str) -> anyhow::Result<PathBuf> {
+    let source = Source::parse_target(target)?;
+    Ok(campaign::build(
+        &source,
+        Mutator::Ops,
+        Coverage::Functions,
+        &mut |msg| eprintln!("{msg}"),
+    )?)
+}
+
+/// Runs `request` in the target of `--target` and passes its output on; returns its exit code.
+pub fn in_target(
+    target: &str,
+    machine: Option<&Path>,
+    request: &flushfuzz::tool::Request,
+) -> anyhow::Result<u8> {
+    let bin = built_target(target)?;
+    let o = campaign::ask(&bin, request, machine)?;
+    print_output(&o);
+    Ok(o.code)
+}
+
+/// Prints a command's output.
+pub fn print_output(o: &flushfuzz::tool::Output) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(o.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(o.stderr.as_bytes());
 }

@@ -10,6 +10,8 @@ pub mod replay;
 pub mod triage;
 
 use clap::{Parser, Subcommand};
+use flushfuzz::model::ModelSet;
+use std::path::PathBuf;
 
 /// Finds data-corruption races in the Linux cache-flush APIs on CPUs with virtually indexed
 /// caches.
@@ -51,15 +53,66 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// The JSON form of a violation.
-pub fn violation_json(v: &flushfuzz::oracle::Violation) -> serde_json::Value {
-    serde_json::json!({
-        "kind": v.kind.name(),
-        "signature": v.signature(),
-        "step": v.step,
-        "pa": v.pa,
-        "alias": { "va": v.va, "kind": v.alias.name() },
-        "expected": v.expected,
-        "observed": v.observed,
-    })
+/// Where the models of a command come from: the shipped presets, a machine file, or a fuzz
+/// target of the user's own crate.
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// A machine file (TOML; `flushfuzz presets --show NAME` prints one) to run on, with the
+    /// shipped arch it names; traces naming its preset load too.
+    #[arg(long, value_name = "FILE")]
+    machine: Option<PathBuf>,
+    /// A fuzz target of your own crate, DIR:NAME (a `flushfuzz::fuzz_target!` shim): the
+    /// command runs inside it, with its own arch, paths and machine (built as `hunt` builds it).
+    #[arg(long, value_name = "DIR:NAME")]
+    target: Option<String>,
+}
+
+impl ModelArgs {
+    /// The models to run the command with in this process (`None` when it runs in a target),
+    /// and the preset inputs run on: `preset`, or the machine file's.
+    pub fn resolve(
+        &self,
+        preset: Option<String>,
+    ) -> anyhow::Result<(Option<ModelSet>, Option<String>)> {
+        let machine = match &self.machine {
+            Some(m) => Some(flushfuzz::preset::load_machine(m)?),
+            None => None,
+        };
+        let preset = preset.or(machine.as_ref().map(|m| m.name.clone()));
+        if self.target.is_some() {
+            return Ok((None, preset));
+        }
+        let mut models = ModelSet::new();
+        if let Some(m) = machine {
+            let model = flushfuzz::model::shipped(&m).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: arch `{}` is not shipped (known: {}); run your own arch in a fuzz \
+                     target of your crate (--target DIR:NAME)",
+                    self.machine.as_ref().expect("machine").display(),
+                    m.arch,
+                    flushfuzz::model::SHIPPED_ARCHES.join(", ")
+                )
+            })?;
+            models = models.with_rc(model.into());
+        }
+        Ok((Some(models), preset))
+    }
+}
+
+/// Answers `request` with `models`, or in the target of `--target`; prints the output and
+/// returns the exit code.
+pub fn answer(
+    a: &ModelArgs,
+    models: Option<&ModelSet>,
+    request: &flushfuzz::tool::Request,
+) -> anyhow::Result<u8> {
+    match (models, &a.target) {
+        (Some(m), _) => {
+            let o = flushfuzz::tool::answer(m, request);
+            hunt::print_output(&o);
+            Ok(o.code)
+        }
+        (None, Some(t)) => hunt::in_target(t, a.machine.as_deref(), request),
+        (None, None) => unreachable!("models are resolved unless a target is given"),
+    }
 }

@@ -1,4 +1,6 @@
-//! `flushfuzz presets [--json]`: the presets, with machine, arch, switches and description.
+//! `flushfuzz presets [--json] [--show NAME]`: the presets, with machine, arch, switches and
+//! description; `--show` prints one as a machine file, which `--machine FILE` takes wherever
+//! `--preset` works.
 
 use flushfuzz::preset;
 
@@ -8,10 +10,23 @@ pub struct Args {
     /// Print one JSON array of {name, machine, arch, switches, description}.
     #[arg(long)]
     json: bool,
+    /// Print the preset called NAME as a machine file (TOML), to copy and edit.
+    #[arg(long, value_name = "NAME")]
+    show: Option<String>,
 }
 
 /// Runs `presets`.
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    if let Some(name) = &a.show {
+        let p = preset::by_name(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown preset `{name}` (known: {})",
+                preset::names().join(", ")
+            )
+        })?;
+        print!("{}", p.to_toml());
+        return Ok(0);
+    }
     let all = preset::all();
     if a.json {
         let v: Vec<_> = all
@@ -53,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         );
         let sw = p.switches.names();
         println!(
-            "    arch: {:?}; switches: {}",
+            "    arch: {}; switches: {}",
             p.arch,
             if sw.is_empty() {
                 "none (mainline)".to_string()

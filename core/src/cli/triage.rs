@@ -7,8 +7,7 @@
 //! nothing was found, if every input was unreadable, or if a trace could not be written;
 //! 0 otherwise.
 
-use super::minimize::write_new;
-use flushfuzz::triage::{self, Problem, Triage};
+use super::ModelArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -24,8 +23,10 @@ pub struct Args {
     out: PathBuf,
     /// Decode raw inputs on this preset (for inputs found with FLUSHFUZZ_PRESET set); trace
     /// files keep their own.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "machine")]
     preset: Option<String>,
+    #[command(flatten)]
+    models: ModelArgs,
     /// Print {inputs, unique, no_violation, groups: [{family, signature, count, minimized_ops,
     /// trace, new, signatures: [{signature, count}]}], tool_errors, unreadable, write_errors}
     /// as JSON.
@@ -33,127 +34,18 @@ pub struct Args {
     json: bool,
 }
 
-fn problems_json(v: &[Problem]) -> serde_json::Value {
-    v.iter()
-        .map(|p| serde_json::json!({ "file": p.file.display().to_string(), "error": p.error }))
-        .collect()
-}
-
-fn print_json(t: &Triage) {
-    let groups: Vec<_> = t
-        .groups
-        .iter()
-        .map(|g| {
-            serde_json::json!({
-                "family": g.family,
-                "signature": g.signature,
-                "count": g.files.len(),
-                "minimized_ops": g.minimized.len(),
-                "trace": g.trace.as_ref().map(|p| p.display().to_string()),
-                "new": g.trace.is_some() && !g.existing,
-                "signatures": g.signatures.iter()
-                    .map(|(s, n)| serde_json::json!({ "signature": s, "count": n }))
-                    .collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let v = serde_json::json!({
-        "inputs": t.inputs,
-        "unique": t.groups.len(),
-        "no_violation": t.no_violation,
-        "groups": groups,
-        "tool_errors": problems_json(&t.tool_errors),
-        "unreadable": problems_json(&t.unreadable),
-        "write_errors": problems_json(&t.write_errors),
-    });
-    println!("{v}");
-}
-
-fn print_table(t: &Triage) {
-    for p in &t.unreadable {
-        eprintln!("unreadable: {}: {}", p.file.display(), p.error);
-    }
-    for p in &t.tool_errors {
-        eprintln!(
-            "flushfuzz bug (please report it with this input): {}: {}",
-            p.file.display(),
-            p.error
-        );
-    }
-    for p in &t.write_errors {
-        eprintln!("error: {}: {}", p.file.display(), p.error);
-    }
-    if !t.groups.is_empty() {
-        let w = t
-            .groups
-            .iter()
-            .map(|g| g.family.len())
-            .max()
-            .unwrap_or(0)
-            .max(6);
-        println!("{:<w$}  {:>5}  {:>5}  trace", "family", "count", "steps");
-        for g in &t.groups {
-            let file = match &g.trace {
-                Some(p) if g.existing => format!("{} (known)", p.display()),
-                Some(p) => format!("{} (new)", p.display()),
-                None => "(not written)".into(),
-            };
-            println!(
-                "{:<w$}  {:>5}  {:>5}  {file}",
-                g.family,
-                g.files.len(),
-                g.minimized.len()
-            );
-            // One mechanism may show under several signatures: say which, and how often.
-            if g.signatures.len() > 1 {
-                for (s, n) in &g.signatures {
-                    println!("{:<w$}  {n:>5}         {s}", "");
-                }
-            }
-        }
-    }
-    println!(
-        "{} input(s): {} finding(s) in {} group(s), {} without a violation, {} unreadable, {} tool error(s)",
-        t.inputs,
-        t.findings(),
-        t.groups.len(),
-        t.no_violation,
-        t.unreadable.len(),
-        t.tool_errors.len()
-    );
-    let first_new = t
-        .groups
-        .iter()
-        .filter(|g| !g.existing)
-        .find_map(|g| g.trace.as_ref());
-    if let Some(f) = first_new {
-        println!("replay with: flushfuzz replay {}", f.display());
-    }
-}
-
-/// The exit code of a triage (see the module documentation).
-fn exit_code(t: &Triage) -> u8 {
-    if !t.write_errors.is_empty() {
-        2
-    } else if t.findings() > 0 {
-        1
-    } else if !t.tool_errors.is_empty() || (t.inputs > 0 && t.unreadable.len() == t.inputs) {
-        2
-    } else {
-        0
-    }
-}
-
 /// Runs `triage`.
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    if let Some(p) = &a.preset {
-        if flushfuzz::preset::by_name(p).is_none() {
-            anyhow::bail!(
-                "unknown preset `{p}` (known: {})",
-                flushfuzz::preset::names().join(", ")
-            );
-        }
-    }
+    let (models, preset) = a.models.resolve(a.preset)?;
+    let Some(models) = models else {
+        let request = flushfuzz::tool::Request::Triage {
+            paths: a.paths,
+            out: a.out,
+            preset,
+            json: a.json,
+        };
+        return super::answer(&a.models, None, &request);
+    };
     let bar = (!a.json && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
@@ -168,22 +60,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             b.set_position(done as u64);
         }
     };
-    let mut t = triage::triage(
+    let o = flushfuzz::tool::triage(
+        &models,
         &a.paths,
-        &flushfuzz::model::Shipped,
-        a.preset.as_deref(),
+        &a.out,
+        preset.as_deref(),
+        a.json,
         &mut progress,
     );
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    t.save(&a.out, &flushfuzz::model::Shipped, &mut |path, text| {
-        write_new(path, text).map_err(|e| format!("{e:#}"))
-    });
-    if a.json {
-        print_json(&t);
-    } else {
-        print_table(&t);
-    }
-    Ok(exit_code(&t))
+    super::hunt::print_output(&o);
+    Ok(o.code)
 }

@@ -1,0 +1,613 @@
+//! What the commands that read inputs print: `replay`, `minimize`, `triage`, and the report of
+//! a race a campaign found. Each takes the models to resolve inputs with ([`Models`]: the
+//! shipped presets, machine files, or a fuzz target's own models) and returns its output and
+//! exit code instead of printing, so that the `flushfuzz` command line and a fuzz target built
+//! from a user's crate ([`serve`], what `flushfuzz replay --target` runs) say exactly the same.
+//!
+//! Files are written only where asked (`minimize -o`, `triage --out`), never over an existing
+//! one. This module knows nothing of argument parsing or terminals.
+
+use crate::harness::{self, Loaded};
+use crate::minimize::{self, Minimized};
+use crate::model::{DynModel, Models};
+use crate::oracle::Violation;
+use crate::trace::Trace;
+use crate::triage::{self, Problem, Triage};
+use crate::{explain, run::RunOptions};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// What a command printed, and its exit code (0 nothing found, 1 a violation, 2 an error).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// The exit code.
+    pub code: u8,
+}
+
+impl Output {
+    fn error(message: String) -> Output {
+        Output {
+            stdout: String::new(),
+            stderr: format!("error: {message}\n"),
+            code: 2,
+        }
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, refusing to overwrite.
+pub fn write_new(path: &Path, text: &str) -> Result<(), String> {
+    if path.exists() {
+        return Err(format!("{} exists; not overwriting it", path.display()));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("trace")
+    ));
+    std::fs::write(&tmp, text).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// The JSON form of a violation.
+pub fn violation_json(v: &Violation) -> serde_json::Value {
+    serde_json::json!({
+        "kind": v.kind.name(),
+        "signature": v.signature(),
+        "step": v.step,
+        "pa": v.pa,
+        "alias": { "va": v.va, "kind": v.alias.name() },
+        "expected": v.expected,
+        "observed": v.observed,
+    })
+}
+
+fn check_preset(models: &dyn Models, preset: Option<&str>) -> Result<(), String> {
+    match preset {
+        Some(p) if models.model(p).is_none() => Err(format!(
+            "unknown preset `{p}` (known: {})",
+            models.names().join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `replay FILE... [--preset NAME] [--json]`: runs each input with the event log on and prints
+/// its timeline and, if a violation occurs, the explanation; compares with the outcome the trace
+/// expects.
+pub fn replay(models: &dyn Models, files: &[PathBuf], preset: Option<&str>, json: bool) -> Output {
+    if let Err(e) = check_preset(models, preset) {
+        return Output::error(e);
+    }
+    let mut o = Output::default();
+    for f in files {
+        let loaded = match harness::load_file_in(f, models, preset) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(o.stderr, "error: {}: {e}", f.display());
+                o.code = 2;
+                continue;
+            }
+        };
+        let report = harness::replay(&loaded);
+        let s = &mut o.stdout;
+        if json {
+            let v = serde_json::json!({
+                "file": f.display().to_string(),
+                "preset": loaded.preset().name,
+                "ops": loaded.ops.len(),
+                "violation": report.violation.as_ref().map(violation_json),
+            });
+            let _ = writeln!(s, "{v}");
+        } else {
+            let _ = writeln!(
+                s,
+                "== {} (preset {}, {} ops)",
+                f.display(),
+                loaded.preset().name,
+                loaded.ops.len()
+            );
+            s.push_str(&explain::timeline(&*loaded.model, &loaded.ops, &report));
+            match &report.violation {
+                Some(v) => {
+                    s.push('\n');
+                    s.push_str(&explain::explain(v, loaded.preset(), &report.actors));
+                }
+                None => s.push_str("\nNo violation.\n"),
+            }
+            if let Some(expect) = &loaded.expect {
+                let got = report.violation.as_ref().map(|v| v.signature());
+                if *expect != got {
+                    let _ = writeln!(
+                        s,
+                        "note: the trace expects {}, this run gave {}",
+                        expect.as_deref().unwrap_or("no violation"),
+                        got.as_deref().unwrap_or("no violation")
+                    );
+                }
+            }
+            if report.violation.is_some() {
+                let _ = writeln!(s, "replay with: flushfuzz replay {}", f.display());
+            }
+            s.push('\n');
+        }
+        if report.violation.is_some() && o.code == 0 {
+            o.code = 1;
+        }
+    }
+    o
+}
+
+/// `minimize FILE [-o OUT] [--preset NAME] [--family] [--json]`: reduces an input to the
+/// shortest ops that keep its violation signature (with `family`, then only its race family)
+/// and prints or writes the trace.
+pub fn minimize(
+    models: &dyn Models,
+    file: &Path,
+    out: Option<&Path>,
+    preset: Option<&str>,
+    family: bool,
+    json: bool,
+) -> Output {
+    let loaded = match harness::load_file_in(file, models, preset) {
+        Ok(l) => l,
+        Err(e) => return Output::error(format!("{}: {e}", file.display())),
+    };
+    let Some(m) = minimize::minimize(&*loaded.model, &loaded.ops) else {
+        return Output::error(format!(
+            "{}: no violation on preset {}: nothing to minimize",
+            file.display(),
+            loaded.preset().name
+        ));
+    };
+    let m = if family {
+        minimize::shorten_in_family(&*loaded.model, m)
+    } else {
+        m
+    };
+    let trace = Trace::new(&*loaded.model, &m.ops, Some(m.signature.clone()));
+    let text = trace.to_text(&[format!(
+        "minimized by flushfuzz from {} ({} ops -> {} ops)",
+        file.display(),
+        loaded.ops.len(),
+        m.ops.len()
+    )]);
+    if let Some(out) = out {
+        if let Err(e) = write_new(out, &text) {
+            return Output::error(e);
+        }
+    }
+    let mut o = Output {
+        code: 1,
+        ..Output::default()
+    };
+    if json {
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "preset": loaded.preset().name,
+            "signature": m.signature,
+            "ops_before": loaded.ops.len(),
+            "ops_after": m.ops.len(),
+            "runs": m.runs,
+            "trace": out.map(|p| p.display().to_string()),
+        });
+        let _ = writeln!(o.stdout, "{v}");
+    } else if let Some(out) = out {
+        let _ = writeln!(
+            o.stderr,
+            "{} ops -> {} ops ({} runs): {}",
+            loaded.ops.len(),
+            m.ops.len(),
+            m.runs,
+            m.signature
+        );
+        let _ = writeln!(
+            o.stderr,
+            "wrote {}; replay with: flushfuzz replay {}",
+            out.display(),
+            out.display()
+        );
+    } else {
+        o.stdout = text;
+    }
+    o
+}
+
+fn problems_json(v: &[Problem]) -> serde_json::Value {
+    v.iter()
+        .map(|p| serde_json::json!({ "file": p.file.display().to_string(), "error": p.error }))
+        .collect()
+}
+
+fn triage_json(t: &Triage) -> String {
+    let groups: Vec<_> = t
+        .groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "family": g.family,
+                "signature": g.signature,
+                "count": g.files.len(),
+                "minimized_ops": g.minimized.len(),
+                "trace": g.trace.as_ref().map(|p| p.display().to_string()),
+                "new": g.trace.is_some() && !g.existing,
+                "signatures": g.signatures.iter()
+                    .map(|(s, n)| serde_json::json!({ "signature": s, "count": n }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "inputs": t.inputs,
+        "unique": t.groups.len(),
+        "no_violation": t.no_violation,
+        "groups": groups,
+        "tool_errors": problems_json(&t.tool_errors),
+        "unreadable": problems_json(&t.unreadable),
+        "write_errors": problems_json(&t.write_errors),
+    });
+    format!("{v}\n")
+}
+
+fn triage_table(t: &Triage, o: &mut Output) {
+    for p in &t.unreadable {
+        let _ = writeln!(o.stderr, "unreadable: {}: {}", p.file.display(), p.error);
+    }
+    for p in &t.tool_errors {
+        let _ = writeln!(
+            o.stderr,
+            "flushfuzz bug (please report it with this input): {}: {}",
+            p.file.display(),
+            p.error
+        );
+    }
+    for p in &t.write_errors {
+        let _ = writeln!(o.stderr, "error: {}: {}", p.file.display(), p.error);
+    }
+    let s = &mut o.stdout;
+    if !t.groups.is_empty() {
+        let w = t
+            .groups
+            .iter()
+            .map(|g| g.family.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        let _ = writeln!(s, "{:<w$}  {:>5}  {:>5}  trace", "family", "count", "steps");
+        for g in &t.groups {
+            let file = match &g.trace {
+                Some(p) if g.existing => format!("{} (known)", p.display()),
+                Some(p) => format!("{} (new)", p.display()),
+                None => "(not written)".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:>5}  {:>5}  {file}",
+                g.family,
+                g.files.len(),
+                g.minimized.len()
+            );
+            // One mechanism may show under several signatures: say which, and how often.
+            if g.signatures.len() > 1 {
+                for (sig, n) in &g.signatures {
+                    let _ = writeln!(s, "{:<w$}  {n:>5}         {sig}", "");
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "{} input(s): {} finding(s) in {} group(s), {} without a violation, {} unreadable, {} tool error(s)",
+        t.inputs,
+        t.findings(),
+        t.groups.len(),
+        t.no_violation,
+        t.unreadable.len(),
+        t.tool_errors.len()
+    );
+    let first_new = t
+        .groups
+        .iter()
+        .filter(|g| !g.existing)
+        .find_map(|g| g.trace.as_ref());
+    if let Some(f) = first_new {
+        let _ = writeln!(s, "replay with: flushfuzz replay {}", f.display());
+    }
+}
+
+/// The exit code of a triage: 2 if a trace could not be written, 1 if any input reproduces a
+/// violation, 2 if the model panicked on an input and nothing was found or every input was
+/// unreadable, 0 otherwise.
+pub fn triage_exit_code(t: &Triage) -> u8 {
+    if !t.write_errors.is_empty() {
+        2
+    } else if t.findings() > 0 {
+        1
+    } else if !t.tool_errors.is_empty() || (t.inputs > 0 && t.unreadable.len() == t.inputs) {
+        2
+    } else {
+        0
+    }
+}
+
+/// `triage PATH... [--out DIR] [--preset NAME] [--json]`: sorts crashing inputs into race
+/// families, minimizes each family's smallest input and writes it to `out` unless a trace of
+/// that family is there already. `progress(done, total)` follows the inputs.
+pub fn triage(
+    models: &dyn Models,
+    paths: &[PathBuf],
+    out: &Path,
+    preset: Option<&str>,
+    json: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Output {
+    if let Err(e) = check_preset(models, preset) {
+        return Output::error(e);
+    }
+    let mut t = triage::triage(paths, models, preset, progress);
+    t.save(out, models, &mut |path, text| write_new(path, text));
+    let mut o = Output {
+        code: triage_exit_code(&t),
+        ..Output::default()
+    };
+    if json {
+        o.stdout = triage_json(&t);
+    } else {
+        triage_table(&t, &mut o);
+    }
+    o
+}
+
+/// What a campaign's race turned out to be, as the fuzz target that found it reports it
+/// ([`report`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The preset it was found on.
+    pub preset: String,
+    /// Ops of the input libFuzzer stopped on.
+    pub input_ops: usize,
+    /// The minimized race's signature.
+    pub signature: String,
+    /// Its race family.
+    pub family: String,
+    /// The minimized race's ops.
+    pub minimized_ops: usize,
+    /// Runs the minimization made.
+    pub runs: usize,
+    /// The minimized race as a trace file (without comments).
+    pub trace: String,
+    /// What the preset's twin with mainline behaviour (a `-fixed` twin, or the model's
+    /// reference) makes of the minimized race.
+    pub twin: Twin,
+    /// The race family, if mainline behaviour has it too ([`triage::in_mainline`]).
+    pub mainline_family: Option<String>,
+    /// The timeline and explanation of the minimized race.
+    pub shown: String,
+}
+
+impl Found {
+    /// Whether the race is one of the preset's historical behaviours: it has a twin and does
+    /// not happen there.
+    pub fn is_historical(&self) -> bool {
+        self.twin == Twin::Clean
+    }
+}
+
+/// What a race does on its preset's twin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Twin {
+    /// The preset has no twin.
+    None,
+    /// The twin has no violation: the race is one of the preset's historical behaviours.
+    Clean,
+    /// The twin has a violation too, with this signature.
+    Violation(String),
+}
+
+impl Twin {
+    fn of(t: Option<Option<String>>) -> Twin {
+        match t {
+            None => Twin::None,
+            Some(None) => Twin::Clean,
+            Some(Some(s)) => Twin::Violation(s),
+        }
+    }
+
+    /// The twin's signature, if it has a violation.
+    pub fn signature(&self) -> Option<&str> {
+        match self {
+            Twin::Violation(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A minimized race reduced further within its family ([`minimize::shorten_in_family`]), with
+/// the violation it produces on `model`'s twin. A shorter input that the twin has too never
+/// replaces one the twin does not have: the race stays historical.
+pub fn shorten(model: &dyn DynModel, m: Minimized) -> (Minimized, Option<Option<String>>) {
+    let twin = model.twin();
+    let on_twin = |ops: &[crate::op::Op]| twin.as_ref().map(|t| minimize::signature_of(&**t, ops));
+    let before = on_twin(&m.ops);
+    let s = minimize::shorten_in_family(model, m.clone());
+    if s.ops == m.ops {
+        return (s, before);
+    }
+    let after = on_twin(&s.ops);
+    let historical = |t: &Option<Option<String>>| matches!(t, Some(None));
+    if historical(&before) && !historical(&after) {
+        (Minimized { runs: s.runs, ..m }, before)
+    } else {
+        (s, after)
+    }
+}
+
+/// The report of a race a campaign found in `file` (raw fuzzer bytes, run on the model called
+/// `preset` when given): minimized keeping its signature, then within its family
+/// ([`shorten`]), checked on the twin, with its timeline and explanation.
+pub fn report(models: &dyn Models, file: &Path, preset: Option<&str>) -> Result<Found, String> {
+    let loaded = harness::load_file_in(file, models, preset)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    found(&loaded).ok_or_else(|| "it produces no violation when replayed: a hang?".to_string())
+}
+
+/// [`report`] of an input already loaded; `None` if it produces no violation.
+pub fn found(loaded: &Loaded) -> Option<Found> {
+    let model: &Rc<dyn DynModel> = &loaded.model;
+    let m = minimize::minimize(&**model, &loaded.ops)?;
+    let (m, twin) = shorten(&**model, m);
+    let logged = model.run(&m.ops, RunOptions { log: true });
+    let v = logged.violation.as_ref()?;
+    let mut shown = explain::timeline(&**model, &m.ops, &logged);
+    shown.push('\n');
+    shown.push_str(&explain::explain(v, model.preset(), &logged.actors));
+    Some(Found {
+        preset: model.preset().name.clone(),
+        input_ops: loaded.ops.len(),
+        signature: m.signature.clone(),
+        family: triage::family(v),
+        minimized_ops: m.ops.len(),
+        runs: m.runs,
+        trace: Trace::new(&**model, &m.ops, Some(m.signature.clone())).to_text(&[]),
+        twin: Twin::of(twin),
+        mainline_family: triage::in_mainline(v).then(|| triage::family(v)),
+        shown,
+    })
+}
+
+/// A request to a fuzz target's tool mode ([`serve`]): one of the commands above, as the
+/// `flushfuzz` command line asks it of a target built from a user's crate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    /// [`replay`].
+    Replay {
+        /// Input files.
+        files: Vec<PathBuf>,
+        /// The preset to run on instead.
+        preset: Option<String>,
+        /// JSON output.
+        json: bool,
+    },
+    /// [`minimize`].
+    Minimize {
+        /// The input.
+        file: PathBuf,
+        /// Where to write the trace.
+        out: Option<PathBuf>,
+        /// The preset to run on instead.
+        preset: Option<String>,
+        /// Keep only the family.
+        family: bool,
+        /// JSON output.
+        json: bool,
+    },
+    /// [`triage`].
+    Triage {
+        /// Inputs and folders.
+        paths: Vec<PathBuf>,
+        /// Where traces go.
+        out: PathBuf,
+        /// The preset raw inputs run on.
+        preset: Option<String>,
+        /// JSON output.
+        json: bool,
+    },
+    /// [`report`], printed as the JSON of a [`Found`] (exit 0), or an error (exit 2).
+    Report {
+        /// The crash file.
+        file: PathBuf,
+        /// The preset it ran on.
+        preset: Option<String>,
+    },
+    /// The target's presets and paths, as JSON (exit 0).
+    Describe,
+}
+
+/// The environment variable that puts a fuzz target in tool mode: a JSON [`Request`].
+pub const TOOL_ENV: &str = "FLUSHFUZZ_TOOL";
+
+/// Answers a request with `models`.
+pub fn answer(models: &dyn Models, r: &Request) -> Output {
+    match r {
+        Request::Replay {
+            files,
+            preset,
+            json,
+        } => replay(models, files, preset.as_deref(), *json),
+        Request::Minimize {
+            file,
+            out,
+            preset,
+            family,
+            json,
+        } => minimize(
+            models,
+            file,
+            out.as_deref(),
+            preset.as_deref(),
+            *family,
+            *json,
+        ),
+        Request::Triage {
+            paths,
+            out,
+            preset,
+            json,
+        } => triage(models, paths, out, preset.as_deref(), *json, &mut |_, _| {}),
+        Request::Report { file, preset } => match report(models, file, preset.as_deref()) {
+            Ok(f) => Output {
+                stdout: serde_json::to_string(&f).expect("a report serializes") + "\n",
+                ..Output::default()
+            },
+            Err(e) => Output::error(e),
+        },
+        Request::Describe => {
+            let presets: Vec<serde_json::Value> = models
+                .names()
+                .iter()
+                .filter_map(|n| models.model(n))
+                .map(|m| {
+                    serde_json::json!({
+                        "name": m.preset().name,
+                        "arch": m.arch_name(),
+                        "paths": m.catalog().paths().iter().map(|p| p.name).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            Output {
+                stdout: serde_json::json!({ "presets": presets }).to_string() + "\n",
+                ..Output::default()
+            }
+        }
+    }
+}
+
+/// The tool mode of a fuzz target: when [`TOOL_ENV`] holds a request, answers it with the
+/// target's models, prints the output and exits with its code; otherwise returns, and the
+/// target fuzzes. [`crate::fuzz_target!`] calls it before libFuzzer starts.
+pub fn serve(models: &dyn Models) {
+    let Ok(text) = std::env::var(TOOL_ENV) else {
+        return;
+    };
+    let o = match serde_json::from_str::<Request>(&text) {
+        Ok(r) => answer(models, &r),
+        Err(e) => Output::error(format!("{TOOL_ENV}: not a request: {e}")),
+    };
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(o.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(o.stderr.as_bytes());
+    let _ = std::io::stdout().flush();
+    std::process::exit(o.code as i32);
+}
