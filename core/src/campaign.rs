@@ -758,9 +758,15 @@ pub fn ask(bin: &Path, request: &Request, machine: Option<&Path>) -> Result<tool
     let out = cmd
         .output()
         .map_err(|e| Error(format!("starting {}: {e}", bin.display())))?;
+    // libFuzzer looks for sanitizer hooks before the target's tool mode starts, and says so
+    // when the target was built without a sanitizer: not the command's output.
+    let stderr: String = String::from_utf8_lossy(&out.stderr)
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("WARNING: Failed to find function \"__sanitizer"))
+        .collect();
     Ok(tool::Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr,
         code: out.status.code().map_or(2, |c| c.clamp(0, 255) as u8),
     })
 }

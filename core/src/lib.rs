@@ -31,7 +31,7 @@ pub mod world;
 /// A libFuzzer fuzz target over a [`harness::Target`], in one line of a fuzz crate that depends
 /// on `libfuzzer-sys` (`cargo fuzz run` works on it, stable or nightly):
 ///
-/// ```ignore
+/// ```text
 /// #![no_main]
 /// flushfuzz::fuzz_target!(|| flushfuzz::harness::Target::of(my_model()));
 /// ```

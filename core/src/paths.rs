@@ -1,6 +1,6 @@
 //! The kernel paths an op can start: the open vocabulary of the input language.
 //!
-//! An [`Action`](crate::op::Action) names a path by its index in a [`Paths`] registry and gives
+//! An [`Action`] names a path by its index in a [`Paths`] registry and gives
 //! it up to [`MAX_ARGS`] byte-sized fields. The registry says what each path is called in trace
 //! files, what its fields mean ([`Field`]), which actors may run it ([`Runs`]), which mainline
 //! function it follows and which flush APIs it calls, and holds the `async` script that runs

@@ -389,6 +389,8 @@ pub struct Found {
     /// What the preset's twin with mainline behaviour (a `-fixed` twin, or the model's
     /// reference) makes of the minimized race.
     pub twin: Twin,
+    /// The twin's preset and arch, for messages (empty without a twin).
+    pub twin_name: String,
     /// The race family, if mainline behaviour has it too ([`triage::in_mainline`]).
     pub mainline_family: Option<String>,
     /// The timeline and explanation of the minimized race.
@@ -467,6 +469,10 @@ pub fn found(loaded: &Loaded) -> Option<Found> {
     let model: &Rc<dyn DynModel> = &loaded.model;
     let m = minimize::minimize(&**model, &loaded.ops)?;
     let (m, twin) = shorten(&**model, m);
+    let twin_name = model
+        .twin()
+        .map(|t| format!("{} ({})", t.preset().name, t.arch_name()))
+        .unwrap_or_default();
     let logged = model.run(&m.ops, RunOptions { log: true });
     let v = logged.violation.as_ref()?;
     let mut shown = explain::timeline(&**model, &m.ops, &logged);
@@ -481,6 +487,7 @@ pub fn found(loaded: &Loaded) -> Option<Found> {
         runs: m.runs,
         trace: Trace::new(&**model, &m.ops, Some(m.signature.clone())).to_text(&[]),
         twin: Twin::of(twin),
+        twin_name,
         mainline_family: triage::in_mainline(v).then(|| triage::family(v)),
         shown,
     })
@@ -491,7 +498,7 @@ pub fn found(loaded: &Loaded) -> Option<Found> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Request {
-    /// [`replay`].
+    /// [`replay()`].
     Replay {
         /// Input files.
         files: Vec<PathBuf>,
@@ -500,7 +507,7 @@ pub enum Request {
         /// JSON output.
         json: bool,
     },
-    /// [`minimize`].
+    /// [`minimize()`].
     Minimize {
         /// The input.
         file: PathBuf,
@@ -513,7 +520,7 @@ pub enum Request {
         /// JSON output.
         json: bool,
     },
-    /// [`triage`].
+    /// [`triage()`].
     Triage {
         /// Inputs and folders.
         paths: Vec<PathBuf>,

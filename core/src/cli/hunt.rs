@@ -243,6 +243,7 @@ fn outcome_json(
         "trace": rec.map(|r| r.path.display().to_string()),
         "new_trace": rec.map(|r| r.new),
         "fixed_twin_signature": f.and_then(|f| f.twin.signature()),
+        "twin": f.map(|f| f.twin_name.clone()),
         "historical": f.map(|f| f.is_historical()),
         "mainline_family": f.and_then(|f| f.mainline_family.clone()),
         "execs": o.execs,
@@ -356,7 +357,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 let f = &h.found;
                 println!(
                     "== {}: race found after {:.1} s and {} executions ({}/s): {}",
-                    o.label,
+                    f.preset,
                     h.seconds,
                     thousands(h.execs),
                     thousands(o.execs_per_second() as u64),
@@ -380,13 +381,13 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                          is in crashes/): not a historical race; --skip-mainline passes over it"
                     ),
                     (Twin::Violation(sig), None) => println!(
-                        "   WARNING: it also happens on {}-fixed (mainline behaviour: {sig}): not a \
-                         historical race but a false positive of the model or a mainline bug",
-                        f.preset
+                        "   WARNING: it also happens on its twin {} (mainline behaviour: {sig}): \
+                         not a historical race but a false positive of the model or a mainline bug",
+                        f.twin_name
                     ),
                     (Twin::Clean, None) => println!(
-                        "   {}-fixed (mainline behaviour) does not have it: a historical race",
-                        f.preset
+                        "   its twin {} (mainline behaviour) does not have it: a historical race",
+                        f.twin_name
                     ),
                     (Twin::None, None) => {}
                 }
