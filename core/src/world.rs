@@ -157,6 +157,12 @@ impl<A: Arch> Cx<A> {
         self.me
     }
 
+    /// The kernel path (or user action) the acting actor is in now, as reports name it: the
+    /// innermost one [`Cx::enter`]ed. A test arch can use it to misbehave in one path only.
+    pub fn path(&self) -> &'static str {
+        self.st().sched.actor(self.me).path
+    }
+
     /// The CPU the actor runs on now.
     pub fn cpu(&self) -> CpuId {
         self.cpu_in(&self.st())
