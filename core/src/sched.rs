@@ -43,6 +43,8 @@ pub struct Actor {
     pub irqs_off: u32,
     /// The kernel path or user action it is in, for reports.
     pub path: &'static str,
+    /// The kernel path its current action started (the registry's name).
+    pub action: &'static str,
     /// The step its current action started in.
     pub op_start: u32,
     /// Whether it is copying a page-cache page for a private mapping (a COW of a file page):
@@ -68,6 +70,7 @@ crate::reuse::clone_reusing!(Actor {
     preempt,
     irqs_off,
     path,
+    action,
     op_start,
     private_copy,
     copy_for,
@@ -87,6 +90,7 @@ impl Actor {
             preempt: 0,
             irqs_off: 0,
             path: "idle",
+            action: "idle",
             op_start: 0,
             private_copy: false,
             copy_for: None,

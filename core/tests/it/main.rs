@@ -2,6 +2,7 @@
 
 mod campaign;
 mod crashes;
+mod dropped;
 mod own_target;
 mod properties;
 mod raw;
