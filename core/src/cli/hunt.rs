@@ -71,6 +71,10 @@ impl Coverage {
 /// of every comparison so that libFuzzer's byte mutators can insert them; the op-level mutator
 /// never uses them, and the callbacks cost a third of each execution.
 pub const CMP_FLAGS: &str = "-Cllvm-args=-sanitizer-coverage-trace-compares";
+/// The cargo profile of the fuzz crate that campaigns build with (`fuzz/Cargo.toml`: release
+/// with one codegen unit and fat LTO; cargo-fuzz's own builds use plain release, because LTO
+/// breaks their AddressSanitizer link).
+pub const HUNT_PROFILE: &str = "hunt";
 /// Seconds a campaign may overrun its budget before it is killed.
 const GRACE_SECONDS: u64 = 60;
 
@@ -187,7 +191,8 @@ pub fn build_target(
         );
     }
     let out = Command::new(&cargo)
-        .args(["build", "--release", "--locked", "--bin", "races"])
+        .args(["build", "--locked", "--bin", "races"])
+        .args(["--profile", HUNT_PROFILE])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target")
@@ -207,7 +212,7 @@ pub fn build_target(
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
-    let bin = target_dir.join(&triple).join("release").join("races");
+    let bin = target_dir.join(&triple).join(HUNT_PROFILE).join("races");
     if !bin.is_file() {
         bail!("the build succeeded but {} is missing", bin.display());
     }
