@@ -659,8 +659,8 @@ pub fn run_campaign(root: &Path, bin: &Path, c: &Campaign) -> anyhow::Result<Out
         }
         return Ok(out);
     };
-    let bytes =
-        std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
+    let bytes = harness::read_at_most(&artifact, harness::MAX_INPUT)
+        .with_context(|| format!("reading {}", artifact.display()))?;
     let loaded = harness::load_bytes(&bytes, Some(&c.preset))
         .map_err(|e| anyhow::anyhow!("{}: {e}", artifact.display()))?;
     // The input may make the model itself panic (a bug of the model, which libFuzzer reports
@@ -728,7 +728,7 @@ pub fn traces_with_signature(dir: &Path, signature: &str) -> Vec<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("trace"))
         .filter(|p| {
-            std::fs::read_to_string(p)
+            super::corpus::read_text(p)
                 .ok()
                 .and_then(|t| Trace::parse(&t).ok())
                 .is_some_and(|t| t.expect.as_deref() == Some(signature))

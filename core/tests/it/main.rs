@@ -2,6 +2,7 @@
 
 mod campaign;
 mod crashes;
+mod inputs;
 mod properties;
 mod raw;
 mod triage;
