@@ -3,6 +3,7 @@
 mod campaign;
 mod crashes;
 mod dropped;
+mod inputs;
 mod own_target;
 mod properties;
 mod raw;
