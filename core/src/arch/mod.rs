@@ -47,6 +47,7 @@ pub mod generic;
 pub mod null;
 pub mod parisc;
 pub mod r4k;
+pub mod recording;
 pub mod v6;
 pub mod vivt;
 

@@ -5,6 +5,7 @@ mod crashes;
 mod dropped;
 mod inputs;
 mod own_target;
+mod paths;
 mod properties;
 mod raw;
 mod triage;
