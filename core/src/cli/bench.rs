@@ -1,5 +1,7 @@
-//! `flushfuzz bench [--trials N] [--seconds N] [--presets NAME...] [--fixed-seconds N]
-//! [--fixed-jobs N] [--first-seed N] [--no-random] [--json]`: measures the fuzzer. For each
+//! `flushfuzz bench [--trials N] [--seconds N] [--presets NAME...|--machine FILE]
+//! [--target DIR:NAME] [--fixed-seconds N] [--fixed-jobs N] [--first-seed N] [--no-random]
+//! [--json]`: measures the fuzzer (the shipped target, or one of the user's crate; on the race
+//! presets, the given ones, or a machine file). For each
 //! race preset, `--trials` single-process `hunt` campaigns with seeds `--first-seed`,
 //! `--first-seed`+1, ... each capped at `--seconds`, recording time and executions to the first
 //! race, executions per second and the minimized race's length; then the same number of trials
@@ -57,6 +59,15 @@ pub struct Args {
     /// `hunt --coverage`).
     #[arg(long, default_value = "functions", value_parser = hunt::parse_coverage)]
     coverage: Coverage,
+    /// Measure on a machine file (`flushfuzz presets --show NAME` prints one) instead of the
+    /// race presets, with the shipped arch it names.
+    #[arg(long, value_name = "FILE", conflicts_with = "presets")]
+    machine: Option<PathBuf>,
+    /// Measure a fuzz target of your own crate, DIR:NAME, on its presets (`--presets`, or each
+    /// input choosing, as `hunt --target` does). The random baseline runs models in this
+    /// process and is skipped: a target's arch and paths live in its crate.
+    #[arg(long, value_name = "DIR:NAME")]
+    target: Option<String>,
     /// Further libFuzzer flags for every campaign, after `--`.
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -71,7 +82,8 @@ pub struct Trial {
     pub mode: &'static str,
     /// The seed.
     pub seed: u64,
-    /// Whether a historical race (one the `-fixed` twin does not have) was found within the cap.
+    /// Whether a historical race (one the `-fixed` twin does not have; any race on a model
+    /// without a twin) was found within the cap.
     pub found: bool,
     /// A violation that stopped the trial but also happens on the `-fixed` twin: a false
     /// positive of the model.
@@ -185,9 +197,9 @@ fn guided_trial(bin: &Path, c: Campaign, show: Show) -> anyhow::Result<Trial> {
         preset,
         mode: "guided",
         seed,
-        found: f.is_some_and(|f| f.is_historical()),
+        found: f.is_some_and(|f| !matches!(f.twin, flushfuzz::tool::Twin::Violation(_))),
         false_positive: f
-            .filter(|f| !f.is_historical())
+            .filter(|f| matches!(f.twin, flushfuzz::tool::Twin::Violation(_)))
             .map(|f| f.signature.clone()),
         seconds: h.map_or(o.seconds, |h| h.seconds),
         execs: h.map_or(o.execs, |h| h.execs),
@@ -198,20 +210,20 @@ fn guided_trial(bin: &Path, c: Campaign, show: Show) -> anyhow::Result<Trial> {
     })
 }
 
-fn random_trial(preset: &str, seed: u64, seconds: u64) -> Trial {
-    let p = preset::by_name(preset).expect("checked preset");
+fn random_trial(p: &preset::Preset, seed: u64, seconds: u64) -> Trial {
+    let preset = p.name.as_str();
     let cap = Duration::from_secs(seconds);
     let start = campaign::now();
-    let (execs, hit) = random_search(&p, seed, |_| start.elapsed() < cap);
+    let (execs, hit) = random_search(p, seed, |_| start.elapsed() < cap);
     let elapsed = start.elapsed().as_secs_f64();
-    let model = flushfuzz::model::shipped_cached(&p);
+    let model = flushfuzz::model::shipped_cached(p);
     let m = hit
         .as_ref()
         .and_then(|h| minimize::minimize(&*model, &h.ops))
         .map(|m| flushfuzz::tool::shorten(&*model, m));
     let historical = m
         .as_ref()
-        .is_some_and(|(_, twin)| matches!(twin, Some(None)));
+        .is_some_and(|(_, twin)| matches!(twin, Some(None) | None));
     let m = m.map(|(m, _)| m);
     Trial {
         preset: preset.into(),
@@ -261,30 +273,53 @@ pub struct FixedRun {
 
 /// Runs `bench`.
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let presets: Vec<String> = if a.presets.is_empty() {
-        RACE_PRESETS.iter().map(|s| s.to_string()).collect()
-    } else {
-        a.presets.clone()
-    };
-    hunt::check_presets(&presets)?;
     if a.trials == 0 || a.seconds == 0 {
         anyhow::bail!("--trials and --seconds must be at least 1");
     }
     if a.fixed_jobs == 0 {
         anyhow::bail!("--fixed-jobs must be at least 1");
     }
-    let root = hunt::project_root()?;
-    let bin = campaign::build(
-        &Source::Shipped { root: root.clone() },
-        a.mutator,
-        a.coverage,
-        &mut |msg| {
-            if !a.json {
-                eprintln!("{msg}");
-            }
+    let source = match &a.target {
+        Some(t) => Source::parse_target(t)?,
+        None => Source::Shipped {
+            root: hunt::project_root()?,
         },
-    )?;
-    let seed_dir: PathBuf = root.join("corpus").join(flushfuzz::corpus::RACES_DIR);
+    };
+    let shipped = matches!(source, Source::Shipped { .. });
+    // The machine file, read now for a clear error (the target reads it again).
+    let machine = match &a.machine {
+        Some(m) => Some(preset::load_machine(m)?),
+        None => None,
+    };
+    if let (true, Some(m)) = (shipped, &machine) {
+        if flushfuzz::model::shipped(m).is_none() {
+            anyhow::bail!(
+                "{}: arch `{}` is not shipped (known: {}); bench your own arch in a fuzz target \
+                 of your crate (--target DIR:NAME)",
+                a.machine.as_ref().expect("machine").display(),
+                m.arch,
+                flushfuzz::model::SHIPPED_ARCHES.join(", ")
+            );
+        }
+    }
+    // What each trial runs on: a preset, or the machine file (`None`), or each input choosing
+    // among the target's presets (`None` too).
+    let presets: Vec<Option<String>> = if !a.presets.is_empty() {
+        if shipped {
+            hunt::check_presets(&a.presets)?;
+        }
+        a.presets.iter().cloned().map(Some).collect()
+    } else if machine.is_some() || !shipped {
+        vec![None]
+    } else {
+        RACE_PRESETS.iter().map(|s| Some(s.to_string())).collect()
+    };
+    let bin = campaign::build(&source, a.mutator, a.coverage, &mut |msg| {
+        if !a.json {
+            eprintln!("{msg}");
+        }
+    })?;
+    let seed_dir: PathBuf = source.seed_dir();
     let show = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         Show::Bar
     } else {
@@ -297,40 +332,62 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     // Every campaign of the bench: single-process unless given jobs, mainline families passed
     // over, in a temporary folder.
-    let campaign = |preset: &str, seconds: u64, jobs: u32, seed: u64| -> anyhow::Result<Campaign> {
+    let campaign = |preset: Option<&str>,
+                    seconds: u64,
+                    jobs: u32,
+                    seed: u64|
+     -> anyhow::Result<Campaign> {
         Ok(Campaign {
-            preset: Some(preset.to_string()),
-            machine: None,
+            preset: preset.map(str::to_string),
+            machine: a.machine.clone(),
             seconds,
             jobs,
             seed,
             work: None,
             mutator: a.mutator,
             skip_mainline: true,
-            seeds: campaign::seeds_in(&seed_dir, Some(preset))?,
+            seeds: campaign::seeds_in(&seed_dir, preset)?,
             extra: a.libfuzzer.clone(),
         })
     };
+    if !shipped && !a.no_random {
+        say("note: no random baseline for a target of your own (its models live in its crate)".into());
+    }
     let mut trials: Vec<Trial> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
     for p in &presets {
+        let mut label = String::new();
         for i in 0..a.trials {
             let seed = a.first_seed + i as u64;
-            let t = guided_trial(&bin, campaign(p, a.seconds, 1, seed)?, show)?;
+            let t = guided_trial(&bin, campaign(p.as_deref(), a.seconds, 1, seed)?, show)?;
             say(trial_line(&t, i, a.trials));
+            label = t.preset.clone();
             trials.push(t);
         }
-        if !a.no_random {
+        labels.push(label.clone());
+        // The random baseline runs the shipped model of the preset or machine in this process.
+        let random_on = match (p, &machine) {
+            _ if !shipped || a.no_random => None,
+            (Some(p), _) => preset::by_name(p),
+            (None, Some(m)) => Some(m.clone()),
+            (None, None) => None,
+        };
+        if let Some(rp) = random_on {
             for i in 0..a.trials {
                 let seed = a.first_seed + i as u64;
-                let t = random_trial(p, seed, a.seconds);
+                let mut t = random_trial(&rp, seed, a.seconds);
+                t.preset = label.clone();
                 say(trial_line(&t, i, a.trials));
                 trials.push(t);
             }
         }
     }
     let mut summaries = Vec::new();
-    for p in &presets {
-        let hand = hand_written_ops(&root, p);
+    for p in &labels {
+        let hand = match &source {
+            Source::Shipped { root } if machine.is_none() => hand_written_ops(root, p),
+            _ => None,
+        };
         for mode in ["guided", "random"] {
             let t: Vec<&Trial> = trials
                 .iter()
@@ -343,15 +400,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     }
 
     let mut fixed_runs = Vec::new();
-    if a.fixed_seconds > 0 {
-        let mut names: Vec<String> = presets
+    if a.fixed_seconds > 0 && !(shipped && machine.is_none()) {
+        say("note: no -fixed twin runs on a machine file or a target of your own".into());
+    } else if a.fixed_seconds > 0 {
+        let mut names: Vec<String> = labels
             .iter()
             .map(|p| format!("{p}-fixed"))
             .filter(|n| preset::by_name(n).is_some())
             .collect();
         names.push("coherent".into());
         for n in names {
-            let c = campaign(&n, a.fixed_seconds, a.fixed_jobs, a.first_seed)?;
+            let c = campaign(Some(&n), a.fixed_seconds, a.fixed_jobs, a.first_seed)?;
             let o = hunt::run_shown(&bin, &c, show, 0)?;
             let f = o.found.as_ref().map(|h| &h.found);
             let r = FixedRun {
