@@ -143,6 +143,22 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: false,
     },
     FamilyRule {
+        name: "process-vm-writev-leaves-kernel-alias-dirty",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &["process_vm_writev"],
+        newest: Newest::Any,
+        mechanism: "process_vm_writev copies into the other process's page through a kernel \
+                    mapping (copy_page_from_iter under kmap_local_page) after GUP's flushes and \
+                    makes no flush_dcache_page afterwards: on an aliasing cache the data stays \
+                    dirty in the kernel alias, and the process reading through its own mapping \
+                    sees the old value (mainline on aliasing VIPT ARM and MIPS; PA-RISC flushes \
+                    on kunmap)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "kernel-alias-stale-after-user-write-back",
         kinds: &[Kind::StaleLoad, Kind::LostWrite],
         read_paths: &[],

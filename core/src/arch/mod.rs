@@ -398,6 +398,14 @@ pub trait Arch: Sized + 'static {
         self.base().flush_cache_range_syncs_icache(cx)
     }
 
+    /// `kunmap`, `kunmap_local` or `kunmap_atomic` of a page the kernel reached at `va` (its
+    /// page-aligned linear address) without a mapping of its own (`kunmap_flush_on_unmap`,
+    /// where the arch defines `ARCH_HAS_FLUSH_ON_KUNMAP`: PA-RISC writes the kernel alias
+    /// back). Nothing elsewhere.
+    fn kunmap_flush_on_unmap<O: Arch>(&self, cx: &Cx<O>, va: Va) -> impl Future<Output = ()> {
+        self.base().kunmap_flush_on_unmap(cx, va)
+    }
+
     /// `kunmap_atomic` of the fixmap address `va` (VIVT arches flush the slot's lines).
     fn kunmap_atomic_flush<O: Arch>(&self, cx: &Cx<O>, va: Va) -> impl Future<Output = ()> {
         self.base().kunmap_atomic_flush(cx, va)

@@ -164,6 +164,8 @@ impl Arch for Null {
         generic::copy_to_user_page(cx, pfn, vpn, off).await;
     }
 
+    async fn kunmap_flush_on_unmap<O: Arch>(&self, _cx: &Cx<O>, _va: Va) {}
+
     async fn kunmap_atomic_flush<O: Arch>(&self, _cx: &Cx<O>, _va: Va) {}
 
     fn kmap_atomic_reuses_pkmap(&self) -> bool {

@@ -55,6 +55,12 @@ impl Arch for Parisc {
         cx.icache_all(Scope::AllCpus);
     }
 
+    /// `flush_cache_range` (arch/parisc/kernel/cache.c) flushes the D-side and the I-side of
+    /// the range (or both caches whole).
+    fn flush_cache_range_syncs_icache<O: Arch>(&self, _cx: &Cx<O>) -> bool {
+        true
+    }
+
     async fn flush_cache_page<O: Arch>(
         &self,
         cx: &Cx<O>,
@@ -67,6 +73,12 @@ impl Arch for Parisc {
         if exec {
             cx.icache_all(Scope::AllCpus);
         }
+    }
+
+    /// `kunmap_flush_on_unmap` (`ARCH_HAS_FLUSH_ON_KUNMAP`, arch/parisc/include/asm/cacheflush.h):
+    /// `flush_kernel_dcache_page_addr` of the kernel address the page was used through.
+    async fn kunmap_flush_on_unmap<O: Arch>(&self, cx: &Cx<O>, va: Va) {
+        page_op(cx, CacheOp::Flush, va, smp_scope(cx));
     }
 
     async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {

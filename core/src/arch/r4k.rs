@@ -89,6 +89,12 @@ impl Arch for MipsR4k {
         }
     }
 
+    /// `r4k_flush_cache_range` (arch/mips/mm/c-r4k.c) blasts the D-cache, then the I-cache,
+    /// for an executable VMA.
+    fn flush_cache_range_syncs_icache<O: Arch>(&self, _cx: &Cx<O>) -> bool {
+        true
+    }
+
     async fn flush_cache_page<O: Arch>(
         &self,
         cx: &Cx<O>,

@@ -227,6 +227,11 @@ impl<B: Arch> Arch for Recording<B> {
         self.base().flush_cache_range_syncs_icache(cx)
     }
 
+    async fn kunmap_flush_on_unmap<O: Arch>(&self, cx: &Cx<O>, va: Va) {
+        self.note(cx, "kunmap_flush_on_unmap");
+        self.base().kunmap_flush_on_unmap(cx, va).await
+    }
+
     async fn kunmap_atomic_flush<O: Arch>(&self, cx: &Cx<O>, va: Va) {
         self.note(cx, "kunmap_atomic_flush");
         self.base().kunmap_atomic_flush(cx, va).await

@@ -77,6 +77,14 @@ impl Arch for ArmV6 {
         }
     }
 
+    /// `flush_cache_range` (arch/arm/mm/flush.c) cleans and invalidates the whole D-cache on an
+    /// aliasing VIPT cache before invalidating the I-cache of an executable VMA: what was
+    /// stored reaches the I-side. On a non-aliasing cache it only invalidates the I-cache,
+    /// leaving dirty lines where the fetch does not look.
+    fn flush_cache_range_syncs_icache<O: Arch>(&self, cx: &Cx<O>) -> bool {
+        cx.dcache_aliases()
+    }
+
     async fn flush_cache_page<O: Arch>(
         &self,
         cx: &Cx<O>,

@@ -71,6 +71,13 @@ impl Arch for ArmVivt {
         }
     }
 
+    /// `vivt_flush_cache_range` (arch/arm/include/asm/cacheflush.h) cleans the VMA's user lines
+    /// and, for an executable VMA, invalidates the I-cache, on the CPU the mm runs on (VIVT
+    /// ARM is uniprocessor).
+    fn flush_cache_range_syncs_icache<O: Arch>(&self, _cx: &Cx<O>) -> bool {
+        true
+    }
+
     async fn flush_cache_page<O: Arch>(
         &self,
         cx: &Cx<O>,

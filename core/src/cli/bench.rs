@@ -332,26 +332,26 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     // Every campaign of the bench: single-process unless given jobs, mainline families passed
     // over, in a temporary folder.
-    let campaign = |preset: Option<&str>,
-                    seconds: u64,
-                    jobs: u32,
-                    seed: u64|
-     -> anyhow::Result<Campaign> {
-        Ok(Campaign {
-            preset: preset.map(str::to_string),
-            machine: a.machine.clone(),
-            seconds,
-            jobs,
-            seed,
-            work: None,
-            mutator: a.mutator,
-            skip_mainline: true,
-            seeds: campaign::seeds_in(&seed_dir, preset)?,
-            extra: a.libfuzzer.clone(),
-        })
-    };
+    let campaign =
+        |preset: Option<&str>, seconds: u64, jobs: u32, seed: u64| -> anyhow::Result<Campaign> {
+            Ok(Campaign {
+                preset: preset.map(str::to_string),
+                machine: a.machine.clone(),
+                seconds,
+                jobs,
+                seed,
+                work: None,
+                mutator: a.mutator,
+                skip_mainline: true,
+                seeds: campaign::seeds_in(&seed_dir, preset)?,
+                extra: a.libfuzzer.clone(),
+            })
+        };
     if !shipped && !a.no_random {
-        say("note: no random baseline for a target of your own (its models live in its crate)".into());
+        say(
+            "note: no random baseline for a target of your own (its models live in its crate)"
+                .into(),
+        );
     }
     let mut trials: Vec<Trial> = Vec::new();
     let mut labels: Vec<String> = Vec::new();

@@ -278,35 +278,44 @@ pub async fn cacheflush<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8) {
         .await;
     let pte = cx.st().m.pte(Some(mm), vpn);
     if pte.present {
-        // The call cleans the D-side through the range's own addresses: code the user stored
-        // through another alias of the page (a line of another colour, or under VIVT another
-        // address or address space) is still not synchronised. On a physically tagged cache
-        // that holds for user data the kernel wrote at the user's request (a ptrace poke through
-        // a colour window or a kmap) as well: only a line of the range's colour is cleaned.
-        let mut st = cx.st();
-        let g = st.m.config().dcache;
-        let page = st.m.page_size();
-        let base = pte.pfn as u64 * size;
-        for off in 0..size {
-            let w = st.o.last_write(base + off).0;
-            let va = vpn * size + off;
-            let writer_mm = w.actor.and_then(|a| match st.sched.actor(a).kind {
-                crate::sched::ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
-                _ => None,
-            });
-            let cleaned = match w.alias {
-                // The device's data or the initial contents: no CPU line holds it dirty.
-                None => true,
-                Some(_) if !g.aliases(page) => true,
-                Some(kind) if g.virtually_tagged() => {
-                    kind != crate::addr::AliasKind::User || (w.va == va && writer_mm == Some(mm))
-                }
-                Some(_) => g.colour(w.va, page) == g.colour(va, page),
-            };
-            if cleaned {
-                st.o.user_code_synced(base + off, 1);
-            }
-        }
+        code_synced_through(cx, mm, vpn, pte.pfn);
     }
     cx.leave(prev);
+}
+
+/// The I-side of user page `vpn` of `mm` (frame `pfn`) was just synchronised through the
+/// page's own user addresses (the user's cacheflush; `flush_cache_range` of an executable
+/// range where the arch promises it): marks synchronised the bytes whose last write such a
+/// clean reaches.
+pub(crate) fn code_synced_through<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pfn: Pfn) {
+    let size = cx.page_size();
+    // The call cleans the D-side through the range's own addresses: code the user stored
+    // through another alias of the page (a line of another colour, or under VIVT another
+    // address or address space) is still not synchronised. On a physically tagged cache
+    // that holds for user data the kernel wrote at the user's request (a ptrace poke through
+    // a colour window or a kmap) as well: only a line of the range's colour is cleaned.
+    let mut st = cx.st();
+    let g = st.m.config().dcache;
+    let page = st.m.page_size();
+    let base = pfn as u64 * size;
+    for off in 0..size {
+        let w = st.o.last_write(base + off).0;
+        let va = vpn * size + off;
+        let writer_mm = w.actor.and_then(|a| match st.sched.actor(a).kind {
+            crate::sched::ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
+            _ => None,
+        });
+        let cleaned = match w.alias {
+            // The device's data or the initial contents: no CPU line holds it dirty.
+            None => true,
+            Some(_) if !g.aliases(page) => true,
+            Some(kind) if g.virtually_tagged() => {
+                kind != crate::addr::AliasKind::User || (w.va == va && writer_mm == Some(mm))
+            }
+            Some(_) => g.colour(w.va, page) == g.colour(va, page),
+        };
+        if cleaned {
+            st.o.user_code_synced(base + off, 1);
+        }
+    }
 }

@@ -340,8 +340,9 @@ pub async fn mmap<A: Arch>(
     cx.leave(prev);
 }
 
-/// `mprotect()` of one mapped page: new permissions (read always; never write and execute
-/// together), PTE rewritten through `set_pte_at`, TLB flushed. Write permission on private
+/// `mprotect()` of one mapped page (`mprotect_fixup`, `change_protection`): new permissions
+/// (read always; never write and execute together), the range flushed by `flush_cache_range`
+/// under its new flags, PTE rewritten through `set_pte_at`, TLB flushed. Write permission on private
 /// mappings stays for the COW fault.
 pub async fn mprotect<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, write: bool, exec: bool) {
     let Some(vpn) = nth_user_page(cx, mm, page) else {
@@ -361,11 +362,22 @@ pub async fn mprotect<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, write: bool, exec
     remove_vma_range(&mut cx.st().k.mms[mm as usize], vpn, vpn + 1, |v| {
         Some(Vma { write, exec, ..*v })
     });
+    // change_protection opens the VMA's walk with tlb_start_vma, which flushes the VMA's range
+    // under its new flags: the range's user lines are written back and, for an executable
+    // VMA, the I-side is maintained as the arch's flush_cache_range does it.
+    cx.arch()
+        .flush_cache_range(cx, mm, vpn, vpn + 1, exec)
+        .await;
     let pte = cx.st().m.pte(Some(mm), vpn);
     if pte.present && exec && !pte.exec {
         // Making memory executable is the first half of loading code; the second is the user's
-        // cacheflush, until which the I-side of the page is the user's business.
+        // cacheflush, until which the I-side of the page is the user's business, unless the
+        // arch's flush_cache_range of an executable range keeps the I-side coherent with what
+        // was stored through the range: then the code stored so far is the arch's to deliver.
         cx.st().o.user_code_page(pte.pfn);
+        if cx.arch().flush_cache_range_syncs_icache(cx) {
+            super::fault::code_synced_through(cx, mm, vpn, pte.pfn);
+        }
     }
     if pte.present {
         let new = Pte {

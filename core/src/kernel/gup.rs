@@ -1,5 +1,6 @@
 //! `get_user_pages` users: a FUSE-like path that reads or writes a user page through a kmap,
-//! direct I/O that DMAs to or from a user page, and ptrace pokes through `copy_to_user_page`.
+//! direct I/O that DMAs to or from a user page, ptrace pokes and peeks through
+//! `copy_to_user_page`/`copy_from_user_page`, and `process_vm_readv`/`writev`.
 //!
 //! GUP calls `flush_anon_page` then `flush_dcache_page` for every page it returns (unless the
 //! historical switch says the kernel predates `flush_anon_page`). While a page is pinned for I/O
@@ -142,22 +143,9 @@ pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool)
 /// `ptrace(PTRACE_POKETEXT)`: writes one byte into the address space of actor `target`'s
 /// process through `access_process_vm` (GUP with `FOLL_FORCE`, then `copy_to_user_page`).
 pub async fn ptrace_poke<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
-    let mm = {
-        let st = cx.st();
-        let t = target as usize % st.sched.len();
-        match st.sched.actor(t as u8) {
-            a if a.alive => match a.kind {
-                ActorKind::Thread { pid } => st.k.procs[pid as usize],
-                _ => return,
-            },
-            _ => return,
-        }
-    };
-    // A process cannot trace itself (ptrace_attach refuses threads of the same process):
-    // only another process's thread pokes.
-    if !cx.st().k.mms[mm as usize].alive || super::my_mm(cx) == Some(mm) {
+    let Some(mm) = other_process_mm(cx, target) else {
         return;
-    }
+    };
     let Some(vpn) = nth_user_page(cx, mm, page) else {
         return;
     };
@@ -179,6 +167,90 @@ pub async fn ptrace_poke<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
             let pc = cx.st().k.is_page_cache(pfn as u64);
             cx.st().o.user_data_written(pa, 1, pc);
         }
+        cx.step().await;
+        unpin(cx, pfn);
+    }
+    cx.leave(prev);
+}
+
+/// The address space of actor `target`'s process (wrapped onto the actors), if it is a live
+/// thread of another process than the caller's: a process cannot trace itself or attach to
+/// itself (`ptrace_attach`, `mm_access` with `PTRACE_MODE_ATTACH` from another process).
+pub(crate) fn other_process_mm<A: Arch>(cx: &Cx<A>, target: u8) -> Option<MmId> {
+    let mm = {
+        let st = cx.st();
+        let t = target as usize % st.sched.len();
+        match st.sched.actor(t as u8) {
+            a if a.alive => match a.kind {
+                ActorKind::Thread { pid } => st.k.procs[pid as usize],
+                _ => return None,
+            },
+            _ => return None,
+        }
+    };
+    (cx.st().k.mms[mm as usize].alive && super::my_mm(cx) != Some(mm)).then_some(mm)
+}
+
+/// `ptrace(PTRACE_PEEKDATA)` and reads of `/proc/pid/mem`: one byte of actor `target`'s
+/// process read through `access_process_vm` (GUP with `FOLL_FORCE`, then
+/// `copy_from_user_page`).
+pub async fn ptrace_peek<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
+    let Some(mm) = other_process_mm(cx, target) else {
+        return;
+    };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
+    let prev = cx.enter("access_process_vm", || {
+        format!("mm {mm}, user page {vpn}, read")
+    });
+    if let Some(pfn) = get_user_pages(cx, mm, vpn, false, true).await {
+        cx.step().await;
+        let p = cx.enter("copy_from_user_page", || {
+            format!("page {pfn}, user page {vpn}")
+        });
+        let off = off as u64 % cx.page_size();
+        cx.arch().copy_from_user_page(cx, mm, pfn, vpn, off).await;
+        cx.leave(p);
+        cx.step().await;
+        unpin(cx, pfn);
+    }
+    cx.leave(prev);
+}
+
+/// `process_vm_readv`/`process_vm_writev` of one byte of actor `target`'s process
+/// (`process_vm_rw_core`): the remote page pinned by GUP (with its flushes), then copied
+/// through a local kernel mapping (`copy_page_to_iter`/`copy_page_from_iter` under
+/// `kmap_local_page`), then unpinned dirty. Mainline makes no cache maintenance after a write.
+pub async fn process_vm_rw<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8, write: bool) {
+    let Some(mm) = other_process_mm(cx, target) else {
+        return;
+    };
+    let Some(vpn) = nth_user_page(cx, mm, page) else {
+        return;
+    };
+    let prev = cx.enter(
+        if write {
+            "process_vm_writev"
+        } else {
+            "process_vm_readv"
+        },
+        || format!("mm {mm}, user page {vpn}"),
+    );
+    if let Some(pfn) = get_user_pages(cx, mm, vpn, write, false).await {
+        cx.step().await;
+        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+        let a = k + off as u64 % cx.page_size();
+        if write {
+            let v = cx.fresh();
+            cx.kstore_as(a, v, false, crate::world::StoreKind::UserData);
+            let pc = cx.st().k.is_page_cache(pfn as u64);
+            let pa = pfn as u64 * cx.page_size() + off as u64 % cx.page_size();
+            cx.st().o.user_data_written(pa, 1, pc);
+        } else {
+            cx.kload(a);
+        }
+        kmap::kunmap_atomic(cx, k, how).await;
         cx.step().await;
         unpin(cx, pfn);
     }

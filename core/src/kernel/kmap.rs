@@ -130,6 +130,8 @@ pub async fn kmap<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Va {
 pub async fn kunmap<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     if cx.is_highmem(pfn) {
         kunmap_high(cx, pfn).await;
+    } else if let Some(va) = cx.linear_va(pfn) {
+        cx.arch().kunmap_flush_on_unmap(cx, va).await;
     }
 }
 
@@ -175,7 +177,10 @@ pub async fn kmap_atomic<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> (Va, AtomicMap) {
 /// `kunmap_atomic`.
 pub async fn kunmap_atomic<A: Arch>(cx: &Cx<A>, va: Va, how: AtomicMap) {
     match how {
-        AtomicMap::Linear => {}
+        AtomicMap::Linear => {
+            let page = cx.page_size();
+            cx.arch().kunmap_flush_on_unmap(cx, va / page * page).await;
+        }
         AtomicMap::Pkmap(pfn) => kunmap_high(cx, pfn).await,
         AtomicMap::Fixmap => {
             cx.arch().kunmap_atomic_flush(cx, va).await;

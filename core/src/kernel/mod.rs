@@ -439,6 +439,13 @@ const GUP: &[Field] = &[Field::num("page"), Field::num("off"), Field::flag("writ
 const DIRECT_IO: &[Field] = &[Field::num("page"), Field::flag("to-device")];
 /// Fields of a ptrace poke.
 const POKE: &[Field] = &[Field::num("target"), Field::num("page"), Field::num("off")];
+/// Fields of process_vm_readv/writev.
+const PROCESS_VM: &[Field] = &[
+    Field::num("target"),
+    Field::num("page"),
+    Field::num("off"),
+    Field::flag("write"),
+];
 /// Fields of the cacheflush system call.
 const CACHEFLUSH: &[Field] = &[Field::num("page")];
 /// Fields of readdir.
@@ -512,9 +519,9 @@ where
 /// The shipped kernel paths, in the order their indices have in actions.
 pub fn paths<A: Arch>() -> Paths<A> {
     Paths::new(vec![
-        access("load", Access::Read, &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user load of one byte"),
-        access("store", Access::Write, &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user store of a fresh value to one byte"),
-        access("fetch", Access::Exec, &["flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user instruction fetch of one byte"),
+        access("load", Access::Read, &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user load of one byte"),
+        access("store", Access::Write, &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user store of a fresh value to one byte"),
+        access("fetch", Access::Exec, &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user instruction fetch of one byte"),
         user(
             PathInfo {
                 name: "fork",
@@ -568,7 +575,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: MPROTECT,
                 runs: Runs::User,
                 follows: "mprotect_fixup",
-                calls: &["flush_tlb_page", "set_pte_at"],
+                calls: &["flush_cache_range", "flush_tlb_page", "set_pte_at"],
                 doc: "mprotect() of one mapped page",
             },
             |cx, mm, a| async move { fork::mprotect(&cx, mm, a.num(0), a.flag(1), a.flag(2)).await },
@@ -579,7 +586,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: FILE_IO,
                 runs: Runs::User,
                 follows: "filemap_read",
-                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "read() of one byte of a file page into a user page",
             },
             |cx, mm, a| async move {
@@ -592,7 +599,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: FILE_IO,
                 runs: Runs::User,
                 follows: "generic_perform_write",
-                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "write() of one byte of a user page into a file page",
             },
             |cx, mm, a| async move {
@@ -605,7 +612,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: GUP,
                 runs: Runs::User,
                 follows: "get_user_pages",
-                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "a FUSE-like request: pins a user page and reads or writes a byte through kmap",
             },
             |cx, mm, a| async move { gup::fuse_access(&cx, mm, a.num(0), a.num(1), a.flag(2)).await },
@@ -616,7 +623,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: DIRECT_IO,
                 runs: Runs::User,
                 follows: "__blockdev_direct_IO",
-                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "direct I/O: pins a user page and DMAs to or from it",
             },
             |cx, mm, a| async move { gup::direct_io(&cx, mm, a.num(0), a.flag(1)).await },
@@ -627,7 +634,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["copy_to_user_page", "flush_anon_page", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["copy_to_user_page", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
             },
             |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -649,7 +656,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_OFF,
                 runs: Runs::Kernel,
                 follows: "kmap",
-                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_flush_on_unmap"],
                 doc: "a driver stores one byte of its buffer through kmap",
             },
             |cx, a| async move {
@@ -663,7 +670,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_OFF,
                 runs: Runs::Kernel,
                 follows: "kmap",
-                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_flush_on_unmap"],
                 doc: "a driver loads one byte of its buffer through kmap",
             },
             |cx, a| async move {
@@ -677,7 +684,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_OFF,
                 runs: Runs::Atomic,
                 follows: "kmap_atomic",
-                calls: &["kunmap_atomic_flush"],
+                calls: &["kunmap_atomic_flush", "kunmap_flush_on_unmap"],
                 doc: "a driver stores one byte of its buffer through kmap_atomic",
             },
             |cx, a| async move {
@@ -691,7 +698,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: READDIR,
                 runs: Runs::Kernel,
                 follows: "nfs_readdir_xdr_to_array",
-                calls: &["flush_cache_vmap", "flush_cache_vunmap", "flush_tlb_kernel_range"],
+                calls: &["flush_cache_vmap", "flush_cache_vunmap", "flush_tlb_kernel_range", "kunmap_flush_on_unmap"],
                 doc: "an NFS-readdir-like path: replies stored through kmap, decoded through vm_map_ram or kmap",
             },
             |cx, a| async move { vmap::readdir(&cx, a.num(0), a.num(1)).await },
@@ -702,7 +709,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_DIR,
                 runs: Runs::Atomic,
                 follows: "dma_map_page",
-                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_atomic_flush", "sync_dma_for_cpu", "sync_dma_for_device"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "a streaming DMA transfer of a driver buffer: map, device access, unmap, CPU access",
             },
             |cx, a| async move {
@@ -716,12 +723,36 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_DIR,
                 runs: Runs::Atomic,
                 follows: "dma_sync_single_for_cpu",
-                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_atomic_flush", "sync_dma_for_cpu", "sync_dma_for_device"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "a DMA buffer handed back and forth with dma_sync_single_for_cpu and _for_device",
             },
             |cx, a| async move {
                 let work = BufferWork::DmaSync { dir: a.dma_dir(1) };
                 on_buffer(&cx, a.num(0), work).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "ptrace-peek",
+                fields: POKE,
+                runs: Runs::User,
+                follows: "access_process_vm",
+                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_dcache_page", "flush_icache_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "ptrace(PTRACE_PEEKDATA) or a /proc/pid/mem read of one byte of another process",
+            },
+            |cx, _, a| async move { gup::ptrace_peek(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        user(
+            PathInfo {
+                name: "process-vm",
+                fields: PROCESS_VM,
+                runs: Runs::User,
+                follows: "process_vm_rw_core",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "process_vm_readv() or process_vm_writev() of one byte of another process",
+            },
+            |cx, _, a| async move {
+                gup::process_vm_rw(&cx, a.num(0), a.num(1), a.num(2), a.flag(3)).await
             },
         ),
     ])

@@ -38,7 +38,7 @@ fn every_path_calls_what_it_declares_and_declares_what_it_calls() {
     for p in preset::all() {
         let mut inputs = hand_seeds(&p.name).unwrap_or_default();
         let mut rnd = RandomOps::new(0x9a7e5);
-        inputs.extend((0..3000).map(|_| rnd.ops()));
+        inputs.extend((0..10_000).map(|_| rnd.ops()));
         let (calls, c) = match p.arch.as_str() {
             "null" => record(&p, Null, &inputs),
             "arm-vivt" => record(&p, ArmVivt, &inputs),

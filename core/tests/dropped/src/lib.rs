@@ -7,7 +7,7 @@
 //! paths too, so that the race found is the path's.
 
 use flushfuzz::addr::{MmId, Pfn, Vpn};
-use flushfuzz::arch::{vivt::ArmVivt, Arch};
+use flushfuzz::arch::{v6::ArmV6, vivt::ArmVivt, Arch};
 use flushfuzz::harness::Target;
 use flushfuzz::model::{DynModel, Model};
 use flushfuzz::preset::{self, Preset};
@@ -65,15 +65,53 @@ impl Arch for VivtNoFlushAnonPage {
     }
 }
 
+/// ARMv6 (aliasing VIPT) whose `flush_cache_range` does nothing when `mprotect` makes a range
+/// executable (what mainline's promise to code stored before `mprotect(PROT_EXEC)` rests on).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushCacheRange(ArmV6);
+
+impl Arch for V6NoFlushCacheRange {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_cache_range"
+    }
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        start: Vpn,
+        end: Vpn,
+        exec: bool,
+    ) {
+        if cx.action() != "mprotect" {
+            self.base()
+                .flush_cache_range(cx, mm, start, end, exec)
+                .await;
+        }
+    }
+}
+
 /// Every dropped flush.
 pub fn all() -> Vec<Dropped> {
-    vec![dropped(
-        "gup",
-        "flush_anon_page",
-        "gup-anon-alias-fixed",
-        VivtNoFlushAnonPage::default(),
-        ArmVivt,
-    )]
+    vec![
+        dropped(
+            "gup",
+            "flush_anon_page",
+            "gup-anon-alias-fixed",
+            VivtNoFlushAnonPage::default(),
+            ArmVivt,
+        ),
+        dropped(
+            "mprotect",
+            "flush_cache_range",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushCacheRange::default(),
+            ArmV6,
+        ),
+    ]
 }
 
 /// The fuzz target's models.
