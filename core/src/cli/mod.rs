@@ -8,6 +8,7 @@ pub mod minimize;
 pub mod presets;
 pub mod replay;
 pub mod triage;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use flushfuzz::model::ModelSet;
@@ -38,6 +39,9 @@ enum Cmd {
     Bench(bench::Args),
     /// Regenerate the seed corpus under corpus/.
     Corpus(corpus::Args),
+    /// Explore every schedule of a trace's actions up to a bound: prove it clean or find a
+    /// violation.
+    Verify(verify::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -50,6 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Hunt(a) => hunt::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Corpus(a) => corpus::run(a),
+        Cmd::Verify(a) => verify::run(a),
     }
 }
 
