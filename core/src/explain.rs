@@ -18,90 +18,195 @@ fn alias(va: u64, page: u32) -> String {
     format!("{va:#x} ({})", AliasKind::of(va, page).name())
 }
 
-/// Condenses the events of one step into short lines. Runs of loads or stores to consecutive
-/// addresses are merged; events touching `focus` (the violation's line) are marked `*` and
-/// never folded into the "other lines" count.
-fn condense(events: &[&Logged], page: u32, focus: Option<(Pa, u64)>, mark: bool) -> Vec<String> {
-    struct Run {
-        store: bool,
-        fetch: bool,
-        first: u64,
-        last: u64,
-        n: usize,
-        star: bool,
-        values: (u32, u32),
+/// What a run of accesses merged into one line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Load,
+    Fetch,
+    Store,
+    /// A load and a store of the value loaded (a kernel copy), byte after byte.
+    Copy,
+}
+
+/// A run of accesses to consecutive addresses (for a copy: from consecutive addresses to
+/// consecutive addresses), merged into one line.
+struct Run {
+    what: Access,
+    first: u64,
+    last: u64,
+    /// Where a copy's stores went.
+    to: (u64, u64),
+    n: usize,
+    star: bool,
+    values: (u32, u32),
+    /// Where the loads of a run touching the violation's line read from: they are merged only
+    /// while it stays the same, and it is shown.
+    from: Option<Source>,
+}
+
+impl Run {
+    fn text(&self, page: u32, mark: bool) -> String {
+        let star = if self.star && mark { "* " } else { "" };
+        let from = match &self.from {
+            Some(src) => format!(", read from {src}"),
+            None => String::new(),
+        };
+        format!("{}{from}", self.text_plain(page, star))
     }
+
+    fn text_plain(&self, page: u32, star: &str) -> String {
+        let what = match self.what {
+            Access::Load => "load",
+            Access::Fetch => "fetch",
+            Access::Store => "store",
+            Access::Copy => "copy",
+        };
+        let range = |a: u64, b: u64| {
+            if a == b {
+                alias(a, page)
+            } else {
+                format!("{a:#x}..{:#x} ({})", b + 1, AliasKind::of(a, page).name())
+            }
+        };
+        match (self.what, self.n) {
+            (Access::Copy, 1) => format!(
+                "{star}copy #{} from {} to {}",
+                self.values.0,
+                alias(self.first, page),
+                alias(self.to.0, page)
+            ),
+            (Access::Copy, n) => format!(
+                "{star}{n} bytes #{}..#{} copied from {} to {}",
+                self.values.0,
+                self.values.1,
+                range(self.first, self.last),
+                range(self.to.0, self.to.1)
+            ),
+            (_, 1) => format!(
+                "{star}{what} #{} {} {}",
+                self.values.0,
+                if self.what == Access::Store {
+                    "to"
+                } else {
+                    "from"
+                },
+                alias(self.first, page)
+            ),
+            (_, n) => format!(
+                "{star}{n} {what}s #{}..#{} {} {}",
+                self.values.0,
+                self.values.1,
+                if self.what == Access::Store {
+                    "to"
+                } else {
+                    "from"
+                },
+                range(self.first, self.last)
+            ),
+        }
+    }
+}
+
+/// Condenses the events of one step into short lines. Runs of loads or stores to consecutive
+/// addresses are merged, and so are the alternating loads and stores of a kernel copy; events
+/// touching `focus` (the violation's line) are marked `*` and never folded into the "other
+/// lines" count.
+fn condense(events: &[&Logged], page: u32, focus: Option<(Pa, u64)>, mark: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut run: Option<Run> = None;
     let mut maint = (0usize, 0usize);
     let flush_run = |run: &mut Option<Run>, out: &mut Vec<String>| {
         if let Some(r) = run.take() {
-            let what = if r.store {
-                "store"
-            } else if r.fetch {
-                "fetch"
-            } else {
-                "load"
-            };
-            let star = if r.star && mark { "* " } else { "" };
-            if r.n == 1 {
-                out.push(format!(
-                    "{star}{what} #{} {} {}",
-                    r.values.0,
-                    if r.store { "to" } else { "from" },
-                    alias(r.first, page)
-                ));
-            } else {
-                out.push(format!(
-                    "{star}{} {what}s #{}..#{} {} {:#x}..{:#x} ({})",
-                    r.n,
-                    r.values.0,
-                    r.values.1,
-                    if r.store { "to" } else { "from" },
-                    r.first,
-                    r.last + 1,
-                    AliasKind::of(r.first, page).name()
-                ));
-            }
+            out.push(r.text(page, mark));
         }
     };
     let in_focus = |e: &Event| focus.is_some_and(|(pa, line)| e.touches(pa, line));
     let out_marked = |out: &mut Vec<String>, star: bool, text: String| {
         out.push(format!("{}{text}", if star && mark { "* " } else { "" }))
     };
-    for l in events {
-        let e = &l.event;
+    let mut i = 0;
+    while i < events.len() {
+        let e = &events[i].event;
         let star = in_focus(e);
+        i += 1;
         match e {
             Event::Load { va, value, .. } | Event::Store { va, value, .. } => {
-                let store = matches!(e, Event::Store { .. });
                 let fetch = matches!(e, Event::Load { fetch: true, .. });
-                // A read that does not come from where the run's reads came from is shown alone.
-                let plain = !matches!(e, Event::Load { .. }) || !star;
+                // Loads of the violation's line say where they read from, and are merged only
+                // with loads from the same place.
+                let src = match e {
+                    Event::Load { from, .. } if star => Some(*from),
+                    _ => None,
+                };
+                let mut what = match e {
+                    Event::Store { .. } => Access::Store,
+                    _ if fetch => Access::Fetch,
+                    _ => Access::Load,
+                };
+                // A load followed at once by a store of the value loaded is one byte of a copy.
+                let mut to = (0, 0);
+                let mut star = star;
+                if what == Access::Load {
+                    // The store may come after the fills and write-backs of other lines that
+                    // its line needed, which are only counted.
+                    let quiet = |e: &Event| {
+                        !in_focus(e)
+                            && matches!(
+                                e,
+                                Event::Fill { .. }
+                                    | Event::Drop { .. }
+                                    | Event::WriteBack { .. }
+                                    | Event::TlbFill { .. }
+                            )
+                    };
+                    let mut j = i;
+                    while events.get(j).is_some_and(|l| quiet(&l.event)) {
+                        j += 1;
+                    }
+                    if let Some(Event::Store {
+                        va: dst, value: v2, ..
+                    }) = events.get(j).map(|l| &l.event)
+                    {
+                        if v2 == value {
+                            for l in &events[i..j] {
+                                match l.event {
+                                    Event::WriteBack { .. } => maint.0 += 1,
+                                    Event::Fill { .. } | Event::Drop { .. } => maint.1 += 1,
+                                    _ => {}
+                                }
+                            }
+                            what = Access::Copy;
+                            to = (*dst, *dst);
+                            star |= in_focus(&events[j].event);
+                            i = j + 1;
+                        }
+                    }
+                }
                 match run.as_mut() {
                     Some(r)
-                        if plain && r.store == store && r.fetch == fetch && *va == r.last + 1 =>
+                        if r.what == what
+                            && r.from == src
+                            && *va == r.last + 1
+                            && (what != Access::Copy || to.0 == r.to.1 + 1) =>
                     {
                         r.last = *va;
+                        r.to.1 = to.1;
                         r.n += 1;
                         r.star |= star;
                         r.values.1 = *value;
                     }
                     _ => {
                         flush_run(&mut run, &mut out);
-                        if plain {
-                            run = Some(Run {
-                                store,
-                                fetch,
-                                first: *va,
-                                last: *va,
-                                n: 1,
-                                star,
-                                values: (*value, *value),
-                            });
-                        } else {
-                            out_marked(&mut out, true, e.to_string());
-                        }
+                        run = Some(Run {
+                            what,
+                            first: *va,
+                            last: *va,
+                            to,
+                            n: 1,
+                            star,
+                            values: (*value, *value),
+                            from: src,
+                        });
                     }
                 }
             }
@@ -193,6 +298,20 @@ pub fn timeline(model: &dyn DynModel, ops: &[Op], report: &Report) -> String {
                 _ => None,
             })
             .unwrap_or(0);
+        // An op names the CPU it asks for; an actor that cannot move runs where it is.
+        let asked = match ops.get(step as usize - 1) {
+            Some(Op::Step { cpu, .. } | Op::Start { cpu, .. })
+                if (step as usize) <= report.ops_applied =>
+            {
+                Some(*cpu as usize)
+            }
+            _ => None,
+        };
+        let ran = evs.iter().any(|e| matches!(e.event, Event::Step { .. }));
+        let title = match asked {
+            Some(c) if ran && c != cpu => format!("{title} [ran on CPU{cpu}]"),
+            _ => title,
+        };
         let mut lines = wrap(&title, width);
         for l in condense(&evs, page, focus, true) {
             lines.extend(wrap(&format!("  {l}"), width));
@@ -259,9 +378,20 @@ pub fn explain(v: &Violation, preset: &Preset, names: &[String]) -> String {
     );
     let _ = writeln!(s, "signature: {}", v.signature());
     let read = match v.kind {
-        Kind::LostWrite if v.reader.is_none() && v.va == 0 => format!("At the end of the run, byte pa {:#x} no longer holds its newest value anywhere", v.pa),
-        Kind::LostWrite => format!("At the end of the run, a dirty line for pa {:#x} at {} holds #{}, older than the newest value", v.pa, alias(v.va, page), v.observed),
-        Kind::StaleDeviceRead => format!("The device read pa {:#x} from memory", v.pa),
+        Kind::LostWrite if v.reader.is_none() && v.va == 0 => format!(
+            "At the end of the run, byte pa {:#x} no longer holds its newest value anywhere: memory holds #{}",
+            v.pa, v.observed
+        ),
+        Kind::LostWrite => format!(
+            "At the end of the run, {} holds #{} for pa {:#x}, older than the newest value: when it is written back, it overwrites newer data",
+            source_text(&v.from, page),
+            v.observed,
+            v.pa
+        ),
+        Kind::StaleDeviceRead => format!(
+            "The device read pa {:#x} from memory (it reads memory, through no alias) and saw #{}",
+            v.pa, v.observed
+        ),
         _ if v.reader.is_none() && v.context == "end-of-run audit" => format!(
             "The end-of-run audit {} pa {:#x} through {}{}",
             if v.kind == Kind::StaleFetch { "fetched" } else { "read" },
@@ -279,12 +409,16 @@ pub fn explain(v: &Violation, preset: &Preset, names: &[String]) -> String {
             v.cpu.map_or(String::new(), |c| format!(" on CPU{c}"))
         ),
     };
-    let _ = writeln!(
-        s,
-        "{read} and saw #{}, which came from {}.",
-        v.observed,
-        source_text(&v.from, page)
-    );
+    if matches!(v.kind, Kind::LostWrite | Kind::StaleDeviceRead) {
+        let _ = writeln!(s, "{read}.");
+    } else {
+        let _ = writeln!(
+            s,
+            "{read} and saw #{}, which came from {}.",
+            v.observed,
+            source_text(&v.from, page)
+        );
+    }
     let wrote = match v.write.alias {
         Some(a) => format!(
             "{} ({}) at step {} through {:#x} ({}){}",
@@ -373,6 +507,11 @@ fn diagnosis(v: &Violation, page: u32) -> String {
             "Diagnosis: the dirty line at {} holds an older value; when it is evicted it will overwrite the newer data. That alias needed an invalidate (or a clean before the newer write) when the data was written through another alias.",
             alias(v.va, page)
         ),
+        (Kind::StaleDeviceRead, Some((va, cpu)), _) => format!(
+            "Diagnosis: missing write-back. The newer data was still dirty in CPU{cpu}'s line for {}; nothing cleaned that alias before the device read memory.",
+            alias(va, page)
+        ),
+        (Kind::StaleDeviceRead, None, _) => "Diagnosis: the device read memory, which the newer data had not reached.".into(),
         (_, Some((va, cpu)), from) if !matches!(from, Source::Cache { line_va, .. } if *line_va == va) => format!(
             "Diagnosis: missing write-back. The newer data was still dirty in CPU{cpu}'s line for {}; nothing cleaned that alias before the read through the {read_alias} alias{}.",
             alias(va, page),

@@ -521,7 +521,8 @@ pub enum LoadError {
     Io(std::io::Error),
     /// The trace text is malformed.
     Trace(TraceError),
-    /// The file is larger than any input flushfuzz writes.
+    /// The file is larger than any input flushfuzz writes: it holds at least this many bytes
+    /// (a pipe or a device may never end).
     TooLarge(u64),
     /// The preset given does not exist: its name, and the names that do.
     UnknownPreset(String, Vec<String>),
@@ -536,7 +537,7 @@ impl std::fmt::Display for LoadError {
             LoadError::Trace(e) => write!(f, "{e}"),
             LoadError::TooLarge(n) => write!(
                 f,
-                "{n} bytes is larger than any input ({} bytes at most)",
+                "at least {n} bytes, larger than any input ({} bytes at most)",
                 MAX_INPUT
             ),
             LoadError::UnknownPreset(p, known) => {
@@ -633,6 +634,25 @@ pub fn load_bytes_in(
     })
 }
 
+/// Reads the file at `path` whole if it holds at most `limit` bytes, and fails with an error of
+/// kind [`std::io::ErrorKind::FileTooLarge`] as soon as it holds more. It reads through
+/// [`std::io::Read::take`] rather than trusting the file's length, which is 0 for `/dev/zero`,
+/// a FIFO or `<(command)`, whose reads might never end. Every reader of input files goes
+/// through it.
+pub fn read_at_most(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("more than {limit} bytes, the most this file may hold"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Loads a file on the shipped presets (see [`load_bytes_in`]).
 pub fn load_file(
     path: &std::path::Path,
@@ -641,17 +661,21 @@ pub fn load_file(
     load_file_in(path, &Shipped, preset_override)
 }
 
-/// Loads a file (see [`load_bytes_in`]).
+/// Loads a file (see [`load_bytes_in`]), reading at most [`MAX_INPUT`] bytes of it.
 pub fn load_file_in(
     path: &std::path::Path,
     models: &dyn Models,
     preset_override: Option<&str>,
 ) -> Result<Loaded, LoadError> {
+    // A regular file says how large it is: no need to read it to refuse it.
     let meta = std::fs::metadata(path).map_err(LoadError::Io)?;
     if meta.len() > MAX_INPUT {
         return Err(LoadError::TooLarge(meta.len()));
     }
-    let bytes = std::fs::read(path).map_err(LoadError::Io)?;
+    let bytes = read_at_most(path, MAX_INPUT).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => LoadError::TooLarge(MAX_INPUT + 1),
+        _ => LoadError::Io(e),
+    })?;
     load_bytes_in(&bytes, models, preset_override)
 }
 

@@ -1,4 +1,11 @@
 #![doc = include_str!("doc.md")]
+// `cargo bolero test` instruments every binary of the package for libFuzzer (the unit tests, the
+// tool, the example, the integration tests). Under AddressSanitizer its runtime lends default
+// coverage hooks; under `--sanitizer NONE` each binary must link libFuzzer itself: through this
+// library, which then depends on bolero (core/Cargo.toml).
+#[cfg(fuzzing_libfuzzer)]
+extern crate bolero as _;
+
 pub mod addr;
 pub mod arch;
 pub mod cache;

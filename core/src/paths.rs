@@ -156,7 +156,9 @@ pub struct PathInfo {
     pub runs: Runs,
     /// The mainline kernel function (or system call) it follows.
     pub follows: &'static str,
-    /// The flush, DMA and kmap APIs it may call, directly or through the paths it calls.
+    /// The `Arch` methods (the flush API) it calls, directly or through what it runs (faults,
+    /// readpage, kmap, DMA mapping): a `Recording` of every shipped arch over seeds and random
+    /// inputs makes exactly these calls (`tests/it/paths.rs`). `flushfuzz paths` prints them.
     pub calls: &'static [&'static str],
     /// What it does, in one sentence.
     pub doc: &'static str,

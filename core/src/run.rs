@@ -334,6 +334,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
             let actor = st.sched.actor_mut(a);
             actor.busy = false;
             actor.path = "idle";
+            actor.action = "idle";
             assert_eq!(
                 actor.preempt, 0,
                 "an action returned with preemption disabled"
@@ -383,6 +384,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
             let actor = st.sched.actor_mut(a);
             actor.busy = true;
             actor.path = name;
+            actor.action = name;
             actor.op_start = self.ops_applied as u32;
             actor.marks.clear();
             match actor.kind {

@@ -44,6 +44,8 @@ pub struct Actor {
     pub irqs_off: u32,
     /// The kernel path or user action it is in, for reports.
     pub path: &'static str,
+    /// The kernel path its current action started (the registry's name).
+    pub action: &'static str,
     /// The step its current action started in.
     pub op_start: u32,
     /// Whether it is copying a page-cache page for a private mapping (a COW of a file page):
@@ -75,6 +77,7 @@ crate::reuse::clone_reusing!(Actor {
     preempt,
     irqs_off,
     path,
+    action,
     op_start,
     private_copy,
     copy_for,
@@ -96,6 +99,7 @@ impl Actor {
             preempt: 0,
             irqs_off: 0,
             path: "idle",
+            action: "idle",
             op_start: 0,
             private_copy: false,
             copy_for: None,
@@ -304,6 +308,7 @@ impl Sched {
             );
             c.word(a.preempt as u64 | (a.irqs_off as u64) << 32);
             c.text(a.path);
+            c.text(a.action);
             if a.busy {
                 c.step(a.op_start);
                 c.word(a.marks.len() as u64);

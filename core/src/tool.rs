@@ -764,6 +764,11 @@ pub enum Request {
         /// JSON output.
         json: bool,
     },
+    /// [`paths_text`] of the target's kernel paths.
+    Paths {
+        /// JSON output.
+        json: bool,
+    },
 }
 
 /// The environment variable that puts a fuzz target in tool mode: a JSON [`Request`].
@@ -810,6 +815,13 @@ pub fn answer(models: &dyn Models, r: &Request) -> Output {
             args,
             json,
         } => verify(models, file, preset.as_deref(), args, *json, &mut |_| {}),
+        Request::Paths { json } => match models.names().first().and_then(|n| models.model(n)) {
+            Some(m) => Output {
+                stdout: paths_text(m.catalog(), *json),
+                ..Output::default()
+            },
+            None => Output::error("no model".into()),
+        },
         Request::Describe => {
             let presets: Vec<serde_json::Value> = models
                 .names()
@@ -847,4 +859,67 @@ pub fn serve(models: &dyn Models) {
     let _ = std::io::stderr().write_all(o.stderr.as_bytes());
     let _ = std::io::stdout().flush();
     std::process::exit(o.code as i32);
+}
+
+fn runs_name(r: crate::paths::Runs) -> &'static str {
+    match r {
+        crate::paths::Runs::User => "user",
+        crate::paths::Runs::Kernel => "kernel",
+        crate::paths::Runs::Atomic => "atomic",
+    }
+}
+
+fn kind_name(k: crate::paths::FieldKind) -> String {
+    match k {
+        crate::paths::FieldKind::Num => "number".into(),
+        crate::paths::FieldKind::Flag => "flag".into(),
+        crate::paths::FieldKind::Choice(names) => names.join("|"),
+    }
+}
+
+/// `paths [--json]`: every kernel path of a registry, the mainline function it follows, the
+/// flush and mapping APIs it may call, who may run it, and its fields.
+pub fn paths_text(c: &crate::paths::Catalog, json: bool) -> String {
+    if json {
+        let v: Vec<serde_json::Value> = c
+            .paths()
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.name,
+                    "follows": p.follows,
+                    "calls": p.calls,
+                    "runs": runs_name(p.runs),
+                    "fields": p.fields.iter().map(|f| serde_json::json!({
+                        "name": f.name,
+                        "kind": kind_name(f.kind),
+                    })).collect::<Vec<_>>(),
+                    "doc": p.doc,
+                })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&v).expect("serializes") + "\n";
+    }
+    let mut s = String::new();
+    for p in c.paths() {
+        let fields: Vec<String> = p
+            .fields
+            .iter()
+            .map(|f| format!("{}={}", f.name, kind_name(f.kind)))
+            .collect();
+        let _ = writeln!(s, "{} {}", p.name, fields.join(" "));
+        let _ = writeln!(s, "    {}", p.doc);
+        let _ = writeln!(
+            s,
+            "    follows {}; runs in {} context; calls {}",
+            p.follows,
+            runs_name(p.runs),
+            if p.calls.is_empty() {
+                "no flush API".to_string()
+            } else {
+                p.calls.join(", ")
+            }
+        );
+    }
+    s
 }

@@ -2,7 +2,9 @@
 //!
 //! A trace is text: a version line, the preset, the expected outcome (a violation signature or
 //! `none`), then one op per line. Comments start with `#`. Actors are named as the preset names
-//! them (`T0`, `K1`, `IRQ`) or by number (`#4`); CPUs as `cpu0`; actions by their kernel path's
+//! them (`T0`, `K1`, `IRQ`) or by number (`#4`); CPUs as `cpu0` (the CPU an op asks for: an
+//! actor that cannot move, because it has preemption disabled or runs an interrupt, runs where
+//! it is, and timelines say where each step ran); actions by their kernel path's
 //! name and fields, as the model's [`Catalog`] describes them. Printing canonicalises actor and
 //! CPU numbers and action fields (they wrap modulo what exists, so behaviour is unchanged) and
 //! parsing the printed text gives back exactly the canonical ops. Parse errors name the line and

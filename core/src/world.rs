@@ -167,6 +167,19 @@ impl<A: Arch> Cx<A> {
         self.me
     }
 
+    /// The kernel path (or user action) the acting actor is in now, as reports name it: the
+    /// innermost one [`Cx::enter`]ed.
+    pub fn path(&self) -> &'static str {
+        self.st().sched.actor(self.me).path
+    }
+
+    /// The registry's name of the path the acting actor's current action started (`idle` for a
+    /// hardware event or between actions). A test arch can use it to misbehave in one path
+    /// only.
+    pub fn action(&self) -> &'static str {
+        self.st().sched.actor(self.me).action
+    }
+
     /// The CPU the actor runs on now.
     pub fn cpu(&self) -> CpuId {
         self.cpu_in(&self.st())

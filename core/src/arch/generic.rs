@@ -4,7 +4,7 @@
 //! window, and streaming-DMA maintenance through the kernel alias.
 
 use super::Arch;
-use crate::addr::{Pa, Pfn, Va, Vpn};
+use crate::addr::{Pa, Pfn, Stamp, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Scope};
 use crate::op::DmaDir;
@@ -50,6 +50,29 @@ pub async fn copy_to_user_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, _vpn: Vpn, off: u6
     let v = cx.fresh();
     cx.kstore(k + off, v, false);
     kmap::kunmap(cx, pfn).await;
+}
+
+/// The generic `copy_from_user_page`: reads through a kmap.
+pub async fn copy_from_user_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, _vpn: Vpn, off: u64) -> Stamp {
+    let k = kmap::kmap(cx, pfn).await;
+    let v = cx.kload(k + off);
+    kmap::kunmap(cx, pfn).await;
+    v
+}
+
+/// The generic `arch_uprobe_copy_ixol` (`kernel/events/uprobes.c`): copies the slot through
+/// `kmap_atomic`, then `flush_dcache_page` of the page.
+pub async fn uprobe_copy_ixol<A: Arch>(
+    cx: &Cx<A>,
+    pfn: Pfn,
+    _vpn: Vpn,
+    off: u64,
+    values: &[Stamp],
+) {
+    let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+    cx.kstore_run(k + off, values, false, crate::world::StoreKind::Kernel);
+    kmap::kunmap_atomic(cx, k, how).await;
+    cx.arch().flush_dcache_page(cx, pfn).await;
 }
 
 /// Maintenance of every line of page-sized range `[va, va + page)`, in one step.

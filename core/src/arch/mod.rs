@@ -32,7 +32,11 @@
 //! - `copy_user_highpage`, `clear_user_highpage`: the destination ends up holding what the user
 //!   last stored (copy) or fresh zeros (clear) as seen through the user address `va`, with no
 //!   dirty line that would shadow it there.
-//! - `copy_to_user_page`: a ptrace write into another address space, coherent on both sides.
+//! - `copy_to_user_page`, `copy_from_user_page`: a ptrace write into (read from) another
+//!   address space, coherent on both sides.
+//! - `flush_dcache_folio`, `set_ptes`, `update_mmu_cache_range`, `flush_icache_pages`: the same
+//!   for several pages at once (large folios, fault-around).
+//! - `uprobe_copy_ixol`: an out-of-line instruction slot written for a task to execute.
 //! - `sync_dma_for_device` / `sync_dma_for_cpu`: the cache maintenance of a streaming DMA
 //!   mapping of a physical range for a non-coherent device, when ownership passes to the device
 //!   and back (`arch_sync_dma_for_device`, `arch_sync_dma_for_cpu`).
@@ -43,10 +47,11 @@ pub mod generic;
 pub mod null;
 pub mod parisc;
 pub mod r4k;
+pub mod recording;
 pub mod v6;
 pub mod vivt;
 
-use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::machine::Pte;
 use crate::op::DmaDir;
 use crate::world::Cx;
@@ -238,6 +243,29 @@ pub trait Arch: Sized + 'static {
         self.base().flush_icache_page(cx, mm, pfn)
     }
 
+    /// After a kernel write to the folio of `nr` pages from `pfn` (a page-cache folio), or before
+    /// a kernel read of it (`flush_dcache_folio`). The generic one flushes each page.
+    fn flush_dcache_folio<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        nr: u64,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_dcache_folio(cx, pfn, nr)
+    }
+
+    /// In the fault path, right before the PTEs for `nr` pages of a file folio from `pfn` are
+    /// built (`flush_icache_pages`). The generic one is `flush_icache_page` of each.
+    fn flush_icache_pages<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        pfn: Pfn,
+        nr: u64,
+    ) -> impl Future<Output = ()> {
+        self.base().flush_icache_pages(cx, mm, pfn, nr)
+    }
+
     /// Publishes user PTE `pte` for `vpn` of `mm`. Work the new mapping needs must happen before
     /// [`Cx::write_pte`], which makes it visible to every CPU.
     fn set_pte_at<O: Arch>(
@@ -258,6 +286,32 @@ pub trait Arch: Sized + 'static {
         vpn: Vpn,
     ) -> impl Future<Output = ()> {
         self.base().update_mmu_cache(cx, mm, vpn)
+    }
+
+    /// Publishes the PTEs of `nr` consecutive user pages from `vpn` of `mm`, mapping the
+    /// frames from `pte.pfn` (`set_ptes`, fault-around and large folios). The generic one is
+    /// `set_pte_at` of each.
+    fn set_ptes<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+        pte: Pte,
+        nr: u64,
+    ) -> impl Future<Output = ()> {
+        self.base().set_ptes(cx, mm, vpn, pte, nr)
+    }
+
+    /// After `nr` PTEs from `vpn` were published (`update_mmu_cache_range`). The generic one
+    /// is `update_mmu_cache` of each.
+    fn update_mmu_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        vpn: Vpn,
+        nr: u64,
+    ) -> impl Future<Output = ()> {
+        self.base().update_mmu_cache_range(cx, mm, vpn, nr)
     }
 
     /// Copies page `from` to page `to` for the user of `mm` who will see `to` at `vpn`.
@@ -304,6 +358,44 @@ pub trait Arch: Sized + 'static {
         off: u64,
     ) -> impl Future<Output = ()> {
         self.base().copy_to_user_page(cx, mm, pfn, vpn, off)
+    }
+
+    /// ptrace and `/proc/pid/mem` reads: reads one byte at offset `off` of page `pfn`, which
+    /// `mm` maps at `vpn`, through a kernel mapping, coherently with what the user stored there
+    /// (`copy_from_user_page`). Returns the value read.
+    fn copy_from_user_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+    ) -> impl Future<Output = Stamp> {
+        self.base().copy_from_user_page(cx, mm, pfn, vpn, off)
+    }
+
+    /// uprobes: writes the `values` of an out-of-line instruction slot at offset `off` of page
+    /// `pfn`, which the probed task maps at `vpn` and will execute on any CPU
+    /// (`arch_uprobe_copy_ixol`): on return the slot's instructions are what any CPU fetches.
+    fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) -> impl Future<Output = ()> {
+        self.base().uprobe_copy_ixol(cx, pfn, vpn, off, values)
+    }
+
+    /// Whether `flush_cache_range` of an executable range leaves the I-side coherent with what
+    /// was stored through the range's user addresses: the promise `mprotect(PROT_EXEC)` makes
+    /// (through `change_protection`'s opening `flush_cache_range`) to code written before it.
+    /// Where it holds (ARMv6 aliasing VIPT, MIPS, PA-RISC), a stale fetch after `mprotect` is
+    /// the arch's fault; where it does not (coherent hardware, non-aliasing ARM), the user's
+    /// cacheflush is still needed.
+    fn flush_cache_range_syncs_icache<O: Arch>(&self, cx: &Cx<O>) -> bool {
+        self.base().flush_cache_range_syncs_icache(cx)
     }
 
     /// `kunmap_atomic` of the fixmap address `va` (VIVT arches flush the slot's lines).

@@ -7,7 +7,7 @@
 //! method itself: what an implementation does not override behaves as on coherent hardware.
 
 use super::{generic, Arch, Arch1Polarity};
-use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::machine::{Pte, Scope};
 use crate::op::DmaDir;
 use crate::world::Cx;
@@ -75,6 +75,60 @@ impl Arch for Null {
     async fn flush_icache_user_range<O: Arch>(&self, _cx: &Cx<O>, _start: Va, _end: Va) {}
 
     async fn flush_icache_page<O: Arch>(&self, _cx: &Cx<O>, _mm: MmId, _pfn: Pfn) {}
+
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        for i in 0..nr {
+            cx.arch().flush_dcache_page(cx, pfn + i as Pfn).await;
+        }
+    }
+
+    async fn flush_icache_pages<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, nr: u64) {
+        for i in 0..nr {
+            cx.arch().flush_icache_page(cx, mm, pfn + i as Pfn).await;
+        }
+    }
+
+    async fn set_ptes<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte, nr: u64) {
+        for i in 0..nr {
+            let p = Pte {
+                pfn: pte.pfn + i as Pfn,
+                ..pte
+            };
+            cx.arch().set_pte_at(cx, mm, vpn + i, p).await;
+        }
+    }
+
+    async fn update_mmu_cache_range<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, nr: u64) {
+        for i in 0..nr {
+            cx.arch().update_mmu_cache(cx, mm, vpn + i).await;
+        }
+    }
+
+    async fn copy_from_user_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+    ) -> Stamp {
+        generic::copy_from_user_page(cx, pfn, vpn, off).await
+    }
+
+    async fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) {
+        generic::uprobe_copy_ixol(cx, pfn, vpn, off, values).await;
+    }
+
+    fn flush_cache_range_syncs_icache<O: Arch>(&self, _cx: &Cx<O>) -> bool {
+        false
+    }
 
     async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
         cx.write_pte(Some(mm), vpn, pte);

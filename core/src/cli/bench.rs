@@ -171,7 +171,7 @@ fn summarize(preset: &str, mode: &'static str, t: &[&Trial], hand: Option<usize>
 
 fn hand_written_ops(root: &Path, preset: &str) -> Option<usize> {
     let text =
-        std::fs::read_to_string(root.join("crashes").join(format!("{preset}.trace"))).ok()?;
+        super::corpus::read_text(&root.join("crashes").join(format!("{preset}.trace"))).ok()?;
     Some(Trace::parse(&text).ok()?.ops.len())
 }
 

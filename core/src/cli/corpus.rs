@@ -5,6 +5,7 @@
 
 use anyhow::Context as _;
 use flushfuzz::corpus::{self, SeedFile, RACES_DIR, TRACE_PARSER_DIR};
+use flushfuzz::harness;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `corpus`.
@@ -19,6 +20,13 @@ pub struct Args {
     /// Change nothing; fail if a generated file is missing or differs.
     #[arg(long)]
     check: bool,
+}
+
+/// The text of the trace file `p`, of at most [`harness::MAX_INPUT`] bytes.
+pub fn read_text(p: &Path) -> anyhow::Result<String> {
+    let bytes = harness::read_at_most(p, harness::MAX_INPUT)
+        .with_context(|| format!("reading {}", p.display()))?;
+    String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", p.display()))
 }
 
 /// The `*.trace` files of `dir`, as `(stem, text)`, sorted by name.
@@ -37,7 +45,7 @@ pub fn read_traces(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
             .and_then(|s| s.to_str())
             .context("non-UTF-8 file name")?
             .to_string();
-        let text = std::fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
+        let text = read_text(&p)?;
         out.push((stem, text));
     }
     out.sort();
@@ -95,7 +103,9 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let mut differ = Vec::new();
     for f in &files {
         let path = out.join(f.dir).join(&f.name);
-        if std::fs::read(&path).ok().as_deref() != Some(f.bytes.as_slice()) {
+        // Reading one byte more than the generated file tells a longer file apart.
+        let on_disk = harness::read_at_most(&path, f.bytes.len() as u64).ok();
+        if on_disk.as_deref() != Some(f.bytes.as_slice()) {
             differ.push((path, f));
         }
     }

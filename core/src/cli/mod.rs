@@ -5,6 +5,7 @@ pub mod bench;
 pub mod corpus;
 pub mod hunt;
 pub mod minimize;
+pub mod paths;
 pub mod presets;
 pub mod replay;
 pub mod triage;
@@ -27,6 +28,8 @@ pub struct Cli {
 enum Cmd {
     /// List the presets (machine, arch, historical switches).
     Presets(presets::Args),
+    /// List the kernel paths (mainline function followed, flush APIs called, fields).
+    Paths(paths::Args),
     /// Run trace files (or raw fuzzer inputs) and print their timelines and violations.
     Replay(replay::Args),
     /// Reduce a crashing input to a short trace with the same violation.
@@ -48,6 +51,7 @@ enum Cmd {
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.cmd {
         Cmd::Presets(a) => presets::run(a),
+        Cmd::Paths(a) => paths::run(a),
         Cmd::Replay(a) => replay::run(a),
         Cmd::Minimize(a) => minimize::run(a),
         Cmd::Triage(a) => triage::run(a),

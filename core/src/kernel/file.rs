@@ -10,6 +10,15 @@ use crate::op::DmaDir;
 use crate::preset::Io;
 use crate::world::{Cx, StoreKind};
 
+/// A file and page index chosen by an op's fields, each wrapped onto what exists: the file
+/// modulo the files, the index modulo the file's pages.
+pub fn file_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> (u8, u8) {
+    let k = cx.kernel();
+    let f = file % k.files.len() as u8;
+    let pages = k.files[f as usize].pages.len() as u8;
+    (f, index % pages.max(1))
+}
+
 /// `filemap_fault`'s page lookup: the page-cache page of `file` at `index` with a reference
 /// taken, read from disk first if absent. `None` for an index past the end of the file.
 pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Option<Pfn> {
@@ -104,6 +113,7 @@ pub async fn read<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, p
     let Some(vpn) = nth_user_page(cx, mm, page) else {
         return;
     };
+    let (file, index) = file_page(cx, file, index);
     let prev = cx.enter("sys_read", || format!("file {file} page {index}"));
     if let Some(pfn) = find_or_read_page(cx, file, index).await {
         // generic read: a page that user space may write through shared mappings is flushed
@@ -158,6 +168,7 @@ pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, 
     let Some(vpn) = nth_user_page(cx, mm, page) else {
         return;
     };
+    let (file, index) = file_page(cx, file, index);
     let prev = cx.enter("sys_write", || format!("file {file} page {index}"));
     // copy_from_user
     let mut v = None;

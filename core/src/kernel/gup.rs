@@ -153,7 +153,9 @@ pub async fn ptrace_poke<A: Arch>(cx: &Cx<A>, target: u8, page: u8, off: u8) {
             _ => return,
         }
     };
-    if !cx.st().k.mms[mm as usize].alive {
+    // A process cannot trace itself (ptrace_attach refuses threads of the same process):
+    // only another process's thread pokes.
+    if !cx.st().k.mms[mm as usize].alive || super::my_mm(cx) == Some(mm) {
         return;
     }
     let Some(vpn) = nth_user_page(cx, mm, page) else {

@@ -514,30 +514,20 @@ const CACHEFLUSH: &[Field] = &[Field::num("page")];
 /// Fields of readdir.
 const READDIR: &[Field] = &[Field::num("at"), Field::num("pages")];
 
-/// What the fault path may call, for the paths that fault.
-const FAULT_CALLS: &[&str] = &[
-    "clear_user_highpage",
-    "copy_user_highpage",
-    "flush_icache_page",
-    "set_pte_at",
-    "update_mmu_cache",
-    "flush_cache_page",
-    "flush_tlb_page",
-    "flush_dcache_page",
-    "kmap",
-    "dma_map_page",
-    "dma_unmap_page",
-];
-
 /// The user's access to one byte of a page, with its faults.
-fn access<A: Arch>(name: &'static str, access: Access, doc: &'static str) -> Path<A> {
+fn access<A: Arch>(
+    name: &'static str,
+    access: Access,
+    calls: &'static [&'static str],
+    doc: &'static str,
+) -> Path<A> {
     Path::new(
         PathInfo {
             name,
             fields: PAGE_OFF,
             runs: Runs::User,
             follows: "handle_mm_fault",
-            calls: FAULT_CALLS,
+            calls,
             doc,
         },
         move |cx, a| async move {
@@ -592,9 +582,9 @@ where
 /// The shipped kernel paths, in the order their indices have in actions.
 pub fn paths<A: Arch>() -> Paths<A> {
     Paths::new(vec![
-        access("load", Access::Read, "a user load of one byte"),
-        access("store", Access::Write, "a user store of a fresh value to one byte"),
-        access("fetch", Access::Exec, "a user instruction fetch of one byte"),
+        access("load", Access::Read, &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user load of one byte"),
+        access("store", Access::Write, &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user store of a fresh value to one byte"),
+        access("fetch", Access::Exec, &["flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"], "a user instruction fetch of one byte"),
         user(
             PathInfo {
                 name: "fork",
@@ -648,7 +638,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: MPROTECT,
                 runs: Runs::User,
                 follows: "mprotect_fixup",
-                calls: &["set_pte_at", "flush_tlb_page"],
+                calls: &["flush_tlb_page", "set_pte_at"],
                 doc: "mprotect() of one mapped page",
             },
             |cx, mm, a| async move { fork::mprotect(&cx, mm, a.num(0), a.flag(1), a.flag(2)).await },
@@ -659,7 +649,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: FILE_IO,
                 runs: Runs::User,
                 follows: "filemap_read",
-                calls: &["flush_dcache_page", "kmap", "kunmap", "dma_map_page", "dma_unmap_page"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "read() of one byte of a file page into a user page",
             },
             |cx, mm, a| async move {
@@ -672,7 +662,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: FILE_IO,
                 runs: Runs::User,
                 follows: "generic_perform_write",
-                calls: &["flush_dcache_page", "kmap", "kunmap", "dma_map_page", "dma_unmap_page"],
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "write() of one byte of a user page into a file page",
             },
             |cx, mm, a| async move {
@@ -685,7 +675,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: GUP,
                 runs: Runs::User,
                 follows: "get_user_pages",
-                calls: &["flush_anon_page", "flush_dcache_page", "kmap", "kunmap"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "a FUSE-like request: pins a user page and reads or writes a byte through kmap",
             },
             |cx, mm, a| async move { gup::fuse_access(&cx, mm, a.num(0), a.num(1), a.flag(2)).await },
@@ -696,7 +686,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: DIRECT_IO,
                 runs: Runs::User,
                 follows: "__blockdev_direct_IO",
-                calls: &["flush_anon_page", "flush_dcache_page", "dma_map_page", "dma_unmap_page"],
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "direct I/O: pins a user page and DMAs to or from it",
             },
             |cx, mm, a| async move { gup::direct_io(&cx, mm, a.num(0), a.flag(1)).await },
@@ -707,7 +697,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["flush_anon_page", "flush_dcache_page", "copy_to_user_page"],
+                calls: &["copy_to_user_page", "flush_anon_page", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
             },
             |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -729,7 +719,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_OFF,
                 runs: Runs::Kernel,
                 follows: "kmap",
-                calls: &["kmap", "kunmap", "flush_cache_kmaps"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range"],
                 doc: "a driver stores one byte of its buffer through kmap",
             },
             |cx, a| async move {
@@ -743,7 +733,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_OFF,
                 runs: Runs::Kernel,
                 follows: "kmap",
-                calls: &["kmap", "kunmap", "flush_cache_kmaps"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range"],
                 doc: "a driver loads one byte of its buffer through kmap",
             },
             |cx, a| async move {
@@ -757,7 +747,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_OFF,
                 runs: Runs::Atomic,
                 follows: "kmap_atomic",
-                calls: &["kmap_atomic", "kunmap_atomic"],
+                calls: &["kunmap_atomic_flush"],
                 doc: "a driver stores one byte of its buffer through kmap_atomic",
             },
             |cx, a| async move {
@@ -771,7 +761,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: READDIR,
                 runs: Runs::Kernel,
                 follows: "nfs_readdir_xdr_to_array",
-                calls: &["vm_map_ram", "vm_unmap_ram", "flush_cache_vmap", "flush_cache_vunmap", "kmap", "kunmap"],
+                calls: &["flush_cache_vmap", "flush_cache_vunmap", "flush_tlb_kernel_range"],
                 doc: "an NFS-readdir-like path: replies stored through kmap, decoded through vm_map_ram or kmap",
             },
             |cx, a| async move { vmap::readdir(&cx, a.num(0), a.num(1)).await },
@@ -782,7 +772,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_DIR,
                 runs: Runs::Atomic,
                 follows: "dma_map_page",
-                calls: &["dma_map_page", "dma_unmap_page", "kmap", "kmap_atomic"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_atomic_flush", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "a streaming DMA transfer of a driver buffer: map, device access, unmap, CPU access",
             },
             |cx, a| async move {
@@ -796,7 +786,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: BUF_DIR,
                 runs: Runs::Atomic,
                 follows: "dma_sync_single_for_cpu",
-                calls: &["dma_map_page", "dma_sync_single_for_cpu", "dma_sync_single_for_device", "dma_unmap_page", "kmap", "kmap_atomic"],
+                calls: &["flush_cache_kmaps", "flush_tlb_kernel_range", "kunmap_atomic_flush", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "a DMA buffer handed back and forth with dma_sync_single_for_cpu and _for_device",
             },
             |cx, a| async move {

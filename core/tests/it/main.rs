@@ -2,7 +2,10 @@
 
 mod campaign;
 mod crashes;
+mod dropped;
+mod inputs;
 mod own_target;
+mod paths;
 mod properties;
 mod raw;
 mod triage;

@@ -1,6 +1,10 @@
 //! bolero properties of the whole model: no false positives on coherent hardware whatever the
 //! kernel does, none under mainline behaviour on the race machines, determinism, and the
-//! minimizer's laws. Bounded for `cargo test`; `cargo bolero test` runs them for longer.
+//! minimizer's laws. Bounded for `cargo test` (a fixed number of random inputs each);
+//! `cargo bolero test properties::<name>` runs one under libFuzzer, with coverage feedback,
+//! until it is stopped or its time is up (`-T 10min`): see the README. Under libFuzzer a
+//! property's `check!` never returns, so each property is a single `check!` whose input also
+//! picks the preset where it covers several.
 
 use flushfuzz::minimize::minimize;
 use flushfuzz::op::Op;
@@ -60,20 +64,21 @@ fn coherent_hardware_with_every_historical_switch_has_no_violation() {
 /// is known to have.
 #[test]
 fn fixed_twins_have_no_violation() {
-    for name in [
+    let presets: Vec<_> = [
         "nfs-vmap-alias-fixed",
         "gup-anon-alias-fixed",
         "exec-icache-smp-fixed",
         "kmap-recycle-dma-fixed",
         "fork-cow-alias-fixed",
         "parisc",
-    ] {
-        let p = preset::by_name(name).unwrap();
-        bolero::check!()
-            .with_generator(ops_gen())
-            .with_iterations(400)
-            .for_each(|ops: &Vec<Op>| assert_clean_but_mainline_holes(&p, ops));
-    }
+    ]
+    .iter()
+    .map(|n| preset::by_name(n).unwrap())
+    .collect();
+    bolero::check!()
+        .with_generator((0..presets.len(), ops_gen()))
+        .with_iterations(400 * presets.len())
+        .for_each(|(i, ops): &(usize, Vec<Op>)| assert_clean_but_mainline_holes(&presets[*i], ops));
 }
 
 /// The same input twice gives the identical event log and outcome.

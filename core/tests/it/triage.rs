@@ -52,11 +52,14 @@ const VARIANTS: [(&str, &str); 8] = [
          step T0 cpu0\nstep T0 cpu0\nstart T0 cpu0 kmap-write buf=3 off=8\n\
          start K0 cpu0 dma buf=3 dir=to-device\n",
     ),
-    // The newer data comes from a ptrace poke through a colour window.
+    // The newer data is a read() into the page during the fork (copy_to_user through the stale
+    // writable TLB entry), and the copy-on-write copy is made for a ptrace poke from the child.
     (
         "fork-cow-alias",
-        "start T0 cpu0 ptrace-poke target=0 page=3 off=0\nstep T0 cpu0\nstep T0 cpu0\n\
-         start T1 cpu0 fork\nstep T0 cpu0\nstep T0 cpu0\nstart T0 cpu0 gup page=3 off=0 write=true\n",
+        "start T0 cpu0 store page=1 off=0\nstep T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\n\
+         start T0 cpu0 fork\nstart T1 cpu0 read file=0 index=0 off=0 page=1\nstep T1 cpu0\n\
+         step T1 cpu0\nstep T1 cpu0\nstep T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\n\
+         start T2 cpu0 ptrace-poke target=0 page=1 off=8\n",
     ),
     (
         "fork-cow-alias",

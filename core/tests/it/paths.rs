@@ -1,0 +1,84 @@
+//! What each kernel path declares it calls (`PathInfo::calls`, printed by `flushfuzz paths`) is
+//! what it calls: every shipped arch wrapped in `Recording` runs the seeds and random inputs on
+//! its presets, and each recorded (path, arch method) pair must be declared, and each declared
+//! call must be made somewhere.
+
+use flushfuzz::arch::recording::{Calls, Recording};
+use flushfuzz::arch::{null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch};
+use flushfuzz::corpus::{hand_seeds, RandomOps};
+use flushfuzz::model::Model;
+use flushfuzz::op::Op;
+use flushfuzz::paths::Catalog;
+use flushfuzz::preset::{self, Preset};
+use flushfuzz::run::RunOptions;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Methods the scheduler and the runner call on a path's behalf wherever it runs (a context
+/// switch into its address space), which no path declares.
+const ANYWHERE: &[&str] = &["switch_mm"];
+
+fn record<A: Arch + Clone>(
+    p: &Preset,
+    arch: A,
+    inputs: &[Vec<Op>],
+) -> (Calls, std::sync::Arc<Catalog>) {
+    let r = Recording::new(arch);
+    let calls = r.calls();
+    let m = Model::new(p.clone(), r);
+    for ops in inputs {
+        m.run(ops, RunOptions::default());
+    }
+    (calls, m.paths().catalog().clone())
+}
+
+#[test]
+fn every_path_calls_what_it_declares_and_declares_what_it_calls() {
+    let mut seen: BTreeSet<(&'static str, &'static str)> = BTreeSet::new();
+    let mut catalog = None;
+    for p in preset::all() {
+        let mut inputs = hand_seeds(&p.name).unwrap_or_default();
+        let mut rnd = RandomOps::new(0x9a7e5);
+        inputs.extend((0..3000).map(|_| rnd.ops()));
+        let (calls, c) = match p.arch.as_str() {
+            "null" => record(&p, Null, &inputs),
+            "arm-vivt" => record(&p, ArmVivt, &inputs),
+            "arm-v6" => record(&p, ArmV6, &inputs),
+            "mips-r4k" => record(&p, MipsR4k, &inputs),
+            "parisc" => record(&p, Parisc, &inputs),
+            other => panic!("preset {} has arch {other} this test does not know", p.name),
+        };
+        seen.extend(calls.borrow().iter().copied());
+        catalog = Some(c);
+    }
+    if std::env::var_os("FLUSHFUZZ_DUMP_CALLS").is_some() {
+        let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (p, a) in &seen {
+            by.entry(p).or_default().push(a);
+        }
+        for (p, a) in by {
+            eprintln!("CALLS {p}: {}", a.join(" "));
+        }
+    }
+    let catalog = catalog.expect("presets exist");
+    let declared: BTreeMap<&str, BTreeSet<&str>> = catalog
+        .paths()
+        .iter()
+        .map(|p| (p.name, p.calls.iter().copied().collect()))
+        .collect();
+    let undeclared: Vec<String> = seen
+        .iter()
+        .filter(|(path, api)| *path != "idle" && !ANYWHERE.contains(api))
+        .filter(|(path, api)| !declared.get(path).is_some_and(|d| d.contains(api)))
+        .map(|(path, api)| format!("{path} calls {api}"))
+        .collect();
+    let unmade: Vec<String> = declared
+        .iter()
+        .flat_map(|(path, d)| d.iter().map(move |api| (*path, *api)))
+        .filter(|pa| !seen.contains(pa))
+        .map(|(path, api)| format!("{path} never calls {api}"))
+        .collect();
+    assert!(
+        undeclared.is_empty() && unmade.is_empty(),
+        "undeclared: {undeclared:#?}\nunmade: {unmade:#?}"
+    );
+}
