@@ -86,11 +86,11 @@ fn pruned_and_naive_searches_agree_on_small_programs() {
     }
     // The exec race's program with one event: thousands of schedules, many of them
     // equivalent.
-    for preset in ["exec-icache-smp"] {
-        let m = model(preset);
+    {
+        let m = model("exec-icache-smp");
         let p = Program::of(&*m, &crash("exec-icache-smp"));
         cases.push(Case {
-            preset,
+            preset: "exec-icache-smp",
             program: p,
             k: 0,
             e: 1,
