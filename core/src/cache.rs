@@ -7,6 +7,8 @@
 //! knows nothing of processes, page tables or the kernel.
 
 use crate::addr::{Pa, Stamp, Va};
+use crate::canon::Canon;
+use crate::footprint::{Bits, Touches};
 use crate::geometry::{CacheGeometry, Key};
 use crate::reuse::Changes;
 
@@ -57,6 +59,8 @@ pub struct Cache {
     next: Vec<u32>,
     /// The lines whose metadata or data changed since this cache was a copy of a snapshot.
     changes: Changes,
+    /// The sets read and written while a watch is on ([`crate::footprint`]).
+    watch: Option<Box<Touches>>,
 }
 
 impl Clone for Cache {
@@ -68,6 +72,7 @@ impl Clone for Cache {
             valid: self.valid.clone(),
             next: self.next.clone(),
             changes: self.changes.clone(),
+            watch: self.watch.clone(),
         }
     }
 
@@ -81,6 +86,7 @@ impl Clone for Cache {
             valid,
             next,
             changes,
+            watch,
         } = self;
         if changes.resets_from(&source.changes) {
             let l = geo.line as usize;
@@ -96,6 +102,7 @@ impl Clone for Cache {
         *geo = source.geo;
         valid.clone_from(&source.valid);
         next.clone_from(&source.next);
+        watch.clone_from(&source.watch);
     }
 }
 
@@ -110,6 +117,62 @@ impl Cache {
             valid: vec![0; lines.div_ceil(64)],
             next: vec![0; geo.sets as usize],
             changes: Changes::new(lines),
+            watch: None,
+        }
+    }
+
+    /// Writes the canonical form of this cache (see [`crate::canon`]): each valid line with
+    /// its place, bookkeeping and bytes, and each set's next way to replace.
+    pub(crate) fn canon(&self, c: &mut Canon<'_>) {
+        c.part(10);
+        let l = self.geo.line as usize;
+        let mut from = 0;
+        while let Some((i, _)) = self.next_valid_unwatched(from) {
+            from = i + 1;
+            let m = &self.meta[i];
+            c.word(i as u64 | (m.dirty as u64) << 32);
+            c.word(m.tag);
+            c.word(m.pa);
+            c.word(m.va);
+            c.stamps(&self.data[i * l..(i + 1) * l]);
+        }
+        c.part(11);
+        for (set, &n) in self.next.iter().enumerate() {
+            if n != 0 {
+                c.word(set as u64 | (n as u64) << 32);
+            }
+        }
+    }
+
+    /// Starts recording the sets read and written, or stops (see [`crate::footprint`]).
+    pub(crate) fn set_watch(&mut self, on: bool) {
+        self.watch = on.then(Box::default);
+    }
+
+    /// The sets read and written since the watch began, as (read, written).
+    pub(crate) fn watched(&self) -> (Bits, Bits) {
+        self.watch.as_ref().map(|w| w.take()).unwrap_or_default()
+    }
+
+    #[inline]
+    fn note_read(&self, set: u32) {
+        if let Some(w) = &self.watch {
+            w.read(set as usize);
+        }
+    }
+
+    #[inline]
+    fn note_write(&self, set: u32) {
+        if let Some(w) = &self.watch {
+            w.read(set as usize);
+            w.write(set as usize);
+        }
+    }
+
+    #[inline]
+    fn note_walk(&self) {
+        if let Some(w) = &self.watch {
+            w.read_all();
         }
     }
 
@@ -135,6 +198,7 @@ impl Cache {
 
     /// The way of `key`'s set holding `key`'s tag, if any.
     pub fn lookup(&self, key: Key) -> Option<Slot> {
+        self.note_read(key.set);
         let base = (key.set * self.geo.ways) as usize;
         self.meta[base..base + self.geo.ways as usize]
             .iter()
@@ -147,11 +211,13 @@ impl Cache {
 
     /// The bookkeeping of a slot.
     pub fn meta(&self, s: Slot) -> &LineMeta {
+        self.note_read(s.set);
         &self.meta[self.idx(s)]
     }
 
     /// The bytes of a slot.
     pub fn data(&self, s: Slot) -> &[Stamp] {
+        self.note_read(s.set);
         let l = self.geo.line as usize;
         let i = self.idx(s) * l;
         &self.data[i..i + l]
@@ -164,6 +230,7 @@ impl Cache {
 
     /// Writes one byte of a valid line, marking it dirty if `dirty`.
     pub fn write(&mut self, s: Slot, offset: u32, v: Stamp, dirty: bool) {
+        self.note_write(s.set);
         let l = self.geo.line as usize;
         let i = self.idx(s);
         self.touch(i);
@@ -175,6 +242,7 @@ impl Cache {
 
     /// Writes `values` into line `s` from `offset` on, as [`Cache::write`] of each in turn.
     pub fn write_run(&mut self, s: Slot, offset: u32, values: &[Stamp], dirty: bool) {
+        self.note_write(s.set);
         let l = self.geo.line as usize;
         let i = self.idx(s);
         self.touch(i);
@@ -187,6 +255,7 @@ impl Cache {
 
     /// The slot a fill of `key` would use: a free way if there is one, else the round-robin way.
     pub fn victim_slot(&self, key: Key) -> Slot {
+        self.note_read(key.set);
         let base = (key.set * self.geo.ways) as usize;
         let free = self.meta[base..base + self.geo.ways as usize]
             .iter()
@@ -200,6 +269,7 @@ impl Cache {
     /// Installs a line for `key` with `bytes`, replacing whatever `victim_slot` names. Returns
     /// the replaced line if it was valid; the caller writes it back if it was dirty.
     pub fn install(&mut self, key: Key, pa: Pa, va: Va, bytes: &[Stamp]) -> (Slot, Option<Victim>) {
+        self.note_write(key.set);
         let slot = self.victim_slot(key);
         let old = self.take(slot);
         if old.is_some() {
@@ -222,6 +292,7 @@ impl Cache {
 
     /// Removes a line, returning it if it was valid.
     pub fn take(&mut self, s: Slot) -> Option<Victim> {
+        self.note_write(s.set);
         let i = self.idx(s);
         let m = self.meta[i];
         if !m.valid {
@@ -235,6 +306,7 @@ impl Cache {
 
     /// Marks a line clean (after its data was written back).
     pub fn mark_clean(&mut self, s: Slot) {
+        self.note_write(s.set);
         let i = self.idx(s);
         self.touch(i);
         self.meta[i].dirty = false;
@@ -254,6 +326,11 @@ impl Cache {
     /// Looping from one past the last index found visits what [`Cache::valid_slots`] does
     /// without borrowing the cache across the loop.
     pub fn next_valid(&self, from: usize) -> Option<(usize, Slot)> {
+        self.note_walk();
+        self.next_valid_unwatched(from)
+    }
+
+    fn next_valid_unwatched(&self, from: usize) -> Option<(usize, Slot)> {
         let mut w = from / 64;
         let mut bits = *self.valid.get(w)? & (!0u64 << (from % 64));
         loop {
@@ -286,6 +363,7 @@ impl Cache {
 
     /// Number of valid lines.
     pub fn valid_count(&self) -> usize {
+        self.note_walk();
         self.valid.iter().map(|w| w.count_ones() as usize).sum()
     }
 

@@ -9,7 +9,7 @@ use crate::cache::Slot;
 use std::fmt;
 
 /// Which cache of a CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {
     /// The data cache.
     D,

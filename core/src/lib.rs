@@ -10,11 +10,13 @@ pub mod addr;
 pub mod arch;
 pub mod cache;
 pub mod campaign;
+mod canon;
 pub mod choice;
 pub mod corpus;
 pub mod encode;
 pub mod event;
 pub mod explain;
+pub mod footprint;
 pub mod geometry;
 pub mod harness;
 pub mod kernel;
@@ -33,6 +35,7 @@ pub mod sched;
 pub mod tool;
 pub mod trace;
 pub mod triage;
+pub mod verify;
 pub mod world;
 
 /// A libFuzzer fuzz target over a [`harness::Target`], in one line of a fuzz crate that depends

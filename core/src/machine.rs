@@ -16,7 +16,9 @@ use crate::addr::{
     div_size, layout, rem_size, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va, Vpn, MAX_CPUS,
 };
 use crate::cache::{Cache, Slot, Victim};
+use crate::canon::Canon;
 use crate::event::{Event, Log, Side, Source};
+use crate::footprint::{Footprint, Resource, Touches};
 use crate::geometry::{CacheGeometry, WritePolicy};
 use crate::reuse::Changes;
 use serde::{Deserialize, Serialize};
@@ -296,6 +298,8 @@ struct Memory {
     bytes: Vec<Stamp>,
     page: u32,
     changes: Changes,
+    /// The units read and written while a watch is on ([`crate::footprint`]), and the unit.
+    watch: Option<Box<(Touches, u32)>>,
 }
 
 impl Memory {
@@ -305,7 +309,36 @@ impl Memory {
             bytes,
             page,
             changes: Changes::new(frames),
+            watch: None,
         }
+    }
+
+    #[inline]
+    fn note(&self, pa: usize, len: usize, write: bool) {
+        if let Some(w) = &self.watch {
+            let (t, unit) = &**w;
+            let unit = *unit as usize;
+            for u in pa / unit..(pa + len.max(1)).div_ceil(unit) {
+                t.read(u);
+                if write {
+                    t.write(u);
+                }
+            }
+        }
+    }
+
+    /// The byte at `pa`.
+    #[inline]
+    fn get(&self, pa: usize) -> Stamp {
+        self.note(pa, 1, false);
+        self.bytes[pa]
+    }
+
+    /// The `len` bytes from `pa`.
+    #[inline]
+    fn slice(&self, pa: usize, len: usize) -> &[Stamp] {
+        self.note(pa, len, false);
+        &self.bytes[pa..pa + len]
     }
 
     /// Writes `values` from `pa` on.
@@ -313,6 +346,7 @@ impl Memory {
         if values.is_empty() {
             return;
         }
+        self.note(pa, values.len(), true);
         let first = div_size(pa as u64, self.page) as usize;
         let last = div_size((pa + values.len() - 1) as u64, self.page) as usize;
         self.changes.mark_range(first, last);
@@ -331,6 +365,7 @@ impl Clone for Memory {
             bytes: self.bytes.clone(),
             page: self.page,
             changes: self.changes.clone(),
+            watch: self.watch.clone(),
         }
     }
 
@@ -348,13 +383,7 @@ impl Clone for Memory {
             self.changes.clone_from(&source.changes);
         }
         self.page = source.page;
-    }
-}
-
-impl<I: std::slice::SliceIndex<[Stamp]>> std::ops::Index<I> for Memory {
-    type Output = I::Output;
-    fn index(&self, i: I) -> &I::Output {
-        &self.bytes[i]
+        self.watch.clone_from(&source.watch);
     }
 }
 
@@ -373,6 +402,9 @@ pub struct Machine {
     /// The event log.
     pub log: Log,
     scratch: Vec<Stamp>,
+    /// The translations, page-table entries and address-space registers read and written
+    /// while a watch is on ([`crate::footprint`]).
+    watch: Option<Box<XlateWatch>>,
 }
 
 crate::reuse::clone_reusing!(Machine {
@@ -384,8 +416,40 @@ crate::reuse::clone_reusing!(Machine {
     kernel_present,
     user_present,
     log,
-    scratch
+    scratch,
+    watch
 });
+
+/// A page-table entry as one word.
+fn pte_word(p: Pte) -> u64 {
+    p.pfn as u64
+        | (p.present as u64) << 32
+        | (p.write as u64) << 33
+        | (p.exec as u64) << 34
+        | (p.cacheable as u64) << 35
+}
+
+/// What a watch records of translation ([`Machine::set_watch`]).
+#[derive(Clone, Debug, Default)]
+struct XlateWatch {
+    pt: Touches,
+    mm: Touches,
+    tlb: Vec<Touches>,
+}
+
+/// The number of a page-table entry (and of the TLB entries that cache it) among the
+/// [`Resource::PageTable`] and [`Resource::Tlb`] resources: kernel pages first, then 64 per
+/// user address space.
+fn xlate_unit(asid: Option<MmId>, vpn: Vpn) -> usize {
+    match asid {
+        Some(m) if vpn < layout::USER_PAGES => {
+            (layout::KERNEL_END - layout::USER_PAGES) as usize
+                + m as usize * layout::USER_PAGES as usize
+                + vpn as usize
+        }
+        _ => vpn.saturating_sub(layout::USER_PAGES) as usize,
+    }
+}
 
 impl Machine {
     /// Makes this machine's memory and caches snapshots their copies can be reset to cheaply
@@ -395,6 +459,113 @@ impl Machine {
         for c in &mut self.cpus {
             c.d.snapshot();
             c.i.snapshot();
+        }
+    }
+
+    /// Starts recording what the machine reads and writes (see [`crate::footprint`]), or
+    /// stops.
+    pub(crate) fn set_watch(&mut self, on: bool) {
+        let unit = self.cfg.dcache.line.min(self.cfg.icache.line);
+        self.mem.watch = on.then(|| Box::new((Touches::default(), unit)));
+        for c in &mut self.cpus {
+            c.d.set_watch(on);
+            c.i.set_watch(on);
+        }
+        self.watch = on.then(|| {
+            Box::new(XlateWatch {
+                tlb: vec![Touches::default(); self.cpus.len()],
+                ..XlateWatch::default()
+            })
+        });
+    }
+
+    /// What was read and written since the watch began, and clears it for the next stretch.
+    pub(crate) fn footprint(&self) -> Footprint {
+        let mut f = Footprint::default();
+        if let Some(w) = &self.mem.watch {
+            let (r, wr) = w.0.take();
+            f.add(Resource::Memory, r, wr);
+        }
+        for (i, c) in self.cpus.iter().enumerate() {
+            let (r, wr) = c.d.watched();
+            f.add(Resource::DSets(i as u8), r, wr);
+            let (r, wr) = c.i.watched();
+            f.add(Resource::ISets(i as u8), r, wr);
+        }
+        if let Some(w) = &self.watch {
+            let (r, wr) = w.pt.take();
+            f.add(Resource::PageTable, r, wr);
+            let (r, wr) = w.mm.take();
+            f.add(Resource::CpuMm, r, wr);
+            for (i, t) in w.tlb.iter().enumerate() {
+                let (r, wr) = t.take();
+                f.add(Resource::Tlb(i as u8), r, wr);
+            }
+        }
+        f
+    }
+
+    /// Writes the canonical form of this machine (see [`crate::canon`]): memory frames, cache
+    /// lines and page-table entries that differ from `tpl`'s, each CPU's address space and TLB
+    /// (as a set: entries are unique per page and address space, and only their presence
+    /// matters). The event log, the scratch buffer and the watch are no part of it.
+    pub(crate) fn canon(&self, tpl: &Machine, c: &mut Canon<'_>) {
+        c.part(1);
+        let page = self.cfg.page_size as usize;
+        for (f, (a, b)) in self
+            .mem
+            .bytes
+            .chunks(page)
+            .zip(tpl.mem.bytes.chunks(page))
+            .enumerate()
+        {
+            if self.mem.changes.marked(f) && a != b {
+                c.word(f as u64);
+                c.stamps(a);
+            }
+        }
+        c.part(2);
+        let mut tlb: Vec<(u64, u64)> = Vec::new();
+        for cpu in &self.cpus {
+            c.word(cpu.mm.map_or(0, |m| m as u64 + 1));
+            cpu.d.canon(c);
+            cpu.i.canon(c);
+            tlb.clear();
+            tlb.extend(
+                cpu.tlb
+                    .iter()
+                    .map(|e| (xlate_unit(e.asid, e.vpn) as u64, pte_word(e.pte))),
+            );
+            tlb.sort_unstable();
+            c.word(tlb.len() as u64);
+            for &(u, p) in &tlb {
+                c.word(u);
+                c.word(p);
+            }
+        }
+        c.part(3);
+        for (i, (a, b)) in self.kernel_pt.iter().zip(&tpl.kernel_pt).enumerate() {
+            if a != b {
+                c.word(i as u64);
+                c.word(pte_word(*a));
+            }
+        }
+        c.part(4);
+        for (m, t) in self.user_pt.iter().enumerate() {
+            c.word(m as u64 | (t.len() as u64) << 32);
+            for (v, p) in t.iter().enumerate() {
+                if *p != Pte::default() {
+                    c.word(v as u64);
+                    c.word(pte_word(*p));
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn note_xlate(&self, f: impl FnOnce(&XlateWatch)) {
+        if let Some(w) = &self.watch {
+            f(w);
         }
     }
 
@@ -423,6 +594,7 @@ impl Machine {
             user_present: Vec::new(),
             log,
             scratch,
+            watch: None,
         };
         for pfn in 0..m.cfg.lowmem_frames {
             m.kernel_pt[(layout::LINEAR - layout::USER_PAGES) as usize + pfn as usize] =
@@ -445,12 +617,12 @@ impl Machine {
 
     /// The memory contents of byte `pa`, bypassing every cache.
     pub fn memory(&self, pa: Pa) -> Stamp {
-        self.mem[pa as usize]
+        self.mem.get(pa as usize)
     }
 
     /// The memory contents of the `len` bytes from `pa`, bypassing every cache.
     pub fn memory_bytes(&self, pa: Pa, len: u64) -> &[Stamp] {
-        &self.mem[pa as usize..(pa + len) as usize]
+        self.mem.slice(pa as usize, len as usize)
     }
 
     /// Writes memory directly, bypassing every cache (setup only).
@@ -468,6 +640,11 @@ impl Machine {
 
     /// Creates an empty user page table for `mm` (ids are dense and increasing).
     pub fn create_user_pt(&mut self, mm: MmId) {
+        self.note_xlate(|w| {
+            for vpn in 0..layout::USER_PAGES {
+                w.pt.write(xlate_unit(Some(mm), vpn));
+            }
+        });
         let need = mm as usize + 1;
         if self.user_pt.len() < need {
             self.user_pt.resize(need, Vec::new());
@@ -479,6 +656,7 @@ impl Machine {
 
     /// The entry for `vpn` in `mm`'s table (user pages) or the kernel table.
     pub fn pte(&self, mm: Option<MmId>, vpn: Vpn) -> Pte {
+        self.note_xlate(|w| w.pt.read(xlate_unit(mm, vpn)));
         if vpn < layout::USER_PAGES {
             mm.and_then(|m| self.user_pt.get(m as usize))
                 .and_then(|t| t.get(vpn as usize))
@@ -495,6 +673,7 @@ impl Machine {
     /// Writes a page-table entry. This is the moment a mapping becomes visible to every CPU's
     /// table walker; TLBs keep old entries until flushed.
     pub fn set_pte(&mut self, mm: Option<MmId>, vpn: Vpn, pte: Pte) {
+        self.note_xlate(|w| w.pt.write(xlate_unit(mm, vpn)));
         let page = self.cfg.page_size as u64;
         self.log.push(|| Event::Pte {
             va: vpn * page,
@@ -528,6 +707,7 @@ impl Machine {
 
     fn asid_of(&self, cpu: CpuId, vpn: Vpn) -> Option<MmId> {
         if vpn < layout::USER_PAGES {
+            self.note_xlate(|w| w.mm.read(cpu as usize));
             self.cpus[cpu as usize].mm
         } else {
             None
@@ -545,6 +725,7 @@ impl Machine {
                 if !pte.present {
                     return Err(Fault::NotPresent);
                 }
+                self.note_xlate(|w| w.tlb[cpu as usize].write(xlate_unit(asid, vpn)));
                 let c = &mut self.cpus[cpu as usize];
                 c.tlb.push(TlbEntry { asid, vpn, pte });
                 c.tlb_hint.set(c.tlb.len() - 1);
@@ -576,6 +757,7 @@ impl Machine {
     pub fn tlb_probe(&self, cpu: CpuId, va: Va) -> Option<Translation> {
         let vpn = div_size(va, self.cfg.page_size);
         let asid = self.asid_of(cpu, vpn);
+        self.note_xlate(|w| w.tlb[cpu as usize].read(xlate_unit(asid, vpn)));
         let e = self.cpus[cpu as usize].tlb_entry(vpn, asid)?;
         Some(self.translation(va, e.pte, asid))
     }
@@ -589,6 +771,7 @@ impl Machine {
         if vpn < layout::USER_PAGES && asid.is_none() {
             return None;
         }
+        self.note_xlate(|w| w.tlb[cpu as usize].read(xlate_unit(asid, vpn)));
         let cached = self.cpus[cpu as usize].tlb_entry(vpn, asid).map(|e| e.pte);
         Some((vpn, asid, cached))
     }
@@ -607,6 +790,11 @@ impl Machine {
     /// kernel entries, present entries of its current address space, then TLB entries whose
     /// page-table entry has gone (stale translations). `None` if there are none.
     pub fn nth_valid_translation(&self, cpu: CpuId, pick: usize) -> Option<Vpn> {
+        self.note_xlate(|w| {
+            w.mm.read(cpu as usize);
+            w.pt.read_all();
+            w.tlb[cpu as usize].read_all();
+        });
         let c = &self.cpus[cpu as usize];
         let user = c.mm.and_then(|m| self.user_pt.get(m as usize));
         let stale = |e: &&TlbEntry| {
@@ -655,6 +843,7 @@ impl Machine {
     /// Switches the address space `cpu`'s MMU walks for user addresses. Nothing is flushed:
     /// that is the arch's business.
     pub fn set_cpu_mm(&mut self, cpu: CpuId, mm: Option<MmId>) {
+        self.note_xlate(|w| w.mm.write(cpu as usize));
         self.cpus[cpu as usize].mm = mm;
     }
 
@@ -677,6 +866,11 @@ impl Machine {
         pred: impl Fn(Option<MmId>, Vpn) -> bool,
     ) {
         for c in self.tlb_targets(cpu, scope) {
+            if let Some(w) = &self.watch {
+                for e in self.cpus[c].tlb.iter().filter(|e| pred(e.asid, e.vpn)) {
+                    w.tlb[c].write(xlate_unit(e.asid, e.vpn));
+                }
+            }
             self.cpus[c].tlb.retain(|e| !pred(e.asid, e.vpn));
             self.log.push(|| Event::TlbFlush {
                 cpu: c as CpuId,
@@ -780,7 +974,7 @@ impl Machine {
         let (lpa, lva) = (g.line_base(pa), g.line_base(va));
         let n = g.line as usize;
         let (slot, _) = {
-            let bytes = &self.mem[lpa as usize..lpa as usize + n];
+            let bytes = self.mem.slice(lpa as usize, n);
             self.cpus[cpu as usize].d.install(key, lpa, lva, bytes)
         };
         self.log.push(|| Event::Fill {
@@ -821,7 +1015,7 @@ impl Machine {
                 let off = rem_size(va, self.cfg.dcache.line) as usize;
                 &self.cpus[cpu as usize].d.data(slot)[off..off + n]
             }
-            Source::Memory => &self.mem[t.pa as usize..t.pa as usize + n],
+            Source::Memory => self.mem.slice(t.pa as usize, n),
         }
     }
 
@@ -833,12 +1027,12 @@ impl Machine {
                     debug_assert_eq!(d.lookup(self.cfg.dcache.key(va, t.pa, t.asid)), Some(slot));
                     d.read(slot, rem_size(va, self.cfg.dcache.line) as u32)
                 }
-                Source::Memory => self.mem[t.pa as usize],
+                Source::Memory => self.mem.get(t.pa as usize),
             };
             Observed { value, from }
         } else if !t.pte.cacheable {
             Observed {
-                value: self.mem[t.pa as usize],
+                value: self.mem.get(t.pa as usize),
                 from: Source::Memory,
             }
         } else {
@@ -987,7 +1181,7 @@ impl Machine {
         let gi = self.cfg.icache;
         let lpa = gi.line_base(pa);
         let n = gi.line as usize;
-        self.scratch[..n].copy_from_slice(&self.mem[lpa as usize..lpa as usize + n]);
+        self.scratch[..n].copy_from_slice(self.mem.slice(lpa as usize, n));
         // Overlay D-side bytes where the I-cache fills from the D-side.
         let overlay = |m: &Self, c: usize, only_dirty: bool, scratch: &mut [Stamp]| {
             let d = &m.cpus[c].d;
@@ -1166,7 +1360,7 @@ impl Machine {
                     let o = rem_size(pa + off, cache.geometry().line) as usize;
                     &cache.data(s)[o..o + n]
                 }
-                Peeked::Memory => &self.mem[(pa + off) as usize..][..n],
+                Peeked::Memory => self.mem.slice((pa + off) as usize, n),
                 Peeked::Fill(lpa) => &self.scratch[(pa + off - lpa) as usize..][..n],
             };
             if seen != &want[off as usize..end as usize] {
@@ -1226,7 +1420,7 @@ impl Machine {
                 }
             }
             Peeked::Memory => Observed {
-                value: self.mem[pa as usize],
+                value: self.mem.get(pa as usize),
                 from: Source::Memory,
             },
             Peeked::Fill(lpa) => Observed {
@@ -1250,6 +1444,180 @@ impl Machine {
     /// A speculative fill of the line for `va` on `cpu`, if `va` has a valid cacheable (and, for
     /// the I-side, executable) translation there. Returns whether anything was filled.
     pub fn speculate(&mut self, cpu: CpuId, va: Va, side: Side) -> bool {
+        if !self.would_speculate(cpu, va, side) {
+            return false;
+        }
+        let t = if self.cfg.hw_walker {
+            self.probe(cpu, va)
+        } else {
+            self.tlb_probe(cpu, va)
+        }
+        .expect("a translation would_speculate found");
+        match side {
+            Side::D => {
+                self.fill_d(cpu, va, t.pa, t.asid, true);
+            }
+            Side::I => {
+                self.fill_i(cpu, va, t.pa, t.asid, true);
+            }
+        }
+        true
+    }
+
+    /// Evicts the `pick`-th valid line (modulo their number) of a cache, writing it back if
+    /// dirty. Returns whether a line was evicted.
+    pub fn evict(&mut self, cpu: CpuId, side: Side, pick: usize) -> bool {
+        match self.nth_valid_slot(cpu, side, pick) {
+            Some(slot) => self.evict_slot(cpu, side, slot),
+            None => false,
+        }
+    }
+
+    fn cache(&self, cpu: CpuId, side: Side) -> &Cache {
+        let c = &self.cpus[cpu as usize];
+        if side == Side::D {
+            &c.d
+        } else {
+            &c.i
+        }
+    }
+
+    /// The slot of the `pick`-th valid line (modulo their number) of a cache, as an eviction's
+    /// pick names it.
+    pub fn nth_valid_slot(&self, cpu: CpuId, side: Side, pick: usize) -> Option<Slot> {
+        let cache = self.cache(cpu, side);
+        let n = cache.valid_count();
+        if n == 0 {
+            return None;
+        }
+        cache.valid_slots().nth(pick % n)
+    }
+
+    /// The valid lines of a cache, in the order eviction picks number them.
+    pub fn valid_slots(&self, cpu: CpuId, side: Side) -> Vec<Slot> {
+        self.cache(cpu, side).valid_slots().collect()
+    }
+
+    /// A pick that names the valid line in `slot` ([`Machine::nth_valid_slot`]), if it is valid.
+    pub fn valid_slot_pick(&self, cpu: CpuId, side: Side, slot: Slot) -> Option<u16> {
+        self.cache(cpu, side)
+            .valid_slots()
+            .position(|s| s == slot)
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// The virtual pages `cpu` can translate right now, in the order picks number them
+    /// ([`Machine::nth_valid_translation`]): present kernel entries, present entries of its
+    /// current address space, then stale TLB entries.
+    pub fn valid_translations(&self, cpu: CpuId) -> Vec<Vpn> {
+        self.note_xlate(|w| {
+            w.mm.read(cpu as usize);
+            w.pt.read_all();
+            w.tlb[cpu as usize].read_all();
+        });
+        let c = &self.cpus[cpu as usize];
+        let user = c.mm.and_then(|m| self.user_pt.get(m as usize));
+        let mut v: Vec<Vpn> = self
+            .kernel_pt
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.present)
+            .map(|(k, _)| k as u64 + layout::USER_PAGES)
+            .collect();
+        if let Some(t) = user {
+            v.extend(
+                t.iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.present)
+                    .map(|(k, _)| k as u64),
+            );
+        }
+        v.extend(
+            c.tlb
+                .iter()
+                .filter(|e| {
+                    let pte = if e.vpn < layout::USER_PAGES {
+                        if e.asid == c.mm {
+                            user.map(|t| t[e.vpn as usize])
+                        } else {
+                            None
+                        }
+                    } else {
+                        Some(self.kernel_pt[(e.vpn - layout::USER_PAGES) as usize])
+                    };
+                    pte.is_some_and(|p| !p.present)
+                })
+                .map(|e| e.vpn),
+        );
+        v
+    }
+
+    /// Every line a speculative fill on `cpu` could bring into its cache of `side` now, each
+    /// once, with a pick that makes a speculation op fill it ([`Machine::speculation_va`]).
+    /// Lines no pick can name (beyond the 256th valid translation) are left out, as no input
+    /// can fill them either.
+    pub fn speculation_choices(&self, cpu: CpuId, side: Side) -> Vec<(Va, u16)> {
+        if !self.speculates(side) {
+            return Vec::new();
+        }
+        let list = self.valid_translations(cpu);
+        let n = list.len();
+        let page = self.page_size() as u64;
+        let line = self.line_size(side);
+        let mut out = Vec::new();
+        if n == 0 || n > 256 {
+            return out;
+        }
+        for (i, &vpn) in list.iter().enumerate() {
+            for j in 0..(page / line).min(256) {
+                let va = vpn * page + j * line;
+                if !self.would_speculate(cpu, va, side) {
+                    continue;
+                }
+                let x = (i + n - (j as usize * 256) % n) % n;
+                if let Ok(pick) = u16::try_from(j as usize * 256 + x) {
+                    out.push((va, pick));
+                }
+            }
+        }
+        out
+    }
+
+    /// The address a speculation op's `pick` fills through on `cpu`: the pick (modulo their
+    /// number) chooses among the valid translations ([`Machine::nth_valid_translation`]), its
+    /// high byte the line within the page. `None` where nothing can be filled speculatively.
+    pub fn speculation_va(&self, cpu: CpuId, side: Side, pick: u16) -> Option<Va> {
+        if !self.speculates(side) {
+            return None;
+        }
+        let vpn = self.nth_valid_translation(cpu, pick as usize)?;
+        let page = self.page_size() as u64;
+        let line = self.line_size(side);
+        let off = ((pick as u64 >> 8) * line) % page;
+        Some(vpn * page + off)
+    }
+
+    /// A pick that makes a speculation op fill through the line of `va` on `cpu`
+    /// ([`Machine::speculation_va`]), if one can: the page must be one of the valid
+    /// translations, and there must be at most 256 of them.
+    pub fn speculation_pick(&self, cpu: CpuId, side: Side, va: Va) -> Option<u16> {
+        let page = self.page_size() as u64;
+        let line = self.line_size(side);
+        let (vpn, j) = (va / page, (va % page) / line);
+        let list = self.valid_translations(cpu);
+        let n = list.len();
+        let i = list.iter().position(|&v| v == vpn)?;
+        if n > 256 || j > 255 {
+            return None;
+        }
+        let x = (i + n - (j as usize * 256) % n) % n;
+        let pick = u16::try_from(j as usize * 256 + x).ok()?;
+        (self.speculation_va(cpu, side, pick) == Some(va - va % line)).then_some(pick)
+    }
+
+    /// Whether a speculative fill through `va` on `cpu` would fill anything
+    /// ([`Machine::speculate`]), changing nothing.
+    pub fn would_speculate(&self, cpu: CpuId, va: Va, side: Side) -> bool {
         if !self.speculates(side) {
             return false;
         }
@@ -1263,45 +1631,30 @@ impl Machine {
             return false;
         }
         match side {
-            Side::D => {
-                if self.cpus[cpu as usize]
-                    .d
-                    .lookup(self.cfg.dcache.key(va, t.pa, t.asid))
-                    .is_none()
-                {
-                    self.fill_d(cpu, va, t.pa, t.asid, true);
-                    return true;
-                }
-            }
+            Side::D => self.cpus[cpu as usize]
+                .d
+                .lookup(self.cfg.dcache.key(va, t.pa, t.asid))
+                .is_none(),
             Side::I => {
-                if t.pte.exec
+                t.pte.exec
                     && self.cpus[cpu as usize]
                         .i
                         .lookup(self.cfg.icache.key(va, t.pa, t.asid))
                         .is_none()
-                {
-                    self.fill_i(cpu, va, t.pa, t.asid, true);
-                    return true;
-                }
             }
         }
-        false
     }
 
-    /// Evicts the `pick`-th valid line (modulo their number) of a cache, writing it back if
-    /// dirty. Returns whether a line was evicted.
-    pub fn evict(&mut self, cpu: CpuId, side: Side, pick: usize) -> bool {
-        let c = &self.cpus[cpu as usize];
-        let cache = if side == Side::D { &c.d } else { &c.i };
-        let n = cache.valid_count();
-        if n == 0 {
-            return false;
-        }
-        let slot = cache.valid_slots().nth(pick % n).expect("in range");
+    /// Evicts the line in `slot` of a cache, writing it back if dirty. Returns whether a line
+    /// was evicted.
+    pub fn evict_slot(&mut self, cpu: CpuId, side: Side, slot: Slot) -> bool {
         match side {
             Side::D => self.evict_d(cpu, slot, "evicted"),
             Side::I => {
-                let m = self.cpus[cpu as usize].i.take(slot).expect("valid").meta;
+                let Some(v) = self.cpus[cpu as usize].i.take(slot) else {
+                    return false;
+                };
+                let m = v.meta;
                 self.log.push(|| Event::Drop {
                     cpu,
                     side,
@@ -1475,7 +1828,7 @@ impl Machine {
         out.clear();
         for p in pa..pa + len as u64 {
             let mut obs = Observed {
-                value: self.mem[p as usize],
+                value: self.mem.get(p as usize),
                 from: Source::Memory,
             };
             if self.cfg.dma_coherent {

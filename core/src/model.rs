@@ -14,6 +14,7 @@ use crate::op::Op;
 use crate::paths::{Catalog, Paths};
 use crate::preset::{self, Preset};
 use crate::run::{Report, RunOptions, Runner};
+use crate::verify;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -121,6 +122,15 @@ pub trait DynModel {
     /// ([`Model::with_twin`]), else, when the preset has historical switches on, the same model
     /// with them off (a shipped preset's `-fixed` twin), else none.
     fn twin(&self) -> Option<Rc<dyn DynModel>>;
+    /// The actions `ops` start, without their schedule ([`verify::Program::of`]).
+    fn program(&self, ops: &[Op]) -> verify::Program;
+    /// Every schedule of `program` within `opts` ([`verify::verify`]).
+    fn verify(
+        &self,
+        program: &verify::Program,
+        opts: &verify::Options,
+        progress: &mut dyn FnMut(&verify::Stats),
+    ) -> verify::Outcome;
 }
 
 impl<A: Arch + Clone> DynModel for Model<A> {
@@ -142,6 +152,19 @@ impl<A: Arch + Clone> DynModel for Model<A> {
 
     fn on_preset(&self, preset: Preset) -> Rc<dyn DynModel> {
         Rc::new(self.on(preset))
+    }
+
+    fn program(&self, ops: &[Op]) -> verify::Program {
+        verify::program_of(self, ops)
+    }
+
+    fn verify(
+        &self,
+        program: &verify::Program,
+        opts: &verify::Options,
+        progress: &mut dyn FnMut(&verify::Stats),
+    ) -> verify::Outcome {
+        verify::verify(self, program, opts, progress)
     }
 
     fn twin(&self) -> Option<Rc<dyn DynModel>> {

@@ -7,6 +7,7 @@
 //! arch implementations or kernel paths: callers tell it what was read, how, and by whom.
 
 use crate::addr::{ActorId, AliasKind, CpuId, Pa, Pfn, Stamp, Va};
+use crate::canon::Canon;
 use crate::event::{Logged, Source};
 use crate::reuse::Changes;
 use serde::Serialize;
@@ -387,6 +388,120 @@ impl Oracle {
         }
         self.changes
             .mark_range(self.frame(pa), self.frame(pa + len - 1));
+    }
+
+    /// The last stamp issued ([`Oracle::fresh`]): later ones are greater.
+    pub(crate) fn issued(&self) -> Stamp {
+        self.next
+    }
+
+    /// Writes the canonical form of this oracle (see [`crate::canon`]): for each frame whose
+    /// bytes differ from `tpl`'s in any way, every byte's intended and previous value, racing
+    /// writer, flags, provenance (the log entry's fields, not its place in the log) and
+    /// contested value; then each frame's liveness, device ownership, last reader and last
+    /// writers, the open fork windows and, as sets, the values they saw and the racing bytes.
+    /// The counter of stamps is no part of it: stamps are renamed.
+    pub(crate) fn canon(&self, tpl: &Oracle, c: &mut Canon<'_>) {
+        c.part(20);
+        let p = self.page_size as usize;
+        let frames = self.live.len();
+        for f in 0..frames {
+            let r = f * p..(f + 1) * p;
+            // A frame unchanged since the copy of the template is the template's.
+            if !self.changes.marked(f) {
+                continue;
+            }
+            if self.intended[r.clone()] == tpl.intended[r.clone()]
+                && self.previous[r.clone()] == tpl.previous[r.clone()]
+                && self.racing[r.clone()] == tpl.racing[r.clone()]
+                && self.flags[r.clone()] == tpl.flags[r.clone()]
+                && self.write_idx[r.clone()] == tpl.write_idx[r.clone()]
+                && self.contested[r.clone()] == tpl.contested[r.clone()]
+            {
+                continue;
+            }
+            c.word(f as u64);
+            for i in r.clone() {
+                c.stamp(self.intended[i]);
+                c.stamp(self.previous[i]);
+                c.word(self.racing[i].map_or(0, |a| a as u64 + 1) | (self.flags[i] as u64) << 16);
+                match self.contested[i] {
+                    Some(v) => c.stamp(v),
+                    None => c.word(u64::MAX),
+                }
+            }
+            // Provenance, by runs of bytes written alike: a byte whose last write says what the
+            // previous byte's says, through the next address, extends the run. The runs follow
+            // from the bytes' provenance alone, not from how the log stores it.
+            let mut run: Option<(WriteInfo, &'static str, u64)> = None;
+            let flush = |c: &mut Canon<'_>, run: &Option<(WriteInfo, &'static str, u64)>| {
+                if let Some((w, ctx, n)) = run {
+                    c.word(
+                        w.actor.map_or(0, |a| a as u64 + 1)
+                            | w.cpu.map_or(0, |a| a as u64 + 1) << 16
+                            | w.alias.map_or(0, |a| a as u64 + 1) << 32
+                            | n << 40,
+                    );
+                    c.word(w.va);
+                    c.step(w.step);
+                    c.text(ctx);
+                }
+            };
+            for i in r {
+                let (w, ctx) = self.last_write(i as Pa);
+                let extends = run.as_ref().is_some_and(|(rw, rctx, n)| {
+                    *rctx == ctx
+                        && w == WriteInfo {
+                            va: if w.cpu.is_some() || w.actor.is_some() {
+                                rw.va.wrapping_add(*n)
+                            } else {
+                                rw.va
+                            },
+                            ..*rw
+                        }
+                });
+                if extends {
+                    if let Some(r) = run.as_mut() {
+                        r.2 += 1;
+                    }
+                } else {
+                    flush(c, &run);
+                    run = Some((w, ctx, 1));
+                }
+            }
+            flush(c, &run);
+        }
+        c.part(21);
+        for f in 0..frames {
+            c.word(self.live[f] as u64 | (self.device_owned[f] as u64) << 8);
+            let (reader, step) = self.last_read[f];
+            c.word(reader.map_or(0, |a| a as u64 + 1));
+            c.step(step);
+            for (a, step) in self.writers[f] {
+                c.word(a.map_or(0, |a| a as u64 + 1));
+                c.step(step);
+            }
+        }
+        c.part(22);
+        c.word(self.fork_windows as u64);
+        let mut seen: Vec<(Pa, u64)> = self
+            .window_values
+            .iter()
+            .map(|&(pa, v)| (pa, c.name(v)))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for (pa, v) in seen {
+            c.word(pa);
+            c.word(v);
+        }
+        c.part(23);
+        let mut racing = self.racing_bytes.clone();
+        racing.sort_unstable();
+        racing.dedup();
+        for pa in racing {
+            c.word(pa);
+        }
     }
 
     /// A value never used before.

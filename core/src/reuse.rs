@@ -71,6 +71,15 @@ impl Changes {
         }
     }
 
+    /// Whether part `p` may have changed since the value was a copy of its snapshot (an
+    /// unmarked part is the snapshot's).
+    #[inline]
+    pub(crate) fn marked(&self, p: usize) -> bool {
+        self.marks
+            .get(p / 64)
+            .is_none_or(|w| w & (1 << (p % 64)) != 0)
+    }
+
     /// Whether a value with these changes is reset to `source` by copying back its marked
     /// parts: both are copies of one snapshot and `source` has not changed since.
     #[inline]

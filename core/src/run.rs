@@ -6,7 +6,7 @@
 //! checks for lost writes, dirty lines that would overwrite newer data, and stale user views.
 //! A run is a pure function of the preset, the arch and the ops.
 
-use crate::addr::{layout, ActorId, AliasKind, CpuId, Pa, Pfn, Stamp};
+use crate::addr::{layout, ActorId, AliasKind, CpuId, Pa, Pfn, Stamp, Va};
 use crate::arch::Arch;
 use crate::event::{Log, Logged, Side};
 use crate::kernel::{self, File, KernelState, Mm, Page, PageKind, Pkmap, Vma, VmaKind};
@@ -49,6 +49,19 @@ pub struct Report {
     /// The kernel paths the run started, as a bit per path index (the registry's first
     /// [`crate::paths::MAX_PATHS`]).
     pub paths_started: u128,
+}
+
+/// An injected hardware event, named by what it touches rather than by an op's pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Hardware {
+    /// A speculative fill of the line holding `va` on `cpu`.
+    Speculate { cpu: CpuId, side: Side, va: Va },
+    /// The eviction of the line in `slot`.
+    Evict {
+        cpu: CpuId,
+        side: Side,
+        slot: crate::cache::Slot,
+    },
 }
 
 /// Executes one input on one world.
@@ -301,7 +314,9 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
     fn poll(&mut self, a: ActorId) -> bool {
         {
             let mut st = self.w.st.borrow_mut();
-            st.sched.actor_mut(a).stalled = false;
+            let actor = st.sched.actor_mut(a);
+            actor.stalled = false;
+            actor.waiting = false;
             st.m.log.actor = Some(a);
             let cpu = st.sched.cpu_of(a).unwrap_or(0);
             st.m.log
@@ -343,22 +358,25 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
         }
     }
 
-    fn start(&mut self, a: ActorId, cpu: CpuId, action: Action) {
-        let (alive, kind) = {
-            let st = self.w.st.borrow();
-            let actor = st.sched.actor(a);
-            (actor.alive, actor.kind)
-        };
-        if !alive {
-            return;
+    /// Whether idle actor `a` can start `action` now, on some CPU: it is alive, and interrupt
+    /// context only runs paths that never sleep. (Whether a CPU can take it is the scheduler's
+    /// [`Sched::placement`].)
+    pub(crate) fn can_start(&self, a: ActorId, action: &Action) -> bool {
+        let st = self.w.st.borrow();
+        let actor = st.sched.actor(a);
+        let info = self.paths.path(action).info();
+        actor.alive && !(actor.kind == ActorKind::Irq && info.runs != Runs::Atomic)
+    }
+
+    /// Starts `action` on idle actor `a`; false if it could not start (see
+    /// [`Runner::can_start`]) or no CPU could take it.
+    fn start(&mut self, a: ActorId, cpu: CpuId, action: Action) -> bool {
+        if !self.can_start(a, &action) {
+            return false;
         }
         let info = self.paths.path(&action).info();
-        if kind == ActorKind::Irq && info.runs != Runs::Atomic {
-            // Interrupt context cannot sleep: it only runs paths that never do.
-            return;
-        }
         if !self.place(a, cpu) {
-            return;
+            return false;
         }
         let name = info.name;
         let user = {
@@ -368,6 +386,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
             actor.path = name;
             actor.action = name;
             actor.op_start = self.ops_applied as u32;
+            actor.marks.clear();
             match actor.kind {
                 ActorKind::Thread { pid } => Some(st.k.procs[pid as usize]),
                 _ => None,
@@ -391,12 +410,18 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
             self.paths.start(cx, &action)
         });
         self.poll(a);
+        true
     }
 
     /// Applies one op.
     pub fn apply(&mut self, op: &Op) {
+        self.apply_op(op);
+    }
+
+    /// Applies one op; returns the actor it started an action on, if it did.
+    pub(crate) fn apply_op(&mut self, op: &Op) -> Option<ActorId> {
         if self.stopped() {
-            return;
+            return None;
         }
         self.ops_applied += 1;
         let n = self.scripts.len() as u8;
@@ -408,35 +433,98 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
                 let a = actor % n;
                 if self.scripts[a as usize].is_some() {
                     self.step_actor(a, cpu % ncpus);
-                } else {
-                    self.start(a, cpu % ncpus, action);
+                } else if self.start(a, cpu % ncpus, action) {
+                    return Some(a);
                 }
             }
             Op::Speculate { cpu, icache, pick } => {
-                let mut st = self.w.st.borrow_mut();
-                let cpu = cpu % ncpus;
                 let side = if icache { Side::I } else { Side::D };
-                // Finding the translation changes nothing: skip it where nothing can be filled.
-                if !st.m.speculates(side) {
-                    return;
-                }
-                if let Some(vpn) = st.m.nth_valid_translation(cpu, pick as usize) {
-                    let page = st.m.page_size() as u64;
-                    let line = st.m.line_size(side);
-                    // The pick's high bits choose the line within the page.
-                    let off = ((pick as u64 >> 8) * line) % page;
-                    st.m.speculate(cpu, vpn * page + off, side);
+                let va = self.w.st.borrow().m.speculation_va(cpu % ncpus, side, pick);
+                if let Some(va) = va {
+                    self.hardware(Hardware::Speculate {
+                        cpu: cpu % ncpus,
+                        side,
+                        va,
+                    });
                 }
             }
             Op::Evict { cpu, icache, pick } => {
-                let mut st = self.w.st.borrow_mut();
-                st.m.evict(
-                    cpu % ncpus,
-                    if icache { Side::I } else { Side::D },
-                    pick as usize,
-                );
+                let side = if icache { Side::I } else { Side::D };
+                let slot = self
+                    .w
+                    .st
+                    .borrow()
+                    .m
+                    .nth_valid_slot(cpu % ncpus, side, pick as usize);
+                if let Some(slot) = slot {
+                    self.hardware(Hardware::Evict {
+                        cpu: cpu % ncpus,
+                        side,
+                        slot,
+                    });
+                }
             }
         }
+        None
+    }
+
+    /// What an injected hardware event does, once its op's pick is resolved to a line or an
+    /// address: both the ops and [`crate::verify`], which names events by what they touch,
+    /// come through here.
+    fn hardware(&mut self, h: Hardware) {
+        let mut st = self.w.st.borrow_mut();
+        match h {
+            Hardware::Speculate { cpu, side, va } => {
+                st.m.speculate(cpu, va, side);
+            }
+            Hardware::Evict { cpu, side, slot } => {
+                st.m.evict_slot(cpu, side, slot);
+            }
+        }
+    }
+
+    /// Applies a hardware event named by what it touches, as one op (the op with the pick that
+    /// resolves to it in this state, [`Machine::speculation_pick`] or
+    /// [`Machine::valid_slot_pick`], does the same).
+    pub(crate) fn apply_hardware(&mut self, h: Hardware) {
+        if self.stopped() {
+            return;
+        }
+        self.ops_applied += 1;
+        self.w.st.borrow_mut().m.log.step = self.ops_applied as u32;
+        self.hardware(h);
+    }
+
+    /// The state, to read.
+    pub(crate) fn state(&self) -> std::cell::Ref<'_, State> {
+        self.w.st.borrow()
+    }
+
+    /// The state, to change (verify's snapshots of the hardware around an event).
+    pub(crate) fn state_mut(&self) -> std::cell::RefMut<'_, State> {
+        self.w.st.borrow_mut()
+    }
+
+    /// Whether actor `a` is in the middle of an action.
+    pub(crate) fn busy(&self, a: ActorId) -> bool {
+        self.scripts[a as usize].is_some()
+    }
+
+    /// The number of actors.
+    pub(crate) fn actors(&self) -> usize {
+        self.scripts.len()
+    }
+
+    /// Ops applied so far.
+    pub(crate) fn ops_applied(&self) -> usize {
+        self.ops_applied
+    }
+
+    /// Sets the op count, after the hardware was restored to what it was that many ops ago
+    /// (verify's snapshots around an event, which touches nothing else).
+    pub(crate) fn set_ops_applied(&mut self, n: usize) {
+        self.ops_applied = n;
+        self.w.st.borrow_mut().m.log.step = n as u32;
     }
 
     /// Steps busy actors round-robin until all are idle, then audits. Stops early, without the

@@ -9,6 +9,7 @@
 //! arch's `switch_mm` when a CPU changes address space.
 
 use crate::addr::{ActorId, CpuId, MmId, MAX_CPUS};
+use crate::canon::Canon;
 use serde::Serialize;
 
 /// What an actor is.
@@ -60,6 +61,12 @@ pub struct Actor {
     /// Whether its last step did nothing but find, once more, that what it waits for has not
     /// happened (see [`crate::world::Cx::wait`]).
     pub stalled: bool,
+    /// Whether its last step ended waiting for another actor (a lock, a free pkmap slot): it
+    /// is not running, so switching to another actor preempts nothing.
+    pub waiting: bool,
+    /// The step numbers its current action keeps to compare others' steps with
+    /// ([`crate::world::Cx::mark_step`]), besides the step it started in.
+    pub marks: Vec<u32>,
 }
 
 crate::reuse::clone_reusing!(Actor {
@@ -76,7 +83,9 @@ crate::reuse::clone_reusing!(Actor {
     copy_for,
     name,
     reserved,
-    stalled
+    stalled,
+    waiting,
+    marks
 });
 
 impl Actor {
@@ -97,6 +106,8 @@ impl Actor {
             name,
             reserved: false,
             stalled: false,
+            waiting: false,
+            marks: Vec::new(),
         }
     }
 }
@@ -194,6 +205,28 @@ impl Sched {
     /// stays where it is unless it may migrate; otherwise it takes the first CPU, starting from
     /// `want`, whose current actor can be displaced.
     pub fn place(&mut self, a: ActorId, want: CpuId) -> Placement {
+        let p = self.placement(a, want);
+        if let Placement::On {
+            cpu,
+            switched: true,
+        } = p
+        {
+            if self.actors[a as usize].kind == ActorKind::Irq {
+                self.irq[cpu as usize] = Some(a);
+                self.actors[a as usize].cpu = Some(cpu);
+            } else {
+                if let Some(c) = self.actors[a as usize].cpu {
+                    self.current[c as usize] = None;
+                }
+                self.switch_in(a, cpu);
+            }
+        }
+        p
+    }
+
+    /// Where [`Sched::place`] would put `a`, changing nothing: the CPUs that different `want`s
+    /// give are the placements an input can choose among.
+    pub fn placement(&self, a: ActorId, want: CpuId) -> Placement {
         let n = self.ncpus;
         let want = want % n;
         let actor = &self.actors[a as usize];
@@ -211,8 +244,6 @@ impl Sched {
                 let irqs_off =
                     self.current[c as usize].is_some_and(|t| self.actors[t as usize].irqs_off > 0);
                 if self.irq[c as usize].is_none() && !irqs_off {
-                    self.irq[c as usize] = Some(a);
-                    self.actors[a as usize].cpu = Some(c);
                     return Placement::On {
                         cpu: c,
                         switched: true,
@@ -232,8 +263,6 @@ impl Sched {
                     switched: false,
                 };
             }
-            self.current[c as usize] = None;
-            self.switch_in(a, want);
             return Placement::On {
                 cpu: want,
                 switched: true,
@@ -242,7 +271,6 @@ impl Sched {
         for i in 0..n {
             let c = (want + i) % n;
             if self.displaceable(c) {
-                self.switch_in(a, c);
                 return Placement::On {
                     cpu: c,
                     switched: true,
@@ -250,6 +278,56 @@ impl Sched {
             }
         }
         Placement::Blocked
+    }
+
+    /// The step numbers the busy actors' actions compare others' steps with: the steps they
+    /// started in and their marks (see [`crate::canon`]).
+    pub(crate) fn thresholds(&self) -> Vec<u32> {
+        self.actors
+            .iter()
+            .filter(|a| a.busy)
+            .flat_map(|a| std::iter::once(a.op_start).chain(a.marks.iter().copied()))
+            .collect()
+    }
+
+    /// Writes the canonical form of the scheduler (see [`crate::canon`]): each actor's
+    /// liveness, CPU, preemption and interrupt depths, path and copy modes, and for a busy one
+    /// the step it started in and its marks; what each CPU runs. Whether an actor's last step
+    /// stalled or waited only matters to whoever counts steps (the drain, verify's preemption
+    /// bound), and is no part of it.
+    pub(crate) fn canon(&self, c: &mut Canon<'_>) {
+        c.part(30);
+        for a in &self.actors {
+            c.word(
+                a.alive as u64
+                    | (a.busy as u64) << 1
+                    | (a.private_copy as u64) << 2
+                    | (a.reserved as u64) << 3
+                    | a.cpu.map_or(0, |c| c as u64 + 1) << 8
+                    | a.copy_for.map_or(0, |m| m as u64 + 1) << 16,
+            );
+            c.word(a.preempt as u64 | (a.irqs_off as u64) << 32);
+            c.text(a.path);
+            c.text(a.action);
+            if a.busy {
+                c.step(a.op_start);
+                c.word(a.marks.len() as u64);
+                for &m in &a.marks {
+                    c.step(m);
+                }
+            }
+        }
+        for cpu in 0..self.ncpus as usize {
+            c.word(
+                self.current[cpu].map_or(0, |a| a as u64 + 1)
+                    | self.irq[cpu].map_or(0, |a| a as u64 + 1) << 16,
+            );
+        }
+    }
+
+    /// The number of CPUs.
+    pub fn ncpus(&self) -> u8 {
+        self.ncpus
     }
 
     fn switch_in(&mut self, a: ActorId, cpu: CpuId) {

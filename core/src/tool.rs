@@ -368,6 +368,219 @@ pub fn triage(
     o
 }
 
+/// What `verify` is asked: the bounds, and where a violating schedule's trace goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyArgs {
+    /// The most preemptions a schedule makes.
+    pub preemptions: u32,
+    /// The most hardware events a schedule injects.
+    pub events: u32,
+    /// Where to write the minimized violating schedule (default: the first free
+    /// `STEM.verify.trace`, `STEM.verify-2.trace`, ... in the current folder).
+    pub out: Option<PathBuf>,
+}
+
+/// Where `verify` writes a violating schedule of `file` by default: the first name of the
+/// form `STEM.verify.trace`, `STEM.verify-N.trace` in the current folder that is free.
+fn verify_out(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("input")
+        .to_string();
+    (1..)
+        .map(|n| {
+            PathBuf::from(if n == 1 {
+                format!("{stem}.verify.trace")
+            } else {
+                format!("{stem}.verify-{n}.trace")
+            })
+        })
+        .find(|p| !p.exists())
+        .expect("a free name")
+}
+
+/// `verify FILE [--preset NAME] [--preemptions K] [--events E] [-o OUT] [--json]`: keeps the
+/// actions of a trace (or raw input) and explores every schedule of them within the bounds
+/// ([`crate::verify`]). Clean: "no violation in any schedule within the bound", exit 0. A
+/// violation: the first violating schedule, minimized ([`minimize::minimize`]), its timeline
+/// and explanation, written as a trace that overwrites nothing, exit 1. Schedules cut at the
+/// depth limit make the verdict no proof: exit 2. `progress` hears the search's statistics.
+pub fn verify(
+    models: &dyn Models,
+    file: &Path,
+    preset: Option<&str>,
+    args: &VerifyArgs,
+    json: bool,
+    progress: &mut dyn FnMut(&crate::verify::Stats),
+) -> Output {
+    use crate::verify::{Options, Program};
+    if let Err(e) = check_preset(models, preset) {
+        return Output::error(e);
+    }
+    let loaded = match harness::load_file_in(file, models, preset) {
+        Ok(l) => l,
+        Err(e) => return Output::error(format!("{}: {e}", file.display())),
+    };
+    let model = &*loaded.model;
+    let program = Program::of(model, &loaded.ops);
+    if program.is_empty() {
+        return Output::error(format!(
+            "{}: its ops start no action on preset {}: nothing to verify",
+            file.display(),
+            model.preset().name
+        ));
+    }
+    let opts = Options::bounded(args.preemptions, args.events);
+    let out = model.verify(&program, &opts, progress);
+    let st = out.stats;
+    let mut o = Output::default();
+    let catalog = model.catalog();
+    let names = crate::trace::Vocabulary::of(model).actors;
+    let actions: Vec<String> = program
+        .by_actor()
+        .flat_map(|(a, v)| {
+            let who = names
+                .get(a as usize)
+                .cloned()
+                .unwrap_or_else(|| a.to_string());
+            v.iter().map(move |x| {
+                let fields: Vec<String> = catalog
+                    .fields(x)
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("{who}: {} {}", catalog.name(x), fields.join(" "))
+                    .trim_end()
+                    .to_string()
+            })
+        })
+        .collect();
+    // The first violating schedule, minimized, logged and written.
+    let mut shown = None;
+    if let Some(v) = &out.violation {
+        let m = minimize::minimize(model, &v.ops).unwrap_or(Minimized {
+            ops: v.ops.clone(),
+            signature: v.violation.signature(),
+            runs: 0,
+        });
+        let logged = model.run(&m.ops, RunOptions { log: true });
+        let Some(lv) = logged.violation.as_ref() else {
+            return Output::error(format!(
+                "the violating schedule does not replay its violation ({}): a flushfuzz bug",
+                v.violation.signature()
+            ));
+        };
+        let mut text = explain::timeline(model, &m.ops, &logged);
+        text.push('\n');
+        text.push_str(&explain::explain(lv, model.preset(), &logged.actors));
+        let trace = Trace::new(model, &m.ops, Some(m.signature.clone())).to_text(&[
+            format!(
+                "found by flushfuzz verify in {} ({} actions, at most {} preemptions and {} events)",
+                file.display(),
+                program.len(),
+                args.preemptions,
+                args.events
+            ),
+            format!(
+                "the first violating schedule had {} ops; minimized to {}",
+                v.ops.len(),
+                m.ops.len()
+            ),
+        ]);
+        let path = args.out.clone().unwrap_or_else(|| verify_out(file));
+        if let Err(e) = write_new(&path, &trace) {
+            return Output::error(e);
+        }
+        shown = Some((v, m, text, path));
+    }
+    let verdict = match (&shown, st.cut) {
+        (Some(_), _) => "violation",
+        (None, 0) => "clean",
+        (None, _) => "inconclusive",
+    };
+    o.code = match verdict {
+        "violation" => 1,
+        "clean" => 0,
+        _ => 2,
+    };
+    if json {
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "preset": model.preset().name,
+            "arch": model.arch_name(),
+            "actions": program.len(),
+            "preemptions": args.preemptions,
+            "events": args.events,
+            "verdict": verdict,
+            "schedules": st.schedules,
+            "states": st.states,
+            "distinct": st.distinct,
+            "choices": st.choices,
+            "replays": st.replays,
+            "slept": st.slept,
+            "cached": st.cached,
+            "cut": st.cut,
+            "depth": st.depth,
+            "violation": shown.as_ref().map(|(v, _, _, _)| violation_json(&v.violation)),
+            "schedule_ops": shown.as_ref().map(|(v, _, _, _)| v.ops.len()),
+            "minimized_ops": shown.as_ref().map(|(_, m, _, _)| m.ops.len()),
+            "trace": shown.as_ref().map(|(_, _, _, p)| p.display().to_string()),
+        });
+        let _ = writeln!(o.stdout, "{v}");
+        return o;
+    }
+    let s = &mut o.stdout;
+    let _ = writeln!(
+        s,
+        "== verify {} on preset {} (arch {}): {} action(s), at most {} preemption(s) and {} event(s)",
+        file.display(),
+        model.preset().name,
+        model.arch_name(),
+        program.len(),
+        args.preemptions,
+        args.events
+    );
+    for a in &actions {
+        let _ = writeln!(s, "   {a}");
+    }
+    let _ = writeln!(
+        s,
+        "explored {} schedule(s), {} state(s) ({} distinct), {} choice(s) tried, {} slept, {} reached an explored state",
+        st.schedules, st.states, st.distinct, st.choices, st.slept, st.cached
+    );
+    match &shown {
+        Some((v, m, text, path)) => {
+            let _ = writeln!(
+                s,
+                "violation: {} (a schedule of {} ops, minimized to {})\n",
+                m.signature,
+                v.ops.len(),
+                m.ops.len()
+            );
+            s.push_str(text);
+            let _ = writeln!(
+                s,
+                "\nwrote {}; replay with: flushfuzz replay {}",
+                path.display(),
+                path.display()
+            );
+        }
+        None if st.cut == 0 => {
+            let _ = writeln!(s, "no violation in any schedule within the bound");
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "no violation found, but {} schedule(s) were cut at {} choices: no proof",
+                st.cut,
+                crate::verify::MAX_DEPTH
+            );
+        }
+    }
+    o
+}
+
 /// What a campaign's race turned out to be, as the fuzz target that found it reports it
 /// ([`report`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -540,6 +753,17 @@ pub enum Request {
     },
     /// The target's presets and paths, as JSON (exit 0).
     Describe,
+    /// [`verify()`].
+    Verify {
+        /// The input.
+        file: PathBuf,
+        /// The preset to run on instead.
+        preset: Option<String>,
+        /// Bounds and output.
+        args: VerifyArgs,
+        /// JSON output.
+        json: bool,
+    },
     /// [`paths_text`] of the target's kernel paths.
     Paths {
         /// JSON output.
@@ -585,6 +809,12 @@ pub fn answer(models: &dyn Models, r: &Request) -> Output {
             },
             Err(e) => Output::error(e),
         },
+        Request::Verify {
+            file,
+            preset,
+            args,
+            json,
+        } => verify(models, file, preset.as_deref(), args, *json, &mut |_| {}),
         Request::Paths { json } => match models.names().first().and_then(|n| models.model(n)) {
             Some(m) => Output {
                 stdout: paths_text(m.catalog(), *json),

@@ -74,6 +74,16 @@ fn translated(
 }
 
 impl State {
+    /// Writes the canonical form of this state (see [`crate::canon`]), skipping what equals
+    /// `tpl`, the template it started from. The historical switches are the template's and the
+    /// violation ends a run, so neither is part of it.
+    pub(crate) fn canon(&self, tpl: &State, c: &mut crate::canon::Canon<'_>) {
+        self.m.canon(&tpl.m, c);
+        self.o.canon(&tpl.o, c);
+        self.k.canon(c);
+        self.sched.canon(c);
+    }
+
     /// Makes this state a template: copies of it that ran are reset to it (`clone_from`) by
     /// copying back only the oracle's and memory's frames and the cache lines they changed.
     pub fn snapshot(&mut self) {
@@ -192,10 +202,25 @@ impl<A: Arch> Cx<A> {
     /// condition again: the actor is stalled, and a round of steps in which every actor is
     /// stalled leaves everything as it was, so the drain stops there (see [`crate::run`]).
     pub fn wait(&self, again: bool) -> StepPoint {
+        let mut st = self.st();
+        let me = st.sched.actor_mut(self.me);
+        me.waiting = true;
         if again {
-            self.st().sched.actor_mut(self.me).stalled = true;
+            me.stalled = true;
         }
         StepPoint(false)
+    }
+
+    /// The number of the step running now, for a script that keeps it to ask later whether
+    /// another actor wrote or read something since (`Oracle::written_by_another_since`). A
+    /// script keeps step numbers across its steps only through this: the actor records the
+    /// mark for the rest of its action, which lets [`crate::verify`] tell two states apart by
+    /// where their recorded steps fall relative to the marks of the actors still running.
+    pub fn mark_step(&self) -> u32 {
+        let mut st = self.st();
+        let step = st.m.log.step;
+        st.sched.actor_mut(self.me).marks.push(step);
+        step
     }
 
     /// Disables preemption (and migration) until the matching [`Cx::preempt_enable`].

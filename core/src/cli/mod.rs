@@ -9,6 +9,7 @@ pub mod paths;
 pub mod presets;
 pub mod replay;
 pub mod triage;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use flushfuzz::model::ModelSet;
@@ -41,6 +42,9 @@ enum Cmd {
     Bench(bench::Args),
     /// Regenerate the seed corpus under corpus/.
     Corpus(corpus::Args),
+    /// Explore every schedule of a trace's actions up to a bound: prove it clean or find a
+    /// violation.
+    Verify(verify::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -54,6 +58,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Hunt(a) => hunt::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Corpus(a) => corpus::run(a),
+        Cmd::Verify(a) => verify::run(a),
     }
 }
 

@@ -120,7 +120,7 @@ pub async fn direct_io<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to_device: bool)
     };
     let prev = cx.enter("direct-io", || format!("user page {vpn}, {dir:?}"));
     if let Some(pfn) = get_user_pages(cx, mm, vpn, !to_device, false).await {
-        let pinned_at = cx.st().m.log.step;
+        let pinned_at = cx.mark_step();
         cx.step().await;
         dma::dma_map_page(cx, pfn, dir, "dma_map_page").await;
         cx.step().await;

@@ -248,6 +248,76 @@ crate::reuse::clone_reusing!(KernelState {
 });
 
 impl KernelState {
+    /// Writes the canonical form of the kernel's bookkeeping (see [`crate::canon`]): all of it
+    /// but the files' contents on disk, which no path changes.
+    pub(crate) fn canon(&self, c: &mut crate::canon::Canon<'_>) {
+        c.part(40);
+        for p in &self.pages {
+            let kind = match p.kind {
+                PageKind::Free => 0,
+                PageKind::Anon => 1,
+                PageKind::PageCache { file, index } => {
+                    2 | (file as u64) << 8 | (index as u64) << 16
+                }
+                PageKind::Kernel => 3,
+            };
+            c.word(kind | (p.refs as u64) << 32);
+            c.word(p.arch_1 as u64 | (p.io_pin as u64) << 32);
+            c.word(p.arch_bits);
+            c.word(p.rmap.len() as u64);
+            for &(m, v) in &p.rmap {
+                c.word(m as u64 | v << 16);
+            }
+        }
+        c.part(41);
+        for m in &self.mms {
+            c.word(m.alive as u64 | (m.exiting as u64) << 1 | (m.cpumask as u64) << 8);
+            c.word(m.context);
+            c.word(m.vmas.len() as u64);
+            for v in &m.vmas {
+                c.word(v.start | v.end << 24 | (v.write as u64) << 48 | (v.exec as u64) << 49);
+                c.word(match v.kind {
+                    VmaKind::Anon => 0,
+                    VmaKind::File {
+                        file,
+                        pgoff,
+                        shared,
+                    } => 1 | (file as u64) << 8 | (pgoff as u64) << 16 | (shared as u64) << 48,
+                });
+            }
+        }
+        c.part(42);
+        for &p in &self.procs {
+            c.word(p as u64);
+        }
+        for f in &self.files {
+            c.word(f.pages.len() as u64);
+            for p in &f.pages {
+                c.word(p.map_or(0, |p| p as u64 + 1));
+            }
+        }
+        c.part(43);
+        for (n, p) in self.pkmap.count.iter().zip(&self.pkmap.page) {
+            c.word(*n as u64 | p.map_or(0, |p| p as u64 + 1) << 32);
+        }
+        c.word(self.pkmap.last as u64);
+        for &b in &self.buffers {
+            c.word(b as u64);
+        }
+        for l in &self.locks {
+            c.word(l.map_or(0, |a| a as u64 + 1));
+        }
+        for &v in &self.vmalloc {
+            c.word(v as u64);
+        }
+        for &d in &self.fixmap_depth {
+            c.word(d);
+        }
+        for &w in &self.arch_words {
+            c.word(w);
+        }
+    }
+
     /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
     pub fn is_page_cache(&self, pfn: u64) -> bool {
         matches!(

@@ -9,3 +9,4 @@ mod paths;
 mod properties;
 mod raw;
 mod triage;
+mod verify;
