@@ -6,12 +6,14 @@
 //! flush only while the actor is in that path ([`Cx::path`]) when the same flush serves other
 //! paths too, so that the race found is the path's.
 
-use flushfuzz::addr::{MmId, Pfn, Vpn};
-use flushfuzz::arch::{vivt::ArmVivt, Arch};
+use flushfuzz::addr::{MmId, Pfn, Stamp, Va, Vpn};
+use flushfuzz::arch::{parisc::Parisc, v6::ArmV6, vivt::ArmVivt, Arch};
 use flushfuzz::harness::Target;
+use flushfuzz::kernel::kmap;
 use flushfuzz::model::{DynModel, Model};
 use flushfuzz::preset::{self, Preset};
 use flushfuzz::world::Cx;
+use flushfuzz::world::StoreKind;
 use std::rc::Rc;
 
 /// A dropped flush: the path that relies on it, the flush, the machine, and the model.
@@ -65,15 +67,188 @@ impl Arch for VivtNoFlushAnonPage {
     }
 }
 
+/// ARMv6 without `flush_kernel_vmap_range` (what block I/O on a vmapped buffer relies on
+/// before the device reads it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushKernelVmapRange(ArmV6);
+
+impl Arch for V6NoFlushKernelVmapRange {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_kernel_vmap_range"
+    }
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
+        if cx.action() != "xfs-buf-io" {
+            self.base().flush_kernel_vmap_range(cx, va, len).await;
+        }
+    }
+}
+
+/// PA-RISC without `invalidate_kernel_vmap_range` (what a read into a vmapped buffer relies on
+/// when lines of its vmalloc alias were fetched, speculatively, during the I/O).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PariscNoInvalidateKernelVmapRange(Parisc);
+
+impl Arch for PariscNoInvalidateKernelVmapRange {
+    type Base = Parisc;
+    fn base(&self) -> &Parisc {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "parisc-without-invalidate_kernel_vmap_range"
+    }
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
+        if cx.action() != "xfs-buf-io" {
+            self.base().invalidate_kernel_vmap_range(cx, va, len).await;
+        }
+    }
+}
+
+/// ARMv6 without `flush_icache_range` in one path (module loading, the BPF JIT).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushIcacheRange<const JIT: bool>(ArmV6);
+
+impl<const JIT: bool> Arch for V6NoFlushIcacheRange<JIT> {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        if JIT {
+            "arm-v6-without-flush_icache_range-in-the-jit"
+        } else {
+            "arm-v6-without-flush_icache_range-in-module-load"
+        }
+    }
+    async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
+        let path = if JIT { "bpf-jit" } else { "module-load" };
+        if cx.action() != path {
+            self.base().flush_icache_range(cx, start, end).await;
+        }
+    }
+}
+
+/// ARMv6 whose `arch_uprobe_copy_ixol` copies the slot but skips `flush_uprobe_xol_access`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushUprobeXolAccess(ArmV6);
+
+impl Arch for V6NoFlushUprobeXolAccess {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_uprobe_xol_access"
+    }
+    async fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        _vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) {
+        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+        cx.kstore_run(k + off, values, false, StoreKind::Kernel);
+        kmap::kunmap_atomic(cx, k, how).await;
+    }
+}
+
+/// ARMv6 without `flush_dcache_page` in one path: `execve` (what `copy_strings` relies on once
+/// it has written the new stack page through kmap) or `ring-mmap` (what `remap_vmalloc_range`
+/// relies on, through `vm_insert_page`, for the zeros `vmalloc_user` stored through the linear
+/// map).
+#[derive(Clone, Copy, Debug)]
+pub struct V6NoFlushDcachePageIn {
+    arch: ArmV6,
+    path: &'static str,
+}
+
+impl V6NoFlushDcachePageIn {
+    /// ARMv6 without `flush_dcache_page` in `path`.
+    pub fn new(path: &'static str) -> Self {
+        V6NoFlushDcachePageIn { arch: ArmV6, path }
+    }
+}
+
+impl Arch for V6NoFlushDcachePageIn {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.arch
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_dcache_page-in-one-path"
+    }
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+        if cx.action() != self.path {
+            self.base().flush_dcache_page(cx, pfn).await;
+        }
+    }
+}
+
 /// Every dropped flush.
 pub fn all() -> Vec<Dropped> {
-    vec![dropped(
-        "gup",
-        "flush_anon_page",
-        "gup-anon-alias-fixed",
-        VivtNoFlushAnonPage::default(),
-        ArmVivt,
-    )]
+    vec![
+        dropped(
+            "gup",
+            "flush_anon_page",
+            "gup-anon-alias-fixed",
+            VivtNoFlushAnonPage::default(),
+            ArmVivt,
+        ),
+        dropped(
+            "xfs-buf-io",
+            "flush_kernel_vmap_range",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushKernelVmapRange::default(),
+            ArmV6,
+        ),
+        dropped(
+            "xfs-buf-io",
+            "invalidate_kernel_vmap_range",
+            "parisc",
+            PariscNoInvalidateKernelVmapRange::default(),
+            Parisc,
+        ),
+        dropped(
+            "ring-mmap",
+            "flush_dcache_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushDcachePageIn::new("ring-mmap"),
+            ArmV6,
+        ),
+        dropped(
+            "module-load",
+            "flush_icache_range",
+            "exec-icache-smp-fixed",
+            V6NoFlushIcacheRange::<false>::default(),
+            ArmV6,
+        ),
+        dropped(
+            "bpf-jit",
+            "flush_icache_range",
+            "exec-icache-smp-fixed",
+            V6NoFlushIcacheRange::<true>::default(),
+            ArmV6,
+        ),
+        dropped(
+            "uprobe-hit",
+            "flush_uprobe_xol_access",
+            "exec-icache-smp-fixed",
+            V6NoFlushUprobeXolAccess::default(),
+            ArmV6,
+        ),
+        dropped(
+            "execve",
+            "flush_dcache_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushDcachePageIn::new("execve"),
+            ArmV6,
+        ),
+    ]
 }
 
 /// The fuzz target's models.
