@@ -45,7 +45,7 @@ async fn xfs_buf_get<A: Arch>(
     }
     let n = 1 + pages as usize % 2;
     let prev = cx.enter("xfs_buf_alloc", || format!("buffer {buf}, {n} pages"));
-    let made = vmap::vmalloc(cx, n, at, 1, false, zero).await;
+    let made = vmap::vmalloc(cx, n, at, 1, false, zero.then_some(StoreKind::Kernel)).await;
     cx.leave(prev);
     let (va, pfns) = made?;
     let b = VmapBuf { va, pfns };

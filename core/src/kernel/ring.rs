@@ -152,6 +152,8 @@ pub async fn vm_insert_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pfn: Pfn, w
 /// The kernel writes a record of up to [`RECORD`] fresh bytes at byte `off` of page `page` of
 /// ring `ring` through its vmalloc alias, with preemption off (`perf_output_begin`,
 /// `perf_output_copy`, `perf_output_end`; a vb2 capture driver filling a buffer). No flush.
+/// The record is data for the user, as `copy_to_user`'s is: if the user maps the ring
+/// executable, running it is the user's business (its own `cacheflush`).
 pub async fn ring_output<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) {
     let Some((va, n)) = record_at(cx, ring, page, off) else {
         return;
@@ -161,7 +163,7 @@ pub async fn ring_output<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) {
         format!("ring {}, {va:#x}", ring as usize % RINGS)
     });
     let values: Vec<_> = (0..n).map(|_| cx.fresh()).collect();
-    cx.kstore_run(va, &values, false, StoreKind::Kernel);
+    cx.kstore_run(va, &values, false, StoreKind::UserData);
     cx.leave(prev);
     cx.preempt_enable();
 }

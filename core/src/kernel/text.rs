@@ -118,7 +118,7 @@ pub async fn load_module<A: Arch>(cx: &Cx<A>, slot: u8, at: u8, off: u8) {
     mutex_lock(cx, lock).await;
     if cx.kernel().text[s].is_none() {
         let prev = cx.enter("load_module", || format!("slot {s}"));
-        if let Some((va, pfns)) = vmap::vmalloc(cx, 1, at, 1, true, false).await {
+        if let Some((va, pfns)) = vmap::vmalloc(cx, 1, at, 1, true, None).await {
             let page = cx.page_size();
             let p = cx.enter("move_module", || format!("text at {va:#x}"));
             let text: Vec<_> = (0..page).map(|_| cx.fresh()).collect();
@@ -166,7 +166,7 @@ pub async fn bpf_jit<A: Arch>(cx: &Cx<A>, slot: u8, at: u8, off: u8) {
         let prev = cx.enter("bpf_int_jit_compile", || format!("slot {s}"));
         let page = cx.page_size();
         let p = cx.enter("bpf_jit_binary_alloc", String::new);
-        let made = vmap::vmalloc(cx, 1, at, 1, true, false).await;
+        let made = vmap::vmalloc(cx, 1, at, 1, true, None).await;
         if let Some((va, _)) = made {
             let fill: Vec<_> = (0..page).map(|_| cx.fresh()).collect();
             cx.kstore_run(va, &fill, false, StoreKind::Kernel);

@@ -75,8 +75,8 @@ pub async fn vunmap<A: Arch>(cx: &Cx<A>, va: Va, n: u64) {
 }
 
 /// `__vmalloc_node_range`: `n` fresh pages (highmem when there is some), each zeroed through its
-/// own kernel mapping if `zero` (`__GFP_ZERO`: `clear_highpage` through `kmap_local_page`), then
-/// mapped with [`vmap`]. Returns the address and the pages, or `None` (nothing left allocated)
+/// own kernel mapping if `zero` says with what meaning for the oracle (`__GFP_ZERO`:
+/// `clear_highpage` through `kmap_local_page`), then mapped with [`vmap`]. Returns the address and the pages, or `None` (nothing left allocated)
 /// if memory or vmalloc space runs out.
 pub async fn vmalloc<A: Arch>(
     cx: &Cx<A>,
@@ -84,7 +84,7 @@ pub async fn vmalloc<A: Arch>(
     at: u8,
     align: u64,
     exec: bool,
-    zero: bool,
+    zero: Option<StoreKind>,
 ) -> Option<(Va, Vec<Pfn>)> {
     let mut pfns = Vec::with_capacity(n);
     for _ in 0..n {
@@ -96,9 +96,9 @@ pub async fn vmalloc<A: Arch>(
             }
         }
     }
-    if zero {
+    if let Some(kind) = zero {
         for &pfn in &pfns {
-            clear_highpage(cx, pfn, StoreKind::Kernel).await;
+            clear_highpage(cx, pfn, kind).await;
         }
     }
     match vmap(cx, &pfns, at, align, exec).await {
@@ -111,11 +111,12 @@ pub async fn vmalloc<A: Arch>(
 }
 
 /// `vmalloc_user`: zeroed pages whose vmalloc address is `SHMLBA`-aligned, for a driver to map
-/// into user space with `remap_vmalloc_range`.
+/// into user space with `remap_vmalloc_range`. The zeros are the user's data, as what the
+/// kernel later writes there is: nothing makes them instructions.
 pub async fn vmalloc_user<A: Arch>(cx: &Cx<A>, n: usize, at: u8) -> Option<(Va, Vec<Pfn>)> {
     let prev = cx.enter("vmalloc_user", || format!("{n} pages"));
     let align = cx.arch().shmlba_pages(cx);
-    let r = vmalloc(cx, n, at, align, false, true).await;
+    let r = vmalloc(cx, n, at, align, false, Some(StoreKind::UserData)).await;
     cx.leave(prev);
     r
 }

@@ -7,9 +7,10 @@
 //! paths too, so that the race found is the path's.
 
 use flushfuzz::addr::{MmId, Pfn, Stamp, Va, Vpn};
-use flushfuzz::arch::{parisc::Parisc, v6::ArmV6, vivt::ArmVivt, Arch};
+use flushfuzz::arch::{v6::ArmV6, vivt::ArmVivt, Arch};
 use flushfuzz::harness::Target;
 use flushfuzz::kernel::kmap;
+use flushfuzz::machine::Speculation;
 use flushfuzz::model::{DynModel, Model};
 use flushfuzz::preset::{self, Preset};
 use flushfuzz::world::Cx;
@@ -34,7 +35,17 @@ pub fn dropped<A: Arch + Clone, R: Arch + Clone>(
     arch: A,
     real: R,
 ) -> Dropped {
-    let base = preset::by_name(machine).unwrap_or_else(|| panic!("no preset {machine}"));
+    // `<preset>+speculation`: the preset's machine, speculating D- and I-side fills through any
+    // valid translation, as a page-table walker may.
+    let (name, speculates) = match machine.strip_suffix("+speculation") {
+        Some(n) => (n, true),
+        None => (machine, false),
+    };
+    let mut base = preset::by_name(name).unwrap_or_else(|| panic!("no preset {name}"));
+    if speculates {
+        base.machine.speculation = Speculation::Both;
+        base.machine.hw_walker = true;
+    }
     let p = Preset {
         name: format!("{path}--{flush}"),
         description: format!("{} with {flush} dropped in {path}", base.name),
@@ -87,22 +98,44 @@ impl Arch for V6NoFlushKernelVmapRange {
     }
 }
 
-/// PA-RISC without `invalidate_kernel_vmap_range` (what a read into a vmapped buffer relies on
+/// ARMv6 without `invalidate_kernel_vmap_range` (what a read into a vmapped buffer relies on
 /// when lines of its vmalloc alias were fetched, speculatively, during the I/O).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct PariscNoInvalidateKernelVmapRange(Parisc);
+pub struct V6NoInvalidateKernelVmapRange(ArmV6);
 
-impl Arch for PariscNoInvalidateKernelVmapRange {
-    type Base = Parisc;
-    fn base(&self) -> &Parisc {
+impl Arch for V6NoInvalidateKernelVmapRange {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
         &self.0
     }
     fn name(&self) -> &'static str {
-        "parisc-without-invalidate_kernel_vmap_range"
+        "arm-v6-without-invalidate_kernel_vmap_range"
     }
     async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
         if cx.action() != "xfs-buf-io" {
             self.base().invalidate_kernel_vmap_range(cx, va, len).await;
+        }
+    }
+}
+
+/// ARMv6 whose `vmalloc_user` does not align the kernel address to `SHMLBA`: a ring buffer
+/// relies on no flush, but on that colouring to share its lines with the user's mapping.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoShmlbaAlignment(ArmV6);
+
+impl Arch for V6NoShmlbaAlignment {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-shmlba-alignment"
+    }
+    fn shmlba_pages<O: Arch>(&self, cx: &Cx<O>) -> u64 {
+        if cx.action() == "ring-mmap" {
+            1
+        } else {
+            self.base().shmlba_pages(cx)
         }
     }
 }
@@ -157,10 +190,8 @@ impl Arch for V6NoFlushUprobeXolAccess {
     }
 }
 
-/// ARMv6 without `flush_dcache_page` in one path: `execve` (what `copy_strings` relies on once
-/// it has written the new stack page through kmap) or `ring-mmap` (what `remap_vmalloc_range`
-/// relies on, through `vm_insert_page`, for the zeros `vmalloc_user` stored through the linear
-/// map).
+/// ARMv6 without `flush_dcache_page` in one path (`execve`: what `copy_strings` relies on once
+/// it has written the new stack page through kmap).
 #[derive(Clone, Copy, Debug)]
 pub struct V6NoFlushDcachePageIn {
     arch: ArmV6,
@@ -209,15 +240,15 @@ pub fn all() -> Vec<Dropped> {
         dropped(
             "xfs-buf-io",
             "invalidate_kernel_vmap_range",
-            "parisc",
-            PariscNoInvalidateKernelVmapRange::default(),
-            Parisc,
+            "nfs-vmap-alias-fixed+speculation",
+            V6NoInvalidateKernelVmapRange::default(),
+            ArmV6,
         ),
         dropped(
             "ring-mmap",
-            "flush_dcache_page",
+            "shmlba-alignment",
             "nfs-vmap-alias-fixed",
-            V6NoFlushDcachePageIn::new("ring-mmap"),
+            V6NoShmlbaAlignment::default(),
             ArmV6,
         ),
         dropped(
