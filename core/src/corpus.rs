@@ -64,6 +64,17 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // Two-page readdir and a shared-file write.
             "run T0 cpu0 store page=8 off=0\nrun K0 cpu0 readdir at=1 pages=1\n\
              run T0 cpu0 write file=1 index=0 off=0 page=8",
+            // Metadata buffers written and read by block I/O through their vmalloc alias.
+            "run K0 cpu0 xfs-buf-io buf=0 at=1 pages=1 write=true off=3\n\
+             run K1 cpu0 xfs-buf-io buf=0 at=0 pages=0 write=false off=0\n\
+             run K0 cpu0 xfs-buf-io buf=1 at=2 pages=0 write=false off=0\n\
+             run K1 cpu0 kmap-write buf=0 off=0\n\
+             run K0 cpu0 xfs-buf-io buf=1 at=2 pages=0 write=true off=60",
+            // A ring buffer mapped into the process: the kernel writes a record the user
+            // reads, the user writes what the kernel reads back.
+            "run T0 cpu0 ring-mmap ring=0 pages=1 at=5 write=true\n\
+             run K0 cpu0 ring-output ring=0 page=1 off=2\nrun T0 cpu0 load page=9 off=2\n\
+             run T0 cpu0 store page=8 off=9\nrun K1 cpu0 ring-read ring=0 page=0 off=9",
         ],
     ),
     (
@@ -100,6 +111,14 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // read() of an executable file's page into the heap, then running the text.
             "run T0 cpu0 read file=0 index=2 off=0 page=2\nrun T1 cpu1 fetch page=6 off=8\n\
              run T0 cpu0 fetch page=6 off=0",
+            // A module loaded and run on the other CPU, freed; a BPF program compiled and run
+            // from an interrupt on the other CPU.
+            "run K0 cpu0 module-load slot=0 at=3 off=5\nrun K1 cpu1 text-run slot=0 off=2\n\
+             run K0 cpu0 text-free slot=0\nrun K0 cpu0 bpf-jit slot=1 at=1 off=7\n\
+             run IRQ cpu1 text-run slot=1 off=0",
+            // Both threads hit uprobes on both CPUs, with text run in between.
+            "run T0 cpu0 uprobe-hit\nrun T1 cpu1 uprobe-hit\nrun T0 cpu1 fetch page=4 off=0\n\
+             run T1 cpu0 uprobe-hit",
         ],
     ),
     (
@@ -136,6 +155,15 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "start T0 cpu0 store page=1 off=0\nstep T0 cpu0\nstart T1 cpu0 load page=3 off=0\n\
              step T0 cpu0\nstep T1 cpu0\nstep T0 cpu0\nstep T1 cpu0\nstep T1 cpu0\n\
              run T0 cpu0 fork\nrun T2 cpu0 load page=1 off=0",
+            // posix_spawn: vfork, the child execs with an argument from the heap and reads
+            // it from its new stack, the parent goes on.
+            "run T0 cpu0 store page=1 off=0\nstart T0 cpu0 vfork\n\
+             run T2 cpu0 execve page=1 off=0\nstep T0 cpu0\nrun T2 cpu0 load page=9 off=61\n\
+             run T0 cpu0 load page=1 off=1",
+            // fork then exec with an argument the parent stored, the new program running.
+            "run T0 cpu0 store page=2 off=8\nrun T0 cpu0 fork\n\
+             run T2 cpu0 execve page=2 off=8\nrun T2 cpu0 fetch page=4 off=0\n\
+             run T2 cpu0 load page=9 off=60\nrun T0 cpu0 load page=2 off=8",
         ],
     ),
 ];

@@ -80,6 +80,10 @@ pub enum ReadKind {
     /// A kernel read of a page-cache page on behalf of a private mapping (the source of a
     /// copy-on-write of a file page): it need not see changes made after the mapping.
     KernelForPrivate,
+    /// A kernel instruction fetch of kernel text (a module, a JIT image) through a kernel
+    /// address: once the path that wrote the text has made its flushes, every CPU must fetch
+    /// what it wrote.
+    KernelFetch,
     /// A kernel read of the source of a copy-on-write copy for one address space, of a byte
     /// last written by a user store of a thread of another address space: the page was shared
     /// copy-on-write, so that store went through a TLB entry fork had not yet flushed, and the
@@ -792,7 +796,10 @@ impl Oracle {
         }
         if matches!(
             how,
-            ReadKind::Kernel | ReadKind::KernelForPrivate | ReadKind::KernelForCopyOfOthersStore
+            ReadKind::Kernel
+                | ReadKind::KernelForPrivate
+                | ReadKind::KernelForCopyOfOthersStore
+                | ReadKind::KernelFetch
         ) {
             match self.device_owned[frame] {
                 2 => return Err(Kind::Misuse),
@@ -828,6 +835,7 @@ impl Oracle {
                 Err(Kind::StaleLoad)
             }
             ReadKind::Kernel => Err(Kind::StaleLoad),
+            ReadKind::KernelFetch => Err(Kind::StaleFetch),
             ReadKind::KernelForPrivate => {
                 if self.flags[i] & PRIVATE_UNSPEC != 0 {
                     return Ok(Some(Rule::PrivateMappingOfModifiedFile));

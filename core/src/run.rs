@@ -169,6 +169,8 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         cpumask: 0,
         exiting: false,
         context: 0,
+        xol: None,
+        users: 1,
     }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
@@ -197,12 +199,17 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         buffers,
         locks: vec![
             None;
-            kernel::buffer_lock(0) + (shape.buffers_low + shape.buffers_high) as usize
+            kernel::buffer_lock(0)
+                + (shape.buffers_low + shape.buffers_high) as usize
+                + kernel::locks::COUNT
         ],
         vmalloc: vec![false; layout::VMALLOC_PAGES as usize],
         fixmap_depth: [0; crate::addr::MAX_CPUS],
         io: preset.io,
         arch_words: [0; kernel::ARCH_WORDS],
+        vmap_bufs: vec![None; kernel::bio::VMAP_BUFS],
+        rings: vec![None; kernel::ring::RINGS],
+        text: vec![None; kernel::text::TEXT_SLOTS],
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

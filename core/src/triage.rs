@@ -143,6 +143,65 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: false,
     },
     FamilyRule {
+        name: "ring-written-through-incongruent-vmalloc-alias",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user", "unmapped"],
+        write_via: &["vmap"],
+        write_paths: &["perf_output_copy"],
+        newest: Newest::Any,
+        mechanism: "the kernel writes a ring buffer (perf's under CONFIG_PERF_USE_VMALLOC, a \
+                    vb2-vmalloc buffer) through its vmalloc alias and nothing writes those lines \
+                    back; where the user's mapping of the ring does not share the alias's lines \
+                    (VIVT, and PA-RISC, whose vmalloc_user gets no colour), the user reads the \
+                    old data (mainline on VIVT and PA-RISC)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "ring-read-through-incongruent-vmalloc-alias",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &["perf_output_begin"],
+        read_via: &["vmap"],
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::Any,
+        mechanism: "the kernel reads what the user wrote into a ring buffer (perf's data_tail, a \
+                    vb2 output buffer) through the ring's vmalloc alias, with nothing written \
+                    back; where the user's mapping does not share that alias's lines (VIVT, \
+                    PA-RISC), it reads the old data (mainline on VIVT and PA-RISC)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "uprobe-slot-left-dirty-at-kernel-alias",
+        kinds: &[Kind::StaleFetch, Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &["arch_uprobe_copy_ixol"],
+        newest: Newest::Any,
+        mechanism: "ARM's flush_uprobe_xol_access on an aliasing VIPT D-cache flushes the user \
+                    colour of the out-of-line page (flush_pfn_alias) and the I-cache, not the \
+                    kmap_atomic address arch_uprobe_copy_ixol stored the instruction through: a \
+                    task executing a reused slot fetches the old instruction from memory \
+                    (mainline on aliasing ARMv6)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "zeroed-special-page-stale-in-user-mapping",
+        kinds: &[Kind::StaleLoad, Kind::StaleFetch, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &["xol_add_vma"],
+        newest: Newest::Any,
+        mechanism: "the uprobes out-of-line page is zeroed (__GFP_ZERO) through its kernel alias \
+                    and mapped into the process by a special mapping with no flush, and MIPS's \
+                    set_pte_at (__update_cache) flushes only a page marked PG_dcache_dirty: \
+                    through the mapping at another colour the process reads the frame's old \
+                    memory instead of the zeros (mainline on MIPS with aliasing D-caches)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "process-vm-writev-leaves-kernel-alias-dirty",
         kinds: STALE_READS,
         read_paths: &[],

@@ -426,6 +426,35 @@ impl<A: Arch> Cx<A> {
         }
     }
 
+    /// Kernel instruction fetches of the `len` consecutive bytes from `va`, all in one page, on
+    /// the actor's CPU: kernel text (a module's, a JIT image) executed through its kernel
+    /// address, each byte judged as [`ReadKind::KernelFetch`] up to the first violation. The
+    /// kernel mapping must allow execution; a kernel path never faults.
+    pub fn kfetch_run(&self, va: Va, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mut st = self.st();
+        let cpu = self.cpu_in(&st);
+        debug_assert!(rem_size(va, st.m.page_size()) + len <= st.m.page_size() as u64);
+        let t = kernel_translation(&mut st, cpu, va, Access::Exec);
+        for i in 0..len {
+            let ti = Translation { pa: t.pa + i, ..t };
+            let obs = st.m.fetch(cpu, va + i, &ti);
+            self.judge(
+                &mut st,
+                va + i,
+                ti.pa,
+                obs,
+                ReadKind::KernelFetch,
+                Some(self.me),
+            );
+            if st.violation.is_some() {
+                return;
+            }
+        }
+    }
+
     /// A kernel store of `v` through `va`, a logical write. `multi_step` says the write belongs
     /// to an operation that continues over later steps, so racing readers may see either value.
     pub fn kstore(&self, va: Va, v: Stamp, multi_step: bool) {

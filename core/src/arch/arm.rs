@@ -1,13 +1,17 @@
 //! Code shared by the two ARM implementations ([`super::vivt`] and [`super::v6`]), after
-//! arch/arm/mm/flush.c and fault-armv.c: `flush_dcache_page` with the lazy `PG_arch_1` scheme,
-//! the deferred flush done when a page is mapped, and `make_coherent` for shared aliases in one
-//! address space on VIVT.
+//! arch/arm/mm/flush.c, fault-armv.c and probes/uprobes/core.c: `flush_dcache_page` with the
+//! lazy `PG_arch_1` scheme, the deferred flush done when a page is mapped, `make_coherent` for
+//! shared aliases in one address space on VIVT, and the uprobes slot copy with its flush.
 
 use super::generic::{colour_alias_op, kernel_alias_op, page_op};
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch};
-use crate::addr::{MmId, Pfn, Vpn};
+use crate::addr::{MmId, Pfn, Stamp, Va, Vpn};
+use crate::kernel::kmap;
 use crate::machine::{CacheOp, Pte, Scope};
-use crate::world::Cx;
+use crate::world::{Cx, StoreKind};
+
+/// SHMLBA on ARM: 4 pages, whatever the cache.
+pub const SHMLBA_PAGES: u64 = 4;
 
 /// Whether `mm` is live on this CPU (so its user lines may be in this CPU's VIVT cache).
 pub fn live_here<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
@@ -104,4 +108,45 @@ pub async fn make_coherent<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
             pte.pfn
         )
     });
+}
+
+/// ARM `arch_uprobe_copy_ixol`: the slot is written through `kmap_atomic` with preemption off,
+/// then `flush_uprobe_xol_access` makes it executable.
+pub async fn uprobe_copy_ixol<A: Arch>(cx: &Cx<A>, pfn: Pfn, vpn: Vpn, off: u64, values: &[Stamp]) {
+    let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+    cx.preempt_disable();
+    let kaddr = k + off;
+    cx.kstore_run(kaddr, values, false, StoreKind::Kernel);
+    let uaddr = vpn * cx.page_size() + off;
+    flush_uprobe_xol_access(cx, pfn, uaddr, kaddr, values.len() as u64).await;
+    cx.preempt_enable();
+    kmap::kunmap_atomic(cx, k, how).await;
+}
+
+/// `flush_uprobe_xol_access`: `__flush_ptrace_access` for an executable mapping of an address
+/// space live on this CPU. VIVT: `__cpuc_coherent_kern_range` (what `flush_icache_range` is) of
+/// the kernel address written. Aliasing VIPT: the lines of the user's colour
+/// (`flush_pfn_alias`) and the whole I-cache; the kernel address written is left as it is.
+/// Non-aliasing: `__cpuc_coherent_kern_range` of the kernel address, and every other CPU's
+/// I-cache by IPI when maintenance is not broadcast.
+pub async fn flush_uprobe_xol_access<A: Arch>(
+    cx: &Cx<A>,
+    pfn: Pfn,
+    uaddr: Va,
+    kaddr: Va,
+    len: u64,
+) {
+    if cx.dcache_vivt() {
+        cx.arch().flush_icache_range(cx, kaddr, kaddr + len).await;
+        return;
+    }
+    if cx.dcache_aliases() {
+        colour_alias_op(cx, pfn, uaddr, CacheOp::Flush);
+        cx.icache_all(Scope::AllCpus);
+        return;
+    }
+    cx.arch().flush_icache_range(cx, kaddr, kaddr + len).await;
+    if !cx.cache_ops_broadcast() {
+        cx.icache_all(Scope::AllCpus);
+    }
 }

@@ -36,7 +36,8 @@
 //!   address space, coherent on both sides.
 //! - `flush_dcache_folio`, `set_ptes`, `update_mmu_cache_range`, `flush_icache_pages`: the same
 //!   for several pages at once (large folios, fault-around).
-//! - `uprobe_copy_ixol`: an out-of-line instruction slot written for a task to execute.
+//! - `uprobe_copy_ixol`: an out-of-line instruction slot written for a task to execute: on
+//!   return, any CPU running the task fetches the new instructions.
 //! - `sync_dma_for_device` / `sync_dma_for_cpu`: the cache maintenance of a streaming DMA
 //!   mapping of a physical range for a non-coherent device, when ownership passes to the device
 //!   and back (`arch_sync_dma_for_device`, `arch_sync_dma_for_cpu`).
@@ -489,6 +490,20 @@ pub trait Arch: Sized + 'static {
     /// Whether `MAP_FIXED|MAP_SHARED` at an incongruent address fails with `EINVAL`.
     fn rejects_incongruent_fixed(&self) -> bool {
         self.base().rejects_incongruent_fixed()
+    }
+
+    /// `SHMLBA` in pages: the alignment `vmalloc_user` gives the kernel address of a buffer a
+    /// driver will map into user space (`remap_vmalloc_range`), so that on a cache whose
+    /// colours fit in it the kernel's and a colour-aligned user mapping's lines coincide.
+    /// Whatever exceeds the layout's colour windows acts as the largest colour count does.
+    fn shmlba_pages<O: Arch>(&self, cx: &Cx<O>) -> u64 {
+        self.base().shmlba_pages(cx)
+    }
+
+    /// Whether the arch implements uprobes (`ARCH_SUPPORTS_UPROBES`): without them no task
+    /// ever executes an out-of-line slot.
+    fn has_uprobes(&self) -> bool {
+        self.base().has_uprobes()
     }
 }
 

@@ -203,4 +203,12 @@ impl Arch for Null {
     fn rejects_incongruent_fixed(&self) -> bool {
         false
     }
+
+    fn shmlba_pages<O: Arch>(&self, _cx: &Cx<O>) -> u64 {
+        1
+    }
+
+    fn has_uprobes(&self) -> bool {
+        true
+    }
 }

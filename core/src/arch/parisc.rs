@@ -5,7 +5,8 @@
 //! the kernel alias and every user alias it finds in the reverse map, or defers with
 //! `PG_dcache_dirty` when the page is unmapped; `invalidate_kernel_vmap_range` first flushes the
 //! kernel alias of pages with a deferred flush (the fix that followed the NFS readdir reports).
-//! The deferred flush runs in `update_mmu_cache`, after publication, as on PA-RISC.
+//! The deferred flush runs in `update_mmu_cache`, after publication, as on PA-RISC. `SHMLBA`
+//! is one page, so `vmalloc_user` buffers get no colour; PA-RISC has no uprobes.
 
 use super::generic::{self, colour_alias_op, kernel_alias_op, page_op, smp_scope};
 use super::null::Null;
@@ -198,5 +199,15 @@ impl Arch for Parisc {
 
     fn rejects_incongruent_fixed(&self) -> bool {
         true
+    }
+
+    fn shmlba_pages<O: Arch>(&self, _cx: &Cx<O>) -> u64 {
+        // SHMLBA is PAGE_SIZE; SHM_COLOUR (mmap_colour_pages) is the congruence modulus.
+        1
+    }
+
+    fn has_uprobes(&self) -> bool {
+        // arch/parisc selects no ARCH_SUPPORTS_UPROBES.
+        false
     }
 }

@@ -9,11 +9,11 @@
 use super::generic::{self, colour_alias_op, page_op, smp_scope};
 use super::null::Null;
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
-use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Pte, Scope};
 use crate::op::DmaDir;
-use crate::world::Cx;
+use crate::world::{Cx, StoreKind};
 
 /// MIPS R4K.
 #[derive(Clone, Copy, Debug, Default)]
@@ -269,8 +269,32 @@ impl Arch for MipsR4k {
         generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
+    async fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        _vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) {
+        // arch/mips/kernel/uprobes.c: the slot written through kmap_atomic, then
+        // flush_icache_range of the kernel address written.
+        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+        let kstart = k + off;
+        cx.kstore_run(kstart, values, false, StoreKind::Kernel);
+        cx.arch()
+            .flush_icache_range(cx, kstart, kstart + values.len() as u64)
+            .await;
+        kmap::kunmap_atomic(cx, k, how).await;
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheDirty
+    }
+
+    fn shmlba_pages<O: Arch>(&self, cx: &Cx<O>) -> u64 {
+        // SHMLBA is 256 KiB, a multiple of every colour count.
+        cx.dcache_colours()
     }
 
     fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, _shared: bool) -> u64 {

@@ -13,7 +13,7 @@ use super::arm;
 use super::generic::{self, colour_alias_op, page_op, smp_scope};
 use super::null::Null;
 use super::{Arch, Arch1Polarity};
-use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Pte, Scope};
 use crate::op::DmaDir;
@@ -23,8 +23,7 @@ use crate::world::Cx;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ArmV6;
 
-/// SHMLBA on ARM: 4 pages.
-pub const SHMLBA_PAGES: u64 = 4;
+pub use super::arm::SHMLBA_PAGES;
 
 /// The whole D-cache and I-cache, on every CPU (`flush_cache_all`).
 pub fn flush_all<A: Arch>(cx: &Cx<A>) {
@@ -246,8 +245,23 @@ impl Arch for ArmV6 {
         generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
+    async fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) {
+        arm::uprobe_copy_ixol(cx, pfn, vpn, off, values).await;
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheClean
+    }
+
+    fn shmlba_pages<O: Arch>(&self, _cx: &Cx<O>) -> u64 {
+        SHMLBA_PAGES
     }
 
     fn mmap_colour_pages<O: Arch>(&self, cx: &Cx<O>, _shared: bool) -> u64 {

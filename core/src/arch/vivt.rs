@@ -7,11 +7,11 @@
 //! (`make_coherent`). Kernel aliases are flushed by address: the linear map, pkmap slots
 //! (`kmap_high_get`), fixmap slots on `kunmap_atomic`.
 
-use super::arm::{self, live_here};
+use super::arm::{self, live_here, SHMLBA_PAGES};
 use super::generic::{self, page_op, smp_scope};
 use super::null::Null;
 use super::{Arch, Arch1Polarity};
-use crate::addr::{MmId, Pa, Pfn, Va, Vpn};
+use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::kernel::kmap;
 use crate::machine::{CacheOp, Scope};
 use crate::op::DmaDir;
@@ -210,7 +210,22 @@ impl Arch for ArmVivt {
         generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
+    async fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) {
+        arm::uprobe_copy_ixol(cx, pfn, vpn, off, values).await;
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheClean
+    }
+
+    fn shmlba_pages<O: Arch>(&self, _cx: &Cx<O>) -> u64 {
+        SHMLBA_PAGES
     }
 }

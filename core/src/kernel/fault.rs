@@ -26,6 +26,13 @@ pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, acces
         Access::Exec => "user fetch",
     };
     let prev = cx.enter(name, || format!("{va:#x}"));
+    user_access_at(cx, mm, va, access).await;
+    cx.leave(prev);
+}
+
+/// A user access of the byte at `va` of `mm`, with fault handling and retry as
+/// [`user_access`] does it.
+pub async fn user_access_at<A: Arch>(cx: &Cx<A>, mm: MmId, va: Va, access: Access) {
     for _ in 0..8 {
         if io_in_progress(cx, va) {
             cx.step().await;
@@ -42,7 +49,6 @@ pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, acces
             }
         }
     }
-    cx.leave(prev);
 }
 
 /// Whether I/O is in progress on the page `va` translates to on this CPU: a user thread (or a
@@ -102,6 +108,9 @@ async fn fault_locked<A: Arch>(
     if !allowed {
         return false;
     }
+    if let VmaKind::Special { .. } = vma.kind {
+        return special_fault(cx, mm, vpn, &vma, access).await;
+    }
     let pte = cx.st().m.pte(Some(mm), vpn);
     let prev = cx.enter("handle_mm_fault", || {
         format!("mm {mm}, page {vpn}, {access:?}")
@@ -113,6 +122,7 @@ async fn fault_locked<A: Arch>(
                 do_cow_fault(cx, mm, vpn, &vma).await
             }
             (VmaKind::File { .. }, _) => do_read_fault(cx, mm, vpn, &vma, access).await,
+            (VmaKind::Special { .. }, _) => unreachable!("handled above"),
         }
     } else if access == Access::Write && !pte.write {
         do_wp_page(cx, mm, vpn, &vma, pte).await;
@@ -122,6 +132,37 @@ async fn fault_locked<A: Arch>(
     }
     cx.leave(prev);
     true
+}
+
+/// A fault on a VMA mapping kernel pages ([`VmaKind::Special`]): the object's page is mapped
+/// (`xol_fault`, or a ring's page again), or a write to a writable VMA through a read-only
+/// entry makes the entry writable (`wp_page_shared`; such pages are never copied). False if
+/// the object has no page there (`SIGBUS`).
+async fn special_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, access: Access) -> bool {
+    let pte = cx.pte(mm, vpn);
+    let prev = cx.enter("handle_mm_fault", || {
+        format!("mm {mm}, page {vpn}, {access:?}")
+    });
+    let ok = if !pte.present {
+        match super::text::special_page(cx, mm, vma, vpn) {
+            Some(pfn) => {
+                let write = access == Access::Write;
+                install_pte(cx, mm, vpn, super::user_pte(vma, pfn, write)).await;
+                true
+            }
+            None => false,
+        }
+    } else if access == Access::Write && !pte.write {
+        cx.write_pte(Some(mm), vpn, Pte { write: true, ..pte });
+        cx.arch().flush_tlb_page(cx, mm, vpn).await;
+        cx.arch().update_mmu_cache(cx, mm, vpn).await;
+        true
+    } else {
+        cx.arch().flush_tlb_page(cx, mm, vpn).await;
+        true
+    };
+    cx.leave(prev);
+    ok
 }
 
 /// Installs `pte` for a new mapping the way the fault path does: `set_pte_at` publishes it
@@ -245,6 +286,13 @@ pub async fn get_user_page<A: Arch>(
     write: bool,
     force: bool,
 ) -> Option<Pfn> {
+    // VM_IO: the kernel's own pages mapped into a process are no user pages to pin.
+    if cx
+        .vma(mm, vpn)
+        .is_some_and(|v| matches!(v.kind, VmaKind::Special { .. }))
+    {
+        return None;
+    }
     for _ in 0..4 {
         let pte = cx.st().m.pte(Some(mm), vpn);
         if pte.present && (!write || pte.write) {

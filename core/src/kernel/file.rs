@@ -163,6 +163,31 @@ pub async fn copy_to_user<A: Arch>(
     }
 }
 
+/// `copy_from_user` of the byte at `va` of `mm`, the caller's address space, faulting it in as
+/// needed; `None` if it cannot be read (`EFAULT`).
+pub async fn copy_from_user<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    va: crate::addr::Va,
+) -> Option<crate::addr::Stamp> {
+    let vpn = va / cx.page_size();
+    for _ in 0..16 {
+        if super::fault::io_in_progress(cx, va) {
+            cx.step().await;
+            continue;
+        }
+        match cx.user_access(va, Access::Read) {
+            Ok(x) => return x,
+            Err(f) => {
+                if !super::fault::handle_mm_fault(cx, mm, vpn, Access::Read, f, false).await {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
 /// `write()` of one byte of the caller's `page`-th user page into a file page.
 pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, page: u8) {
     let Some(vpn) = nth_user_page(cx, mm, page) else {
@@ -170,25 +195,7 @@ pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, 
     };
     let (file, index) = file_page(cx, file, index);
     let prev = cx.enter("sys_write", || format!("file {file} page {index}"));
-    // copy_from_user
-    let mut v = None;
-    for _ in 0..16 {
-        if super::fault::io_in_progress(cx, uva(cx, vpn, off)) {
-            cx.step().await;
-            continue;
-        }
-        match cx.user_access(uva(cx, vpn, off), Access::Read) {
-            Ok(x) => {
-                v = x;
-                break;
-            }
-            Err(f) => {
-                if !super::fault::handle_mm_fault(cx, mm, vpn, Access::Read, f, false).await {
-                    break;
-                }
-            }
-        }
-    }
+    let v = copy_from_user(cx, mm, uva(cx, vpn, off)).await;
     cx.step().await;
     if let (Some(v), Some(pfn)) = (v, find_or_read_page(cx, file, index).await) {
         // generic_perform_write: a page user space may write through shared mappings is

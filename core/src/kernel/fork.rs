@@ -36,6 +36,8 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             cpumask: 0,
             exiting: false,
             context: 0,
+            xol: None,
+            users: 1,
         });
         st.m.create_user_pt(child_mm);
         (slot, child_mm)
@@ -56,7 +58,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     cx.st().o.fork_window(true);
     cx.step().await;
     let vmas = cx.st().k.mms[mm as usize].vmas.clone();
-    for vma in &vmas {
+    for vma in vmas.iter().filter(|v| !v.dontcopy()) {
         cx.st().k.mms[child_mm as usize].vmas.push(*vma);
         for vpn in vma.start..vma.end {
             let pte = cx.st().m.pte(Some(mm), vpn);
@@ -109,6 +111,47 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     cx.leave(prev);
 }
 
+/// `vfork()` (`kernel_clone` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn` uses it): a new
+/// process with one thread that shares the caller's address space, while the caller waits
+/// until the child has exec'd or exited (`wait_for_vfork_done`). No cache or TLB work: nothing
+/// is copied.
+pub async fn vfork<A: Arch>(cx: &Cx<A>, mm: MmId) {
+    let slot = {
+        let mut st = cx.st();
+        let Some(slot) = st.sched.free_thread_slot() else {
+            return;
+        };
+        let pid = st.k.procs.len() as u8;
+        st.k.procs.push(mm);
+        st.k.mms[mm as usize].users += 1;
+        let a = st.sched.actor_mut(slot);
+        a.alive = true;
+        a.kind = ActorKind::Thread { pid };
+        a.busy = false;
+        a.name = format!("T{slot}");
+        slot
+    };
+    let prev = cx.enter("vfork", || format!("mm {mm}"));
+    cx.note(|| format!("child process sharing mm {mm} runs as actor {slot}"));
+    let mut again = false;
+    loop {
+        let done = {
+            let st = cx.st();
+            let child = st.sched.actor(slot);
+            match child.kind {
+                ActorKind::Thread { pid } => !child.alive || st.k.procs[pid as usize] != mm,
+                _ => true,
+            }
+        };
+        if done {
+            break;
+        }
+        cx.wait(again).await;
+        again = true;
+    }
+    cx.leave(prev);
+}
+
 /// Unmaps every present page of `[start, end)` of `mm`: cache flush, PTE clear, TLB flush, then
 /// the pages are freed, in that order.
 async fn unmap_range<A: Arch>(
@@ -154,7 +197,11 @@ pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
         ActorKind::Thread { pid } => pid,
         _ => return,
     };
-    cx.st().k.mms[mm as usize].exiting = true;
+    // A vfork child gives the address space back to its parent.
+    let last = cx.st().k.mms[mm as usize].users == 1;
+    if last {
+        cx.st().k.mms[mm as usize].exiting = true;
+    }
     // The other threads finish what they are doing in the kernel before the address space goes.
     let mut again = false;
     loop {
@@ -167,6 +214,35 @@ pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
         cx.wait(again).await;
         again = true;
     }
+    mmput(cx, mm).await;
+    let mut st = cx.st();
+    let me = cx.me();
+    for i in 0..st.sched.len() {
+        let a = st.sched.actor(i as u8);
+        if a.alive && a.kind == (ActorKind::Thread { pid }) && i != me as usize {
+            st.sched.kill(i as u8);
+        }
+    }
+    // The caller itself dies when this action returns.
+    st.sched.actor_mut(me).alive = false;
+}
+
+/// `mmput`: one process less uses `mm`; the last one tears it down ([`exit_mmap`]).
+pub async fn mmput<A: Arch>(cx: &Cx<A>, mm: MmId) {
+    let users = {
+        let mut st = cx.st();
+        let m = &mut st.k.mms[mm as usize];
+        m.users -= 1;
+        m.users
+    };
+    if users == 0 {
+        exit_mmap(cx, mm).await;
+    }
+}
+
+/// `exit_mmap`: the address space's caches flushed, everything unmapped, its TLB entries
+/// flushed, its uprobes area dropped; it is gone.
+pub async fn exit_mmap<A: Arch>(cx: &Cx<A>, mm: MmId) {
     let prev = cx.enter("exit_mmap", || format!("mm {mm}"));
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
@@ -181,19 +257,9 @@ pub async fn exit<A: Arch>(cx: &Cx<A>, mm: MmId) {
     let p = cx.enter("flush_tlb_mm", || format!("mm {mm}"));
     cx.arch().flush_tlb_mm(cx, mm).await;
     cx.leave(p);
+    super::text::uprobe_clear_state(cx, mm);
     cx.st().k.mms[mm as usize].alive = false;
     mutex_unlock(cx, lock);
-    let mut st = cx.st();
-    let me = cx.me();
-    for i in 0..st.sched.len() {
-        let a = st.sched.actor(i as u8);
-        if a.alive && a.kind == (ActorKind::Thread { pid }) && i != me as usize {
-            st.sched.kill(i as u8);
-        }
-    }
-    // The caller itself dies when this action returns.
-    st.sched.actor_mut(me).alive = false;
-    drop(st);
     cx.leave(prev);
 }
 
@@ -204,25 +270,13 @@ fn remove_vma_range(m: &mut Mm, start: Vpn, end: Vpn, replace: impl Fn(&Vma) -> 
             out.push(*v);
             continue;
         }
-        let skip = |n: Vpn| match v.kind {
-            VmaKind::File {
-                file,
-                pgoff,
-                shared,
-            } => VmaKind::File {
-                file,
-                pgoff: pgoff + (n - v.start) as u32,
-                shared,
-            },
-            VmaKind::Anon => VmaKind::Anon,
-        };
         if v.start < start {
             out.push(Vma { end: start, ..*v });
         }
         let mid = Vma {
             start: v.start.max(start),
             end: v.end.min(end),
-            kind: skip(v.start.max(start)),
+            kind: v.kind_from(v.start.max(start)),
             ..*v
         };
         if let Some(r) = replace(&mid) {
@@ -231,7 +285,7 @@ fn remove_vma_range(m: &mut Mm, start: Vpn, end: Vpn, replace: impl Fn(&Vma) -> 
         if v.end > end {
             out.push(Vma {
                 start: end,
-                kind: skip(end),
+                kind: v.kind_from(end),
                 ..*v
             });
         }

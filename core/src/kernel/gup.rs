@@ -61,7 +61,8 @@ pub async fn get_user_pages<A: Arch>(
     pfn
 }
 
-fn unpin<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+/// Drops a page [`get_user_pages`] returned: its I/O pin and its reference.
+pub fn unpin<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     cx.st().k.pages[pfn as usize].io_pin -= 1;
     put_page(cx, pfn);
 }

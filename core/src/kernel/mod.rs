@@ -10,12 +10,16 @@
 //! The kernel knows nothing of the oracle's rules; it tells the oracle what it writes through
 //! `Cx`.
 
+pub mod bio;
 pub mod dma;
+pub mod exec;
 pub mod fault;
 pub mod file;
 pub mod fork;
 pub mod gup;
 pub mod kmap;
+pub mod ring;
+pub mod text;
 pub mod vmap;
 
 use crate::addr::{layout, ActorId, MmId, Pfn, Stamp, Va, Vpn};
@@ -102,6 +106,24 @@ pub enum VmaKind {
         /// `MAP_SHARED`.
         shared: bool,
     },
+    /// Kernel pages mapped into the process by a driver or the kernel itself
+    /// (`remap_vmalloc_range`, a special mapping): never anonymous, never copied at fork
+    /// (`VM_DONTCOPY`), refused to `get_user_pages` (`VM_IO`); a fault maps the object's page.
+    Special {
+        /// What is mapped.
+        what: Special,
+        /// The object's page of the VMA's first page.
+        pgoff: u32,
+    },
+}
+
+/// The kernel object a [`VmaKind::Special`] VMA maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Special {
+    /// A `vmalloc_user` ring buffer ([`ring`]), shared with the kernel.
+    Ring(u8),
+    /// The address space's uprobes out-of-line slots ([`text`]): one executable page.
+    Xol,
 }
 
 /// A virtual memory area.
@@ -124,13 +146,47 @@ impl Vma {
     pub fn file_index(&self, vpn: Vpn) -> Option<(u8, u32)> {
         match self.kind {
             VmaKind::File { file, pgoff, .. } => Some((file, pgoff + (vpn - self.start) as u32)),
-            VmaKind::Anon => None,
+            VmaKind::Anon | VmaKind::Special { .. } => None,
         }
     }
 
-    /// Whether the VMA is `MAP_SHARED`.
+    /// Whether the VMA is `MAP_SHARED` (a driver's ring buffer is).
     pub fn shared(&self) -> bool {
-        matches!(self.kind, VmaKind::File { shared: true, .. })
+        matches!(
+            self.kind,
+            VmaKind::File { shared: true, .. }
+                | VmaKind::Special {
+                    what: Special::Ring(_),
+                    ..
+                }
+        )
+    }
+
+    /// Whether fork leaves the VMA out of the child (`VM_DONTCOPY`).
+    pub fn dontcopy(&self) -> bool {
+        matches!(self.kind, VmaKind::Special { .. })
+    }
+
+    /// The kind of the part of the VMA from `vpn` on: a file's or an object's page offset moves
+    /// with the start.
+    pub fn kind_from(&self, vpn: Vpn) -> VmaKind {
+        let skip = (vpn - self.start) as u32;
+        match self.kind {
+            VmaKind::File {
+                file,
+                pgoff,
+                shared,
+            } => VmaKind::File {
+                file,
+                pgoff: pgoff + skip,
+                shared,
+            },
+            VmaKind::Special { what, pgoff } => VmaKind::Special {
+                what,
+                pgoff: pgoff + skip,
+            },
+            VmaKind::Anon => VmaKind::Anon,
+        }
     }
 }
 
@@ -147,6 +203,11 @@ pub struct Mm {
     pub exiting: bool,
     /// The arch's context ([`crate::world::Cx::mm_context`]).
     pub context: u64,
+    /// The uprobes out-of-line area (`mm->uprobes_state.xol_area`), once a probe was hit.
+    pub xol: Option<text::XolArea>,
+    /// Processes using it (`mm_users`): more than one after `vfork`, until the child execs or
+    /// exits.
+    pub users: u32,
 }
 
 crate::reuse::clone_reusing!(Mm {
@@ -154,7 +215,9 @@ crate::reuse::clone_reusing!(Mm {
     alive,
     cpumask,
     exiting,
-    context
+    context,
+    xol,
+    users
 });
 
 impl Mm {
@@ -228,6 +291,12 @@ pub struct KernelState {
     pub io: crate::preset::Io,
     /// The arch's global per-run words ([`crate::world::Cx::arch_word`]).
     pub arch_words: [u64; ARCH_WORDS],
+    /// Filesystem metadata buffers built from several pages and one vmap ([`bio`]).
+    pub vmap_bufs: Vec<Option<bio::VmapBuf>>,
+    /// `vmalloc_user` ring buffers a process may map ([`ring`]).
+    pub rings: Vec<Option<ring::Ring>>,
+    /// Kernel text in vmalloc space: loaded modules and JIT images ([`text`]).
+    pub text: Vec<Option<text::Text>>,
 }
 
 /// How many global words of per-run state an arch has.
@@ -244,7 +313,10 @@ crate::reuse::clone_reusing!(KernelState {
     vmalloc,
     fixmap_depth,
     io,
-    arch_words
+    arch_words,
+    vmap_bufs,
+    rings,
+    text
 });
 
 impl KernelState {
@@ -273,6 +345,8 @@ impl KernelState {
         for m in &self.mms {
             c.word(m.alive as u64 | (m.exiting as u64) << 1 | (m.cpumask as u64) << 8);
             c.word(m.context);
+            c.word(m.users as u64);
+            c.text(&format!("{:?}", m.xol));
             c.word(m.vmas.len() as u64);
             for v in &m.vmas {
                 c.word(v.start | v.end << 24 | (v.write as u64) << 48 | (v.exec as u64) << 49);
@@ -283,6 +357,13 @@ impl KernelState {
                         pgoff,
                         shared,
                     } => 1 | (file as u64) << 8 | (pgoff as u64) << 16 | (shared as u64) << 48,
+                    VmaKind::Special { what, pgoff } => {
+                        let w = match what {
+                            Special::Ring(r) => r as u64,
+                            Special::Xol => 1 << 8,
+                        };
+                        2 | w << 8 | (pgoff as u64) << 24
+                    }
                 });
             }
         }
@@ -316,6 +397,13 @@ impl KernelState {
         for &w in &self.arch_words {
             c.word(w);
         }
+        // Buffers, rings and kernel text, as their debug text: exact, if blind to the renaming
+        // of values (equal states may hash apart, never unequal ones together).
+        c.part(44);
+        c.text(&format!(
+            "{:?}{:?}{:?}",
+            self.vmap_bufs, self.rings, self.text
+        ));
     }
 
     /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
@@ -444,6 +532,23 @@ pub fn buffer_lock(n: usize) -> usize {
     MMAP_LOCK_BASE + fork::MAX_MMS + n
 }
 
+/// Sleeping locks of the kernel's objects, after the driver buffers' (see [`object_lock`]).
+pub mod locks {
+    /// `module_mutex` (and `text_mutex`): loading and freeing kernel text.
+    pub const TEXT_MUTEX: usize = 0;
+    /// The first metadata buffer's lock (`xfs_buf_lock`); buffer `n` has `VMAP_BUF + n`.
+    pub const VMAP_BUF: usize = 1;
+    /// The first ring buffer's lock (perf's `mmap_mutex`); ring `n` has `RING + n`.
+    pub const RING: usize = VMAP_BUF + super::bio::VMAP_BUFS;
+    /// How many there are.
+    pub const COUNT: usize = RING + super::ring::RINGS;
+}
+
+/// The index in [`KernelState::locks`] of object lock `i` (one of [`locks`]).
+pub fn object_lock<A: Arch>(cx: &Cx<A>, i: usize) -> usize {
+    buffer_lock(cx.kernel().buffers.len()) + i
+}
+
 /// Takes driver buffer `n`'s lock: waits in process context; in interrupt context (which
 /// cannot sleep) gives up if it is taken.
 pub async fn lock_buffer<A: Arch>(cx: &Cx<A>, n: usize) -> bool {
@@ -520,6 +625,30 @@ const PROCESS_VM: &[Field] = &[
 const CACHEFLUSH: &[Field] = &[Field::num("page")];
 /// Fields of readdir.
 const READDIR: &[Field] = &[Field::num("at"), Field::num("pages")];
+
+/// Fields of block I/O on a metadata buffer.
+const XFS_BUF_IO: &[Field] = &[
+    Field::num("buf"),
+    Field::num("at"),
+    Field::num("pages"),
+    Field::flag("write"),
+    Field::num("off"),
+];
+/// Fields of `mmap()` of a ring buffer.
+const RING_MMAP: &[Field] = &[
+    Field::num("ring"),
+    Field::num("pages"),
+    Field::num("at"),
+    Field::flag("write"),
+];
+/// Fields of a kernel access to a ring buffer.
+const RING_AT: &[Field] = &[Field::num("ring"), Field::num("page"), Field::num("off")];
+/// Fields of loading kernel text.
+const TEXT_LOAD: &[Field] = &[Field::num("slot"), Field::num("at"), Field::num("off")];
+/// Fields of running kernel text.
+const TEXT_RUN: &[Field] = &[Field::num("slot"), Field::num("off")];
+/// Fields of freeing kernel text.
+const TEXT_FREE: &[Field] = &[Field::num("slot")];
 
 /// The user's access to one byte of a page, with its faults.
 fn access<A: Arch>(
@@ -704,7 +833,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["copy_to_user_page", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
             },
             |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -807,7 +936,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_dcache_page", "flush_icache_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_PEEKDATA) or a /proc/pid/mem read of one byte of another process",
             },
             |cx, _, a| async move { gup::ptrace_peek(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -824,6 +953,131 @@ pub fn paths<A: Arch>() -> Paths<A> {
             |cx, _, a| async move {
                 gup::process_vm_rw(&cx, a.num(0), a.num(1), a.num(2), a.flag(3)).await
             },
+        ),
+        Path::new(
+            PathInfo {
+                name: "xfs-buf-io",
+                fields: XFS_BUF_IO,
+                runs: Runs::Kernel,
+                follows: "xfs_buf_submit",
+                calls: &["flush_cache_vmap", "flush_kernel_vmap_range", "invalidate_kernel_vmap_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "block I/O on a metadata buffer of 1 or 2 pages reached through one vmalloc alias (xfs_buf, dm-io): a write of what a transaction stored through it, or a read the verifier then reads through it",
+            },
+            |cx, a| async move {
+                bio::xfs_buf_io(&cx, a.num(0), a.num(1), a.num(2), a.flag(3), a.num(4)).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "ring-mmap",
+                fields: RING_MMAP,
+                runs: Runs::User,
+                follows: "perf_mmap",
+                calls: &["flush_cache_vmap", "flush_dcache_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at"],
+                doc: "mmap() of a vmalloc_user ring buffer of 1 or 2 pages (perf, vb2-vmalloc): allocated on first use, mapped with remap_vmalloc_range",
+            },
+            |cx, mm, a| async move {
+                ring::ring_mmap(&cx, mm, a.num(0), a.num(1), a.num(2), a.flag(3)).await
+            },
+        ),
+        Path::new(
+            PathInfo {
+                name: "ring-output",
+                fields: RING_AT,
+                runs: Runs::Atomic,
+                follows: "perf_output_copy",
+                calls: &[],
+                doc: "the kernel writes a record into a ring buffer through its vmalloc alias, for the user to read through its mapping",
+            },
+            |cx, a| async move { ring::ring_output(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "ring-read",
+                fields: RING_AT,
+                runs: Runs::Atomic,
+                follows: "perf_output_begin",
+                calls: &[],
+                doc: "the kernel reads what the user wrote into a ring buffer (perf's data_tail, a vb2 output frame) through its vmalloc alias",
+            },
+            |cx, a| async move { ring::ring_read(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "module-load",
+                fields: TEXT_LOAD,
+                runs: Runs::Kernel,
+                follows: "load_module",
+                calls: &["flush_cache_vmap", "flush_icache_range", "flush_tlb_kernel_range"],
+                doc: "a module loaded into executable vmalloc memory: text copied and relocated through that alias, flush_module_icache, set_memory_rox, its init run",
+            },
+            |cx, a| async move { text::load_module(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "bpf-jit",
+                fields: TEXT_LOAD,
+                runs: Runs::Kernel,
+                follows: "bpf_int_jit_compile",
+                calls: &["flush_cache_vmap", "flush_icache_range", "flush_tlb_kernel_range"],
+                doc: "a BPF program compiled into executable vmalloc memory (ARM's and MIPS's JITs): image emitted through that alias, flush_icache_range, bpf_jit_binary_lock_ro",
+            },
+            |cx, a| async move { text::bpf_jit(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "text-run",
+                fields: TEXT_RUN,
+                runs: Runs::Atomic,
+                follows: "bpf_prog_run",
+                calls: &[],
+                doc: "the kernel executes loaded module or JIT text, on any CPU, from any context",
+            },
+            |cx, a| async move { text::run_text(&cx, a.num(0), a.num(1)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "text-free",
+                fields: TEXT_FREE,
+                runs: Runs::Kernel,
+                follows: "execmem_free",
+                calls: &["flush_cache_vunmap", "flush_tlb_kernel_range"],
+                doc: "loaded module or JIT text freed (free_module, bpf_jit_free): its vmalloc memory unmapped and given back",
+            },
+            |cx, a| async move { text::free_text(&cx, a.num(0)).await },
+        ),
+        user(
+            PathInfo {
+                name: "uprobe-hit",
+                fields: &[],
+                runs: Runs::User,
+                follows: "xol_get_insn_slot",
+                calls: &["flush_dcache_page", "flush_icache_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache", "uprobe_copy_ixol"],
+                doc: "a thread hits a uprobe: the probed instruction copied into an out-of-line slot (arch_uprobe_copy_ixol), which the thread then executes",
+            },
+            |cx, mm, _| async move { text::uprobe_hit(&cx, mm).await },
+        ),
+        user(
+            PathInfo {
+                name: "execve",
+                fields: PAGE_OFF,
+                runs: Runs::User,
+                follows: "copy_strings",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_mm", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_mm", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "execve(): argument strings copied from the old address space into the new one's stack page through kmap (copy_strings), then the new address space replaces the old",
+            },
+            |cx, mm, a| async move { exec::execve(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "vfork",
+                fields: &[],
+                runs: Runs::User,
+                follows: "kernel_clone",
+                calls: &["flush_dcache_page", "flush_icache_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache", "uprobe_copy_ixol"],
+                doc: "vfork() (posix_spawn): a child process sharing the address space, the caller waiting until it execs or exits",
+            },
+            |cx, mm, _| async move { fork::vfork(&cx, mm).await },
         ),
     ])
 }

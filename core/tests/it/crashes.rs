@@ -170,6 +170,19 @@ fn ptrace_poke_into_a_data_mapping_is_user_data_for_the_icache() {
     );
 }
 
+/// A record the kernel writes into a ring buffer the user has made executable with mprotect:
+/// like `copy_to_user`'s data, it is the user's to sync before running it. `flushfuzz hunt` on
+/// nfs-vmap-alias-fixed once reported the audit's fetch through the user mapping as stale.
+#[test]
+fn a_ring_record_is_user_data_for_the_icache() {
+    assert_clean_trace(
+        "nfs-vmap-alias-fixed",
+        "start T0 cpu0 ring-mmap ring=0 pages=1 at=5 write=false\n\
+         start T0 cpu0 mprotect page=191 write=false exec=true\n\
+         start T0 cpu0 ring-output ring=0 page=1 off=0\n",
+    );
+}
+
 /// A direct-I/O read into a shared file page while a tracer pokes the same page through
 /// another process's mapping, after GUP pinned it and before `dma_map_page`: the user raced its
 /// own I/O, so the poked line may land over the device's data. Random search on

@@ -9,6 +9,12 @@ use flushfuzz::harness::Mutator;
 use flushfuzz::tool::Request;
 use std::path::PathBuf;
 
+/// Paths whose dropped flush leaves a race of a family mainline behaviour has on another
+/// machine (the uprobes slot copy's on aliasing VIPT ARM, a ring's on VIVT and PA-RISC):
+/// campaigns on them do not pass over mainline families, and the twin check alone tells the
+/// dropped flush's race apart.
+const FOUND_AMONG_MAINLINE_FAMILIES: &[&str] = &["uprobe-hit", "ring-mmap"];
+
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dropped")
 }
@@ -50,7 +56,7 @@ fn every_dropped_flush_is_found_through_its_path() {
                 seed,
                 work: None,
                 mutator: Mutator::Ops,
-                skip_mainline: true,
+                skip_mainline: !FOUND_AMONG_MAINLINE_FAMILIES.contains(&path),
                 seeds: seeds.clone(),
                 extra: Vec::new(),
             };

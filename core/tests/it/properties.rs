@@ -165,3 +165,97 @@ fn minimizer_keeps_the_signature_and_never_grows() {
             }
         });
 }
+
+/// Every machine mainline behaviour runs on: coherent hardware (with every historical switch
+/// on) and each `-fixed` twin, and PA-RISC.
+const MAINLINE_MACHINES: &[&str] = &[
+    "coherent",
+    "nfs-vmap-alias-fixed",
+    "gup-anon-alias-fixed",
+    "exec-icache-smp-fixed",
+    "kmap-recycle-dma-fixed",
+    "fork-cow-alias-fixed",
+    "parisc",
+];
+
+/// Random inputs in which every other op that starts an action starts one of `group` instead
+/// (the byte that named the path picks which), on every machine of [`MAINLINE_MACHINES`]: none
+/// may find anything but a documented mainline family (none at all on coherent hardware), and
+/// every path of the group must have started in some run.
+fn group_is_clean_but_mainline_holes(group: &[&str], iterations: usize) {
+    use flushfuzz::op::Op;
+    use std::sync::Mutex;
+    for name in MAINLINE_MACHINES {
+        let p = preset::by_name(name).unwrap();
+        let m = flushfuzz::model::shipped_cached(&p);
+        let catalog = m.catalog().clone();
+        let indices: Vec<u8> = group
+            .iter()
+            .map(|g| catalog.index(g).unwrap_or_else(|| panic!("no path {g}")))
+            .collect();
+        let reached = Mutex::new(0u128);
+        bolero::check!()
+            .with_generator(ops_gen())
+            .with_iterations(iterations)
+            .for_each(|ops: &Vec<Op>| {
+                let mut ops = ops.clone();
+                let mut starts = 0;
+                for op in &mut ops {
+                    if let Op::Start { action, .. } = op {
+                        if starts % 2 == 0 {
+                            action.path = indices[action.path as usize % indices.len()];
+                        }
+                        starts += 1;
+                    }
+                }
+                let r = run(&p, &ops, RunOptions::default());
+                *reached.lock().unwrap() |= r.paths_started;
+                check(&p, &ops, *name != "coherent");
+            });
+        let reached = *reached.lock().unwrap();
+        for (g, i) in group.iter().zip(&indices) {
+            assert!(reached & (1 << i) != 0, "{g} never started on {name}");
+        }
+    }
+}
+
+/// Block I/O on vmalloc'd metadata buffers (`xfs_buf_submit`, `dm_io`):
+/// `flush_kernel_vmap_range` before every I/O, `invalidate_kernel_vmap_range` after a read.
+#[test]
+fn vmapped_block_io_is_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(&["xfs-buf-io", "kmap-write", "dma"], 150);
+}
+
+/// Ring buffers shared through `vmalloc_user` and `remap_vmalloc_range` (perf, vb2-vmalloc),
+/// with the user's loads and stores of them.
+#[test]
+fn vmalloc_user_rings_are_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(
+        &["ring-mmap", "ring-output", "ring-read", "load", "store"],
+        150,
+    );
+}
+
+/// Kernel text written then executed: module loading, the BPF JIT, running and freeing that
+/// text, and uprobes' out-of-line slots.
+#[test]
+fn kernel_text_writers_are_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(
+        &[
+            "module-load",
+            "bpf-jit",
+            "text-run",
+            "text-free",
+            "uprobe-hit",
+            "fetch",
+        ],
+        150,
+    );
+}
+
+/// `execve` of a fork or vfork child: argument strings copied into the new stack page through
+/// kmap, then read by the new program.
+#[test]
+fn execve_is_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(&["fork", "vfork", "execve", "load", "store"], 150);
+}

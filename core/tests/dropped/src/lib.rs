@@ -6,12 +6,15 @@
 //! flush only while the actor is in that path ([`Cx::path`]) when the same flush serves other
 //! paths too, so that the race found is the path's.
 
-use flushfuzz::addr::{MmId, Pfn, Vpn};
+use flushfuzz::addr::{MmId, Pfn, Stamp, Va, Vpn};
 use flushfuzz::arch::{v6::ArmV6, vivt::ArmVivt, Arch};
 use flushfuzz::harness::Target;
+use flushfuzz::kernel::kmap;
+use flushfuzz::machine::Speculation;
 use flushfuzz::model::{DynModel, Model};
 use flushfuzz::preset::{self, Preset};
 use flushfuzz::world::Cx;
+use flushfuzz::world::StoreKind;
 use std::rc::Rc;
 
 /// A dropped flush: the path that relies on it, the flush, the machine, and the model.
@@ -32,7 +35,17 @@ pub fn dropped<A: Arch + Clone, R: Arch + Clone>(
     arch: A,
     real: R,
 ) -> Dropped {
-    let base = preset::by_name(machine).unwrap_or_else(|| panic!("no preset {machine}"));
+    // `<preset>+speculation`: the preset's machine, speculating D- and I-side fills through any
+    // valid translation, as a page-table walker may.
+    let (name, speculates) = match machine.strip_suffix("+speculation") {
+        Some(n) => (n, true),
+        None => (machine, false),
+    };
+    let mut base = preset::by_name(name).unwrap_or_else(|| panic!("no preset {name}"));
+    if speculates {
+        base.machine.speculation = Speculation::Both;
+        base.machine.hw_walker = true;
+    }
     let p = Preset {
         name: format!("{path}--{flush}"),
         description: format!("{} with {flush} dropped in {path}", base.name),
@@ -61,6 +74,148 @@ impl Arch for VivtNoFlushAnonPage {
     async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn) {
         if cx.action() != "gup" {
             self.base().flush_anon_page(cx, mm, pfn, vpn).await;
+        }
+    }
+}
+
+/// ARMv6 without `flush_kernel_vmap_range` (what block I/O on a vmapped buffer relies on
+/// before the device reads it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushKernelVmapRange(ArmV6);
+
+impl Arch for V6NoFlushKernelVmapRange {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_kernel_vmap_range"
+    }
+    async fn flush_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
+        if cx.action() != "xfs-buf-io" {
+            self.base().flush_kernel_vmap_range(cx, va, len).await;
+        }
+    }
+}
+
+/// ARMv6 without `invalidate_kernel_vmap_range` (what a read into a vmapped buffer relies on
+/// when lines of its vmalloc alias were fetched, speculatively, during the I/O).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoInvalidateKernelVmapRange(ArmV6);
+
+impl Arch for V6NoInvalidateKernelVmapRange {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-invalidate_kernel_vmap_range"
+    }
+    async fn invalidate_kernel_vmap_range<O: Arch>(&self, cx: &Cx<O>, va: Va, len: u64) {
+        if cx.action() != "xfs-buf-io" {
+            self.base().invalidate_kernel_vmap_range(cx, va, len).await;
+        }
+    }
+}
+
+/// ARMv6 whose `vmalloc_user` does not align the kernel address to `SHMLBA`: a ring buffer
+/// relies on no flush, but on that colouring to share its lines with the user's mapping.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoShmlbaAlignment(ArmV6);
+
+impl Arch for V6NoShmlbaAlignment {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-shmlba-alignment"
+    }
+    fn shmlba_pages<O: Arch>(&self, cx: &Cx<O>) -> u64 {
+        if cx.action() == "ring-mmap" {
+            1
+        } else {
+            self.base().shmlba_pages(cx)
+        }
+    }
+}
+
+/// ARMv6 without `flush_icache_range` in one path (module loading, the BPF JIT).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushIcacheRange<const JIT: bool>(ArmV6);
+
+impl<const JIT: bool> Arch for V6NoFlushIcacheRange<JIT> {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        if JIT {
+            "arm-v6-without-flush_icache_range-in-the-jit"
+        } else {
+            "arm-v6-without-flush_icache_range-in-module-load"
+        }
+    }
+    async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
+        let path = if JIT { "bpf-jit" } else { "module-load" };
+        if cx.action() != path {
+            self.base().flush_icache_range(cx, start, end).await;
+        }
+    }
+}
+
+/// ARMv6 whose `arch_uprobe_copy_ixol` copies the slot but skips `flush_uprobe_xol_access`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V6NoFlushUprobeXolAccess(ArmV6);
+
+impl Arch for V6NoFlushUprobeXolAccess {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_uprobe_xol_access"
+    }
+    async fn uprobe_copy_ixol<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        pfn: Pfn,
+        _vpn: Vpn,
+        off: u64,
+        values: &[Stamp],
+    ) {
+        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+        cx.kstore_run(k + off, values, false, StoreKind::Kernel);
+        kmap::kunmap_atomic(cx, k, how).await;
+    }
+}
+
+/// ARMv6 without `flush_dcache_page` in one path (`execve`: what `copy_strings` relies on once
+/// it has written the new stack page through kmap).
+#[derive(Clone, Copy, Debug)]
+pub struct V6NoFlushDcachePageIn {
+    arch: ArmV6,
+    path: &'static str,
+}
+
+impl V6NoFlushDcachePageIn {
+    /// ARMv6 without `flush_dcache_page` in `path`.
+    pub fn new(path: &'static str) -> Self {
+        V6NoFlushDcachePageIn { arch: ArmV6, path }
+    }
+}
+
+impl Arch for V6NoFlushDcachePageIn {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.arch
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_dcache_page-in-one-path"
+    }
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+        if cx.action() != self.path {
+            self.base().flush_dcache_page(cx, pfn).await;
         }
     }
 }
@@ -103,6 +258,55 @@ pub fn all() -> Vec<Dropped> {
             "gup-anon-alias-fixed",
             VivtNoFlushAnonPage::default(),
             ArmVivt,
+        ),
+        dropped(
+            "xfs-buf-io",
+            "flush_kernel_vmap_range",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushKernelVmapRange::default(),
+            ArmV6,
+        ),
+        dropped(
+            "xfs-buf-io",
+            "invalidate_kernel_vmap_range",
+            "nfs-vmap-alias-fixed+speculation",
+            V6NoInvalidateKernelVmapRange::default(),
+            ArmV6,
+        ),
+        dropped(
+            "ring-mmap",
+            "shmlba-alignment",
+            "nfs-vmap-alias-fixed",
+            V6NoShmlbaAlignment::default(),
+            ArmV6,
+        ),
+        dropped(
+            "module-load",
+            "flush_icache_range",
+            "exec-icache-smp-fixed",
+            V6NoFlushIcacheRange::<false>::default(),
+            ArmV6,
+        ),
+        dropped(
+            "bpf-jit",
+            "flush_icache_range",
+            "exec-icache-smp-fixed",
+            V6NoFlushIcacheRange::<true>::default(),
+            ArmV6,
+        ),
+        dropped(
+            "uprobe-hit",
+            "flush_uprobe_xol_access",
+            "exec-icache-smp-fixed",
+            V6NoFlushUprobeXolAccess::default(),
+            ArmV6,
+        ),
+        dropped(
+            "execve",
+            "flush_dcache_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushDcachePageIn::new("execve"),
+            ArmV6,
         ),
         dropped(
             "mprotect",

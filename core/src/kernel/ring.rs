@@ -1,0 +1,193 @@
+//! Ring buffers the kernel shares with a process through three aliases of each page: the
+//! kernel mapping of the page (through which `vmalloc_user` zeroed it), its vmalloc-space alias
+//! (through which the kernel writes records and reads what the user wrote), and the process's
+//! mapping of it (`remap_vmalloc_range`). perf's ring buffer under `CONFIG_PERF_USE_VMALLOC`
+//! (`perf_mmap`, `perf_output_copy`, the `data_tail` the user writes back) and videobuf2's
+//! vmalloc buffers (`vb2_vmalloc_mmap`) are built this way.
+//!
+//! Mainline does no cache maintenance around the sharing itself: `vm_insert_page` calls
+//! `flush_dcache_page` as it maps each page, and `vmalloc_user` aligns the kernel address to
+//! `SHMLBA`, so that a user mapping the kernel colours alike shares the kernel's lines wherever
+//! the cache's colours fit in `SHMLBA`. Records are written and read through the vmalloc alias
+//! with no flush. A ring lives for the rest of the run once allocated; the user mapping is a
+//! [`VmaKind::Special`] VMA, not copied at fork.
+
+use super::{
+    get_page, mutex_lock, mutex_unlock, object_lock, vmap, KernelState, Special, Vma, VmaKind,
+};
+use crate::addr::{layout, MmId, Pfn, Va, Vpn};
+use crate::arch::Arch;
+use crate::machine::Pte;
+use crate::world::{Cx, StoreKind};
+
+/// How many ring buffers there may be.
+pub const RINGS: usize = 2;
+
+/// Bytes of a record the kernel writes, or of what it reads back.
+pub const RECORD: u64 = 4;
+
+/// A ring buffer: its pages and their vmalloc address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ring {
+    /// The vmalloc address (`rb->user_page`, the data pages following it).
+    pub va: Va,
+    /// Its pages, in address order.
+    pub pfns: Vec<Pfn>,
+}
+
+/// The first free range of `len` user pages of `mm` at or after page `at` (wrapping) whose
+/// first page less `pgoff` is a multiple of `modulus` (`arch_get_unmapped_area` of a shared
+/// mapping).
+pub fn get_unmapped_area<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    at: u8,
+    len: u64,
+    pgoff: u64,
+    modulus: u64,
+) -> Option<Vpn> {
+    let k = cx.kernel();
+    let m = &k.mms[mm as usize];
+    let free = |s: Vpn| {
+        s + len <= layout::USER_PAGES && m.vmas.iter().all(|v| v.end <= s || v.start >= s + len)
+    };
+    let modulus = modulus.max(1);
+    let congruent = |s: Vpn| (s + modulus * layout::USER_PAGES - pgoff) % modulus == 0;
+    let at = at as u64 % layout::USER_PAGES;
+    (at..layout::USER_PAGES)
+        .chain(0..at)
+        .find(|&s| congruent(s) && free(s))
+}
+
+/// `mmap()` of ring `ring` (`perf_mmap`; `vb2_vmalloc_mmap`): the ring is allocated with
+/// `vmalloc_user` at or after vmalloc page `at` (1 or 2 pages, `pages`) if it does not exist
+/// yet, then every page is mapped at a colour-aligned user address (`remap_vmalloc_range`:
+/// `vm_insert_page` of each, `flush_dcache_page` then `set_pte_at`). A process maps a ring once.
+pub async fn ring_mmap<A: Arch>(cx: &Cx<A>, mm: MmId, ring: u8, pages: u8, at: u8, write: bool) {
+    let n = ring as usize % RINGS;
+    let mmap_lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, mmap_lock).await;
+    let ring_lock = object_lock(cx, super::locks::RING + n);
+    mutex_lock(cx, ring_lock).await;
+    let prev = cx.enter("perf_mmap", || format!("ring {n}"));
+    let mapped = cx.kernel().mms[mm as usize].vmas.iter().any(|v| {
+        v.kind
+            == VmaKind::Special {
+                what: Special::Ring(n as u8),
+                pgoff: 0,
+            }
+    });
+    if !mapped {
+        if let Some(r) = rb_alloc(cx, n, pages, at).await {
+            remap(cx, mm, n, &r, at, write).await;
+        }
+    }
+    cx.leave(prev);
+    mutex_unlock(cx, ring_lock);
+    mutex_unlock(cx, mmap_lock);
+}
+
+/// `rb_alloc` under `CONFIG_PERF_USE_VMALLOC`: the ring, allocated with `vmalloc_user` if it
+/// does not exist yet.
+async fn rb_alloc<A: Arch>(cx: &Cx<A>, n: usize, pages: u8, at: u8) -> Option<Ring> {
+    if let Some(r) = cx.kernel().rings[n].clone() {
+        return Some(r);
+    }
+    let (va, pfns) = vmap::vmalloc_user(cx, 1 + pages as usize % 2, at).await?;
+    let r = Ring { va, pfns };
+    cx.kernel_mut().rings[n] = Some(r.clone());
+    Some(r)
+}
+
+/// `remap_vmalloc_range` of the whole ring into `mm` at a free shared-mapping address.
+async fn remap<A: Arch>(cx: &Cx<A>, mm: MmId, n: usize, r: &Ring, at: u8, write: bool) {
+    let len = r.pfns.len() as u64;
+    let modulus = cx.arch().mmap_colour_pages(cx, true);
+    let Some(start) = get_unmapped_area(cx, mm, at, len, 0, modulus) else {
+        cx.note(|| "ENOMEM: no room for the ring's mapping".into());
+        return;
+    };
+    let vma = Vma {
+        start,
+        end: start + len,
+        kind: VmaKind::Special {
+            what: Special::Ring(n as u8),
+            pgoff: 0,
+        },
+        write,
+        exec: false,
+    };
+    {
+        let mut k = cx.kernel_mut();
+        let m = &mut k.mms[mm as usize];
+        m.vmas.push(vma);
+        m.vmas.sort_by_key(|v| v.start);
+    }
+    let prev = cx.enter("remap_vmalloc_range", || {
+        format!("ring {n} at user pages {start}..{}", start + len)
+    });
+    for (i, &pfn) in r.pfns.iter().enumerate() {
+        vm_insert_page(cx, mm, start + i as Vpn, pfn, write).await;
+    }
+    cx.leave(prev);
+}
+
+/// `vm_insert_page`: `flush_dcache_page` of the page (`validate_page_before_insert`), then its
+/// entry published with `set_pte_at` under the page-table lock.
+pub async fn vm_insert_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pfn: Pfn, write: bool) {
+    let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+    cx.arch().flush_dcache_page(cx, pfn).await;
+    cx.leave(p);
+    get_page(cx, pfn);
+    cx.kernel_mut().pages[pfn as usize].rmap.push((mm, vpn));
+    cx.preempt_disable();
+    let p = cx.enter("set_pte_at", || format!("mm {mm}, page {vpn} -> pfn {pfn}"));
+    cx.arch()
+        .set_pte_at(cx, mm, vpn, Pte::new(pfn, write, false))
+        .await;
+    cx.leave(p);
+    cx.preempt_enable();
+}
+
+/// The kernel writes a record of up to [`RECORD`] fresh bytes at byte `off` of page `page` of
+/// ring `ring` through its vmalloc alias, with preemption off (`perf_output_begin`,
+/// `perf_output_copy`, `perf_output_end`; a vb2 capture driver filling a buffer). No flush.
+/// The record is data for the user, as `copy_to_user`'s is: if the user maps the ring
+/// executable, running it is the user's business (its own `cacheflush`).
+pub async fn ring_output<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) {
+    let Some((va, n)) = record_at(cx, ring, page, off) else {
+        return;
+    };
+    cx.preempt_disable();
+    let prev = cx.enter("perf_output_copy", || {
+        format!("ring {}, {va:#x}", ring as usize % RINGS)
+    });
+    let values: Vec<_> = (0..n).map(|_| cx.fresh()).collect();
+    cx.kstore_run(va, &values, false, StoreKind::UserData);
+    cx.leave(prev);
+    cx.preempt_enable();
+}
+
+/// The kernel reads up to [`RECORD`] bytes the user may have written at byte `off` of page
+/// `page` of ring `ring` through its vmalloc alias (`perf_output_begin` reading `data_tail`; a
+/// vb2 output driver reading a buffer the user filled). No flush.
+pub async fn ring_read<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) {
+    let Some((va, n)) = record_at(cx, ring, page, off) else {
+        return;
+    };
+    let prev = cx.enter("perf_output_begin", || {
+        format!("ring {}, {va:#x}", ring as usize % RINGS)
+    });
+    cx.kload_run(va, n);
+    cx.leave(prev);
+}
+
+/// The vmalloc address of byte `off` of page `page` of ring `ring`, and how many bytes of a
+/// record fit from there in the page; `None` if the ring does not exist.
+fn record_at<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) -> Option<(Va, u64)> {
+    let r = cx.kernel().rings[ring as usize % RINGS].clone()?;
+    let size = cx.page_size();
+    let p = page as u64 % r.pfns.len() as u64;
+    let o = off as u64 % size;
+    Some((r.va + p * size + o, RECORD.min(size - o)))
+}
