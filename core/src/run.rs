@@ -156,6 +156,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         cpumask: 0,
         exiting: false,
         context: 0,
+        swap_ptes: Vec::new(),
     }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
@@ -190,6 +191,13 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         fixmap_depth: [0; crate::addr::MAX_CPUS],
         io: preset.io,
         arch_words: [0; kernel::ARCH_WORDS],
+        swap: (0..kernel::SWAP_SLOTS)
+            .map(|_| kernel::SwapSlot {
+                data: vec![0; page as usize],
+                count: 0,
+                cache: None,
+            })
+            .collect(),
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

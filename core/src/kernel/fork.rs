@@ -36,6 +36,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             cpumask: 0,
             exiting: false,
             context: 0,
+            swap_ptes: Vec::new(),
         });
         st.m.create_user_pt(child_mm);
         (slot, child_mm)
@@ -61,6 +62,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
         for vpn in vma.start..vma.end {
             let pte = cx.st().m.pte(Some(mm), vpn);
             if !pte.present {
+                super::swap::copy_nonpresent_pte(cx, mm, child_mm, vpn, !vma.shared());
                 continue;
             }
             let cow = !vma.shared();
@@ -127,6 +129,7 @@ async fn unmap_range<A: Arch>(
         cx.leave(p);
     }
     let mut freed = Vec::new();
+    super::swap::zap_swap_ptes(cx, mm, start, end);
     for vpn in start..end {
         let pte = cx.st().m.pte(Some(mm), vpn);
         if pte.present {
