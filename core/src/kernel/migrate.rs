@@ -18,10 +18,11 @@ use crate::arch::Arch;
 use crate::world::Cx;
 
 /// Whether frame `pfn` holds a page compaction may migrate: anonymous or page cache, not
-/// locked, under I/O or owned by the device.
+/// isolated by another migration, locked, under I/O or owned by the device.
 fn movable(st: &crate::world::State, pfn: Pfn) -> bool {
     let p = &st.k.pages[pfn as usize];
     matches!(p.kind, PageKind::Anon | PageKind::PageCache { .. })
+        && !p.isolated
         && p.io_pin == 0
         && !st.o.device_owned(pfn)
 }
@@ -111,14 +112,16 @@ pub async fn migrate_pages<A: Arch>(cx: &Cx<A>, n: u8) {
     let prev = cx.enter("migrate_pages", || {
         format!("pages {src}..{}", src as u64 + nr)
     });
-    // isolate_migratepages_block: compaction's reference on every page.
+    // isolate_migratepages_block: compaction's reference on every page, which leaves the LRU.
     for i in 0..nr as Pfn {
         get_page(cx, src + i);
+        cx.st().k.pages[(src + i) as usize].isolated = true;
     }
     let kinds: Vec<PageKind> = (0..nr as Pfn).map(|i| cx.page_kind(src + i)).collect();
     // compaction_alloc: the new folio.
     let Some(dst) = alloc_folio(cx, true, nr, |i| kinds[i as usize]) else {
         for i in 0..nr as Pfn {
+            cx.st().k.pages[(src + i) as usize].isolated = false;
             put_page(cx, src + i);
         }
         cx.leave(prev);
@@ -199,9 +202,10 @@ pub async fn migrate_pages<A: Arch>(cx: &Cx<A>, n: u8) {
         cx.note(|| "migration failed: the folio is put back".into());
         remove_migration_ptes(cx, src, src, nr).await;
     }
-    // The new folio's allocation reference and compaction's on the old one.
+    // The new folio's allocation reference and compaction's on the old one, back on the LRU.
     for i in 0..nr as Pfn {
         put_page(cx, dst + i);
+        cx.st().k.pages[(src + i) as usize].isolated = false;
         put_page(cx, src + i);
     }
     cx.leave(prev);

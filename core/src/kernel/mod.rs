@@ -74,6 +74,9 @@ pub struct Page {
     /// The large folio the page belongs to, as its first frame and its number of pages; `None`
     /// for a page of its own (an order-0 folio).
     pub folio: Option<(Pfn, u8)>,
+    /// Taken off the LRU by compaction (`isolate_migratepages_block`) until its migration ends:
+    /// no other migration or reclaim picks it.
+    pub isolated: bool,
 }
 
 crate::reuse::clone_reusing!(Page {
@@ -85,7 +88,8 @@ crate::reuse::clone_reusing!(Page {
     arch_bits,
     ksm,
     swap,
-    folio
+    folio,
+    isolated
 });
 
 impl Page {
@@ -101,6 +105,7 @@ impl Page {
             ksm: false,
             swap: None,
             folio: None,
+            isolated: false,
         }
     }
 }

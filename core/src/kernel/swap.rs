@@ -109,6 +109,7 @@ fn reclaimable(st: &crate::world::State, pfn: Pfn) -> bool {
     let p = &st.k.pages[pfn as usize];
     p.kind == PageKind::Anon
         && !p.ksm
+        && !p.isolated
         && p.io_pin == 0
         && !st.o.device_owned(pfn)
         && (!p.rmap.is_empty() || p.swap.is_some())

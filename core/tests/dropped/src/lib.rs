@@ -6,15 +6,13 @@
 //! flush only while the actor is in that path ([`Cx::path`]) when the same flush serves other
 //! paths too, so that the race found is the path's.
 
-use flushfuzz::addr::{MmId, Pa, Pfn, Va, Vpn};
-use flushfuzz::arch::parisc::Parisc;
+use flushfuzz::addr::{MmId, Pfn, Va, Vpn};
 use flushfuzz::arch::r4k::MipsR4k;
 use flushfuzz::arch::{generic, kernel_alias_maybe_dirty, vivt::ArmVivt, Arch};
 use flushfuzz::harness::Target;
 use flushfuzz::kernel::kmap;
 use flushfuzz::machine::Pte;
 use flushfuzz::model::{DynModel, Model};
-use flushfuzz::op::DmaDir;
 use flushfuzz::preset::{self, Preset};
 use flushfuzz::world::Cx;
 use std::rc::Rc;
@@ -123,34 +121,6 @@ impl Arch for VivtKsmNoFlushCachePage {
     }
 }
 
-/// ARM VIVT without `flush_cache_page` when unmerging a KSM page (what the copy-on-write in
-/// `break_ksm` relies on to drop the merged page's lines at the user address before the copy is
-/// mapped there).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VivtUnmergeNoFlushCachePage(ArmVivt);
-
-impl Arch for VivtUnmergeNoFlushCachePage {
-    type Base = ArmVivt;
-    fn base(&self) -> &ArmVivt {
-        &self.0
-    }
-    fn name(&self) -> &'static str {
-        "arm-vivt-without-flush_cache_page-in-ksm-unmerge"
-    }
-    async fn flush_cache_page<O: Arch>(
-        &self,
-        cx: &Cx<O>,
-        mm: MmId,
-        vpn: Vpn,
-        pfn: Pfn,
-        exec: bool,
-    ) {
-        if cx.action() != "ksm-unmerge" {
-            self.base().flush_cache_page(cx, mm, vpn, pfn, exec).await;
-        }
-    }
-}
-
 /// ARM VIVT without `flush_cache_page` in reclaim (what `try_to_unmap_one` relies on to write
 /// the user's lines back before the device reads the page).
 #[derive(Clone, Copy, Debug, Default)]
@@ -174,27 +144,6 @@ impl Arch for VivtSwapOutNoFlushCachePage {
     ) {
         if cx.action() != "swap-out" {
             self.base().flush_cache_page(cx, mm, vpn, pfn, exec).await;
-        }
-    }
-}
-
-/// PA-RISC whose DMA unmapping does no cache maintenance when a page is read back from swap
-/// (`arch_sync_dma_for_cpu`'s purge after the device wrote the page, which drops the lines the
-/// CPU speculatively filled during the transfer).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PariscSwapInNoDmaPurge(Parisc);
-
-impl Arch for PariscSwapInNoDmaPurge {
-    type Base = Parisc;
-    fn base(&self) -> &Parisc {
-        &self.0
-    }
-    fn name(&self) -> &'static str {
-        "parisc-without-the-dma-purge-in-swap-in"
-    }
-    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
-        if cx.action() != "swap-in" {
-            self.base().sync_dma_for_cpu(cx, pa, len, dir).await;
         }
     }
 }
@@ -336,25 +285,11 @@ pub fn all() -> Vec<Dropped> {
             ArmVivt,
         ),
         dropped(
-            "ksm-unmerge",
-            "flush_cache_page",
-            VIVT,
-            VivtUnmergeNoFlushCachePage::default(),
-            ArmVivt,
-        ),
-        dropped(
             "swap-out",
             "flush_cache_page",
             VIVT,
             VivtSwapOutNoFlushCachePage::default(),
             ArmVivt,
-        ),
-        dropped(
-            "swap-in",
-            "dma-purge",
-            "parisc",
-            PariscSwapInNoDmaPurge::default(),
-            Parisc,
         ),
         dropped(
             "readahead",
