@@ -75,6 +75,16 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 ring-mmap ring=0 pages=1 at=5 write=true\n\
              run K0 cpu0 ring-output ring=0 page=1 off=2\nrun T0 cpu0 load page=9 off=2\n\
              run T0 cpu0 store page=8 off=9\nrun K1 cpu0 ring-read ring=0 page=0 off=9",
+            // A large folio of the shared file read ahead, written and read through the
+            // mapping, mapped around a fault, written by write().
+            "run T0 cpu0 readahead file=1 index=0 pages=4\nrun T0 cpu0 fault-around page=9 off=0\n\
+             run T0 cpu0 store page=8 off=0\nrun T1 cpu0 load page=10 off=0\n\
+             run T1 cpu0 write file=1 index=2 off=0 page=0\nrun T0 cpu0 load page=10 off=0",
+            // Two heap pages merged by ksmd, then written again, and one unmerged.
+            "run T0 cpu0 store page=0 off=0\nrun T1 cpu0 store page=1 off=8\n\
+             run K0 cpu0 ksm-merge page=0 with=1\nrun T0 cpu0 load page=1 off=8\n\
+             run T1 cpu0 store page=0 off=0\nrun T0 cpu0 ksm-unmerge page=1\n\
+             run T0 cpu0 load page=1 off=8",
         ],
     ),
     (
@@ -94,6 +104,14 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 mmap file=0 pgoff=0 at=0 shared=false exec=false fixed=false\n\
              run T0 cpu0 load page=4 off=0\nrun K0 cpu0 kmap-write buf=0 off=0\n\
              run T1 cpu0 store page=0 off=0",
+            // Heap pages written, one migrated by compaction, read and written again.
+            "run T0 cpu0 store page=1 off=0\nrun T1 cpu0 store page=2 off=8\n\
+             run K0 cpu0 migrate page=0\nrun T0 cpu0 load page=1 off=0\n\
+             run T0 cpu0 store page=1 off=8\nrun K1 cpu0 migrate page=1",
+            // A heap page swapped out, read back ahead of the fault, then touched again.
+            "run T0 cpu0 store page=2 off=0\nrun K0 cpu0 swap-out page=0\n\
+             run T1 cpu0 swap-in page=2\nrun T0 cpu0 load page=2 off=0\n\
+             run T0 cpu0 store page=2 off=8",
         ],
     ),
     (
@@ -119,6 +137,12 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // Both threads hit uprobes on both CPUs, with text run in between.
             "run T0 cpu0 uprobe-hit\nrun T1 cpu1 uprobe-hit\nrun T0 cpu1 fetch page=4 off=0\n\
              run T1 cpu0 uprobe-hit",
+            // The text read ahead as a large folio, mapped around a fault, run on both CPUs.
+            "run T0 cpu0 readahead file=0 index=0 pages=4\nrun T0 cpu0 fault-around page=5 off=0\n\
+             run T1 cpu1 fetch page=6 off=0\nrun T0 cpu0 fetch page=4 off=8",
+            // A text page migrated while mapped, run on the other CPU.
+            "run T0 cpu0 fetch page=4 off=0\nrun K0 cpu0 migrate page=0\n\
+             run T1 cpu1 fetch page=4 off=0",
         ],
     ),
     (
@@ -137,6 +161,10 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // A DMA transfer with another buffer's kmap in between its steps.
             "start T1 cpu0 dma buf=2 dir=to-device\nrun K0 cpu0 kmap-write buf=1 off=0\n\
              step T1 cpu0\nstep T1 cpu0\nrun T1 cpu0 dma buf=2 dir=to-device",
+            // Heap pages swapped out and in by DMA while drivers use their buffers.
+            "run T0 cpu0 store page=0 off=0\nrun T0 cpu0 store page=1 off=0\n\
+             run K0 cpu0 swap-out page=1\nrun K1 cpu0 kmap-write buf=1 off=0\n\
+             run T1 cpu0 load page=1 off=0\nrun K0 cpu0 swap-out page=0",
         ],
     ),
     (
@@ -164,6 +192,14 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 store page=2 off=8\nrun T0 cpu0 fork\n\
              run T2 cpu0 execve page=2 off=8\nrun T2 cpu0 fetch page=4 off=0\n\
              run T2 cpu0 load page=9 off=60\nrun T0 cpu0 load page=2 off=8",
+            // A large anonymous folio faulted in, shared by a fork, copied whole by the child.
+            "run T0 cpu0 thp-fault page=1 off=0 pages=4\nrun T0 cpu0 fork\n\
+             run T2 cpu0 huge-cow page=2 off=0\nrun T0 cpu0 load page=2 off=0\n\
+             run T2 cpu0 load page=1 off=0",
+            // The text read ahead as a large folio and mapped around a fault, the heap migrated.
+            "run T0 cpu0 readahead file=0 index=0 pages=2\nrun T0 cpu0 fault-around page=4 off=0\n\
+             run T0 cpu0 fetch page=5 off=0\nrun T1 cpu0 store page=0 off=0\n\
+             run K0 cpu0 migrate page=2\nrun T1 cpu0 load page=0 off=0",
         ],
     ),
 ];

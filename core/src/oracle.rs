@@ -711,6 +711,15 @@ impl Oracle {
         }
     }
 
+    /// Carries what the `len` bytes at `from` mean (user data not yet synchronised for the
+    /// I-side, a page-cache change private mappings need not see) to the bytes at `to`: a page
+    /// whose contents moved to another frame (migration) means what it meant.
+    pub fn copy_flags(&mut self, from: Pa, to: Pa, len: u64) {
+        self.touch(to, len);
+        self.flags
+            .copy_within(from as usize..(from + len) as usize, to as usize);
+    }
+
     /// Whether the byte was last written as user data not yet synchronised for the I-side.
     pub fn user_code(&self, pa: Pa) -> bool {
         self.flags[pa as usize] & UNSYNCED != 0

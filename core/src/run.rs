@@ -171,6 +171,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         context: 0,
         xol: None,
         users: 1,
+        swap_ptes: Vec::new(),
     }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
@@ -210,6 +211,13 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         vmap_bufs: vec![None; kernel::bio::VMAP_BUFS],
         rings: vec![None; kernel::ring::RINGS],
         text: vec![None; kernel::text::TEXT_SLOTS],
+        swap: (0..kernel::SWAP_SLOTS)
+            .map(|_| kernel::SwapSlot {
+                data: vec![0; page as usize],
+                count: 0,
+                cache: None,
+            })
+            .collect(),
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

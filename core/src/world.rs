@@ -426,6 +426,33 @@ impl<A: Arch> Cx<A> {
         }
     }
 
+    /// Kernel loads of the `len` consecutive bytes from `va`, all in one page, whose values the
+    /// kernel only takes as a hint that it checks again once the page cannot change (KSM's
+    /// checksum and unstable-tree comparisons of a page its user may still be writing, verified
+    /// by `pages_identical` after `write_protect_page`): they go through the caches as
+    /// [`Cx::kload_run`]'s do, and the contract leaves their values undefined, so none is judged.
+    pub fn kload_run_hint(&self, va: Va, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mut st = self.st();
+        let cpu = self.cpu_in(&st);
+        debug_assert!(rem_size(va, st.m.page_size()) + len <= st.m.page_size() as u64);
+        let t = kernel_translation(&mut st, cpu, va, Access::Read);
+        let line = st.m.config().dcache.line;
+        let mut i = 0;
+        while i < len {
+            let n = (line as u64 - rem_size(va + i, line)).min(len - i);
+            let first = Translation { pa: t.pa + i, ..t };
+            let obs = st.m.load(cpu, va + i, &first);
+            for j in i + 1..i + n {
+                let tj = Translation { pa: t.pa + j, ..t };
+                st.m.load_next(cpu, va + j, &tj, obs.from);
+            }
+            i += n;
+        }
+    }
+
     /// Kernel instruction fetches of the `len` consecutive bytes from `va`, all in one page, on
     /// the actor's CPU: kernel text (a module's, a JIT image) executed through its kernel
     /// address, each byte judged as [`ReadKind::KernelFetch`] up to the first violation. The
@@ -984,14 +1011,24 @@ impl<A: Arch> Cx<A> {
         )
     }
 
-    /// The page's `PG_arch_1` flag.
+    /// The `PG_arch_1` flag of the page's folio (kept in its first page, as `folio->flags`).
     pub fn pg_arch_1(&self, pfn: Pfn) -> bool {
-        self.st().k.pages[pfn as usize].arch_1
+        let st = self.st();
+        let head = st.k.folio(pfn).0;
+        st.k.pages[head as usize].arch_1
     }
 
-    /// Sets or clears the page's `PG_arch_1` flag.
+    /// Sets or clears the `PG_arch_1` flag of the page's folio.
     pub fn set_pg_arch_1(&self, pfn: Pfn, v: bool) {
-        self.st().k.pages[pfn as usize].arch_1 = v;
+        let mut st = self.st();
+        let head = st.k.folio(pfn).0;
+        st.k.pages[head as usize].arch_1 = v;
+    }
+
+    /// The folio of frame `pfn` (`page_folio`): its first frame and its number of pages
+    /// (`pfn` and 1 for a page of its own).
+    pub fn folio(&self, pfn: Pfn) -> (Pfn, u64) {
+        self.st().k.folio(pfn)
     }
 
     /// Whether frame `pfn` is highmem.

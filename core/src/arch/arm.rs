@@ -18,24 +18,31 @@ pub fn live_here<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
     cx.current_mm() == Some(mm)
 }
 
-/// `__flush_dcache_page`: the kernel alias; on aliasing VIPT also the user colour a shared
-/// mapping of this file page uses (`flush_pfn_alias` at the page index's colour); on VIVT the
-/// shared user mappings of the current address space (`__flush_dcache_aliases`).
+/// `__flush_dcache_folio` (with `__flush_dcache_aliases` on VIVT) for the folio of `pfn`: the
+/// kernel alias of each of its pages; for a page-cache folio, on aliasing VIPT the user colour
+/// of the folio's first page only (`flush_pfn_alias` at `folio_pos`: mainline flushes that one
+/// page's alias, congruent with every shared mapping of it, and no other page's), on VIVT every
+/// shared user mapping of its pages in the current address space.
 pub async fn flush_dcache_page_now<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
-    kernel_alias_op(cx, pfn, CacheOp::Flush).await;
-    let Some(index) = page_index(cx, pfn) else {
+    let (head, nr) = cx.folio(pfn);
+    for p in head..head + nr as Pfn {
+        kernel_alias_op(cx, p, CacheOp::Flush).await;
+    }
+    let Some(index) = page_index(cx, head) else {
         return;
     };
     let page = cx.page_size();
     if cx.dcache_vivt() {
-        for (mm, vpn, shared) in cx.user_mappings(pfn, cx.current_mm()) {
-            if shared && live_here(cx, mm) {
-                page_op(cx, CacheOp::Flush, vpn * page, Scope::Local);
+        for p in head..head + nr as Pfn {
+            for (mm, vpn, shared) in cx.user_mappings(p, cx.current_mm()) {
+                if shared && live_here(cx, mm) {
+                    page_op(cx, CacheOp::Flush, vpn * page, Scope::Local);
+                }
             }
         }
     } else {
         if cx.dcache_aliases() {
-            colour_alias_op(cx, pfn, index * page, CacheOp::Flush);
+            colour_alias_op(cx, head, index * page, CacheOp::Flush);
         }
         cx.icache_all(Scope::AllCpus);
     }
@@ -49,11 +56,18 @@ pub fn page_index<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Option<u64> {
     }
 }
 
-/// ARM `flush_dcache_page`: a page-cache page with no user mapping is only marked (when
-/// maintenance is broadcast, or on UP); anything else is flushed now and marked clean.
+/// ARM `flush_dcache_page`: `flush_dcache_folio` of the page's folio.
 pub async fn flush_dcache_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    let (head, nr) = cx.folio(pfn);
+    flush_dcache_folio(cx, head, nr).await;
+}
+
+/// ARM `flush_dcache_folio` of the `nr` pages from `pfn`: a page-cache folio none of whose
+/// pages has a user mapping is only marked (when maintenance is broadcast, or on UP); anything
+/// else is flushed now and marked clean.
+pub async fn flush_dcache_folio<A: Arch>(cx: &Cx<A>, pfn: Pfn, nr: u64) {
     let file = cx.page_is_file(pfn);
-    let mapped = !cx.user_mappings(pfn, None).is_empty();
+    let mapped = (pfn..pfn + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty());
     if cx.cache_ops_broadcast() && file && !mapped {
         set_kernel_alias_clean(cx, pfn, false);
         return;
@@ -63,7 +77,7 @@ pub async fn flush_dcache_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
 }
 
 /// The deferred part, run when a page gets a user mapping (`__sync_icache_dcache` in
-/// `set_pte_at`, or `update_mmu_cache` in older kernels).
+/// `set_pte_at`, or `update_mmu_cache` in older kernels): the whole folio of `pfn`, once.
 pub async fn deferred_flush<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     if kernel_alias_maybe_dirty(cx, pfn) {
         flush_dcache_page_now(cx, pfn).await;

@@ -38,6 +38,8 @@
 //!   for several pages at once (large folios, fault-around).
 //! - `uprobe_copy_ixol`: an out-of-line instruction slot written for a task to execute: on
 //!   return, any CPU running the task fetches the new instructions.
+//! - `arch_swap_restore`: what the arch keeps beside a swapped-out page, restored before the
+//!   page is mapped again.
 //! - `sync_dma_for_device` / `sync_dma_for_cpu`: the cache maintenance of a streaming DMA
 //!   mapping of a physical range for a non-coherent device, when ownership passes to the device
 //!   and back (`arch_sync_dma_for_device`, `arch_sync_dma_for_cpu`).
@@ -313,6 +315,18 @@ pub trait Arch: Sized + 'static {
         nr: u64,
     ) -> impl Future<Output = ()> {
         self.base().update_mmu_cache_range(cx, mm, vpn, nr)
+    }
+
+    /// Before page `pfn`, just read back from swap slot `slot`, is mapped again
+    /// (`arch_swap_restore`): the arch restores what it kept of the page beside its contents
+    /// (arm64's MTE tags, SPARC ADI). Nothing on the shipped arches.
+    fn arch_swap_restore<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        slot: u8,
+        pfn: Pfn,
+    ) -> impl Future<Output = ()> {
+        self.base().arch_swap_restore(cx, slot, pfn)
     }
 
     /// Copies page `from` to page `to` for the user of `mm` who will see `to` at `vpn`.

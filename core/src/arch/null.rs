@@ -136,6 +136,8 @@ impl Arch for Null {
 
     async fn update_mmu_cache<O: Arch>(&self, _cx: &Cx<O>, _mm: MmId, _vpn: Vpn) {}
 
+    async fn arch_swap_restore<O: Arch>(&self, _cx: &Cx<O>, _slot: u8, _pfn: Pfn) {}
+
     async fn copy_user_highpage<O: Arch>(
         &self,
         cx: &Cx<O>,

@@ -83,12 +83,24 @@ impl Arch for Parisc {
     }
 
     async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
-        if cx.page_is_file(pfn) && cx.user_mappings(pfn, None).is_empty() {
+        // flush_dcache_folio of the page's folio.
+        let (head, nr) = cx.folio(pfn);
+        cx.arch().flush_dcache_folio(cx, head, nr).await;
+    }
+
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        let pages = pfn..pfn + nr as Pfn;
+        let mapped = pages.clone().any(|p| !cx.user_mappings(p, None).is_empty());
+        if cx.page_is_file(pfn) && !mapped {
             set_kernel_alias_clean(cx, pfn, false);
             return;
         }
-        kernel_alias_op(cx, pfn, CacheOp::Flush).await;
-        flush_user_aliases(cx, pfn);
+        for p in pages.clone() {
+            kernel_alias_op(cx, p, CacheOp::Flush).await;
+        }
+        for p in pages {
+            flush_user_aliases(cx, p);
+        }
         set_kernel_alias_clean(cx, pfn, true);
     }
 
@@ -143,9 +155,13 @@ impl Arch for Parisc {
     }
 
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
+        // __update_cache: the deferred flush covers the page's whole folio.
         let pte = cx.pte(mm, vpn);
         if pte.present && cx.page_is_file(pte.pfn) && kernel_alias_maybe_dirty(cx, pte.pfn) {
-            kernel_alias_op(cx, pte.pfn, CacheOp::Flush).await;
+            let (head, nr) = cx.folio(pte.pfn);
+            for p in head..head + nr as Pfn {
+                kernel_alias_op(cx, p, CacheOp::Flush).await;
+            }
             set_kernel_alias_clean(cx, pte.pfn, true);
         }
     }

@@ -29,28 +29,48 @@ pub fn flush_data_cache_page<A: Arch>(cx: &Cx<A>, k: Va) {
     page_op(cx, CacheOp::Flush, k, smp_scope(cx));
 }
 
-/// `__update_cache`: the deferred kernel-alias flush when a page gets a user mapping.
+/// `__update_cache`: the deferred kernel-alias flush when a page gets a user mapping at `vpn`,
+/// for every page of its folio (each at the user address it has when the folio is mapped
+/// whole around `vpn`).
 pub async fn update_cache<A: Arch>(cx: &Cx<A>, vpn: Vpn, pte: Pte) {
     let page = cx.page_size();
     if !cx.dcache_aliases() && !pte.exec {
         return;
     }
     if kernel_alias_maybe_dirty(cx, pte.pfn) {
-        let (k, how) = kmap::kmap_atomic(cx, pte.pfn).await;
-        let flush = pte.exec || pages_do_alias(cx, k, vpn * page);
-        if flush {
-            flush_data_cache_page(cx, k);
+        let (head, nr) = cx.folio(pte.pfn);
+        let first = vpn.wrapping_sub((pte.pfn - head) as u64);
+        let mut flushed = false;
+        for i in 0..nr {
+            let (k, how) = kmap::kmap_atomic(cx, head + i as Pfn).await;
+            let flush = pte.exec || pages_do_alias(cx, k, first.wrapping_add(i) * page);
+            if flush {
+                flush_data_cache_page(cx, k);
+                flushed = true;
+            }
+            kmap::kunmap_atomic(cx, k, how).await;
         }
-        kmap::kunmap_atomic(cx, k, how).await;
         // Mainline clears PG_dcache_dirty here even when it did not flush (a congruent,
         // non-executable mapping), so a later executable mapping of the page is not flushed and
         // the I-cache can fetch stale memory. This model keeps the flag until a flush happens.
-        if flush {
+        if flushed {
             set_kernel_alias_clean(cx, pte.pfn, true);
         }
     }
     if pte.exec {
         cx.icache_all(Scope::AllCpus);
+    }
+}
+
+/// The MIPS flush of page `pfn`'s kernel alias and, beyond mainline (see
+/// [`MipsR4k::flush_dcache_page`]), the colours of all its user mappings.
+async fn flush_page_aliases<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    let (k, how) = kmap::kmap_atomic(cx, pfn).await;
+    flush_data_cache_page(cx, k);
+    kmap::kunmap_atomic(cx, k, how).await;
+    let page = cx.page_size();
+    for (_, vpn, _) in cx.user_mappings(pfn, None) {
+        colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
     }
 }
 
@@ -121,17 +141,26 @@ impl Arch for MipsR4k {
             set_kernel_alias_clean(cx, pfn, false);
             return;
         }
-        let (k, how) = kmap::kmap_atomic(cx, pfn).await;
-        flush_data_cache_page(cx, k);
-        kmap::kunmap_atomic(cx, k, how).await;
         // Mainline writes back the kernel alias only, so a user mapping at another colour
         // keeps stale or dirty lines across write() and read(). This model also flushes the
         // colours of all the page's user mappings, as PA-RISC does. Private ones too: the cache
         // is physically tagged, so a clean line a private mapping filled is hit by any later
         // mapping of the page at that colour, such as a shared one faulted in after the write.
-        let page = cx.page_size();
-        for (_, vpn, _) in cx.user_mappings(pfn, None) {
-            colour_alias_op(cx, pfn, vpn * page, CacheOp::Flush);
+        flush_page_aliases(cx, pfn).await;
+    }
+
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        // __flush_dcache_pages of the whole folio: one decision for the folio, then each page.
+        if !cx.dcache_aliases() {
+            return;
+        }
+        let mapped = (pfn..pfn + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty());
+        if cx.page_is_file(pfn) && !mapped {
+            set_kernel_alias_clean(cx, pfn, false);
+            return;
+        }
+        for p in pfn..pfn + nr as Pfn {
+            flush_page_aliases(cx, p).await;
         }
     }
 
@@ -186,6 +215,24 @@ impl Arch for MipsR4k {
             update_cache(cx, vpn, pte).await;
         }
         cx.write_pte(Some(mm), vpn, pte);
+    }
+
+    async fn set_ptes<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte, nr: u64) {
+        // __update_cache once, for the first PTE's folio, when any PTE changes; then every PTE.
+        let changes = (0..nr).any(|i| {
+            let old = cx.pte(mm, vpn + i);
+            !(old.present && old.pfn == pte.pfn + i as Pfn)
+        });
+        if changes && !cx.switches().icache_sync_after_set_pte {
+            update_cache(cx, vpn, pte).await;
+        }
+        for i in 0..nr {
+            let p = Pte {
+                pfn: pte.pfn + i as Pfn,
+                ..pte
+            };
+            cx.write_pte(Some(mm), vpn + i, p);
+        }
     }
 
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {

@@ -13,6 +13,45 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+/// The `Arch` methods a [`Recording`] notes: every method that does cache or TLB work.
+pub const METHODS: &[&str] = &[
+    "clear_user_highpage",
+    "copy_from_user_page",
+    "copy_to_user_page",
+    "copy_user_highpage",
+    "copy_user_page_done",
+    "flush_anon_page",
+    "flush_cache_dup_mm",
+    "flush_cache_kmaps",
+    "flush_cache_mm",
+    "flush_cache_page",
+    "flush_cache_range",
+    "flush_cache_vmap",
+    "flush_cache_vunmap",
+    "flush_dcache_folio",
+    "flush_dcache_page",
+    "flush_icache_page",
+    "flush_icache_pages",
+    "flush_icache_range",
+    "flush_icache_user_range",
+    "flush_kernel_vmap_range",
+    "flush_tlb_kernel_range",
+    "flush_tlb_mm",
+    "flush_tlb_page",
+    "flush_tlb_range",
+    "invalidate_kernel_vmap_range",
+    "kunmap_atomic_flush",
+    "kunmap_flush_on_unmap",
+    "set_pte_at",
+    "set_ptes",
+    "switch_mm",
+    "sync_dma_for_cpu",
+    "sync_dma_for_device",
+    "update_mmu_cache",
+    "update_mmu_cache_range",
+    "uprobe_copy_ixol",
+];
+
 /// The calls recorded: (path of the calling action, `Arch` method).
 pub type Calls = Rc<RefCell<BTreeSet<(&'static str, &'static str)>>>;
 

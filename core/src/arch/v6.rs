@@ -104,6 +104,10 @@ impl Arch for ArmV6 {
         arm::flush_dcache_page(cx, pfn).await;
     }
 
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        arm::flush_dcache_folio(cx, pfn, nr).await;
+    }
+
     async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, _mm: MmId, pfn: Pfn, vpn: Vpn) {
         if !cx.page_is_anon(pfn) || !cx.dcache_aliases() {
             return;
@@ -153,6 +157,20 @@ impl Arch for ArmV6 {
             sync_icache_dcache(cx, pte).await;
         }
         cx.write_pte(Some(mm), vpn, pte);
+    }
+
+    async fn set_ptes<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte, nr: u64) {
+        // __sync_icache_dcache once, for the first PTE's folio, then every PTE.
+        if !cx.switches().icache_sync_after_set_pte {
+            sync_icache_dcache(cx, pte).await;
+        }
+        for i in 0..nr {
+            let p = Pte {
+                pfn: pte.pfn + i as Pfn,
+                ..pte
+            };
+            cx.write_pte(Some(mm), vpn + i, p);
+        }
     }
 
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {

@@ -99,6 +99,10 @@ impl Arch for ArmVivt {
         arm::flush_dcache_page(cx, pfn).await;
     }
 
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        arm::flush_dcache_folio(cx, pfn, nr).await;
+    }
+
     async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn) {
         if !cx.page_is_anon(pfn) {
             return;
@@ -139,6 +143,12 @@ impl Arch for ArmVivt {
     async fn flush_icache_user_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         cx.dcache_range(CacheOp::Clean, start, end, smp_scope(cx));
         cx.icache_range(start, end, smp_scope(cx));
+    }
+
+    async fn update_mmu_cache_range<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, _nr: u64) {
+        // Once, for the first PTE: the deferred flush covers its whole folio, but the shared
+        // aliases of the other pages are not made coherent.
+        cx.arch().update_mmu_cache(cx, mm, vpn).await;
     }
 
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {

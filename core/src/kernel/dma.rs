@@ -179,3 +179,46 @@ pub async fn sync_cycle<A: Arch>(cx: &Cx<A>, pfn: Pfn, dir: DmaDir) {
     dma_unmap_page(cx, pfn, dir, "dma_unmap_page").await;
     cx.leave(prev);
 }
+
+/// The device reads the whole page `pfn` it owns, a block write of the page to disk: each byte
+/// a checked device read. Returns what it read.
+pub fn device_read_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Vec<crate::addr::Stamp> {
+    let page = cx.page_size();
+    let pa = pfn as u64 * page;
+    let mut st = cx.st();
+    let mut seen = Vec::with_capacity(page as usize);
+    st.m.device_read(pa, &mut seen, page as u32);
+    let values = seen.iter().map(|o| o.value).collect();
+    for (i, obs) in seen.into_iter().enumerate() {
+        let p = pa + i as u64;
+        if let Err(kind) = st.o.judge(p, obs.value, ReadKind::Device, None) {
+            let v = crate::world::violation_at(
+                &st,
+                p,
+                obs.value,
+                obs.from,
+                0,
+                crate::addr::AliasKind::Unmapped,
+                kind,
+                "device",
+            );
+            cx.report(&mut st, v);
+            break;
+        }
+    }
+    values
+}
+
+/// The device writes `values` over the page `pfn` it owns, a block read of the page from disk:
+/// the device's logical writes.
+pub fn device_write_page<A: Arch>(cx: &Cx<A>, pfn: Pfn, values: &[crate::addr::Stamp]) {
+    let pa = pfn as u64 * cx.page_size();
+    let mut st = cx.st();
+    st.m.device_write(pa, values);
+    let info = WriteInfo {
+        step: st.m.log.step,
+        ..WriteInfo::default()
+    };
+    let flags = crate::oracle::WriteFlags::default();
+    st.o.write_run(pa, values, info, "device", flags);
+}

@@ -78,6 +78,7 @@ fn bprm_mm_init<A: Arch>(cx: &Cx<A>) -> Option<MmId> {
         cpumask: 0,
         exiting: false,
         context: 0,
+        swap_ptes: Vec::new(),
         xol: None,
         users: 1,
     });

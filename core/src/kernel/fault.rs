@@ -1,21 +1,53 @@
 //! User accesses and the page-fault paths: anonymous zero-fill, file read faults, copy-on-write
 //! of private file pages and of shared anonymous pages, write-protect faults, and the exec
-//! fault that publishes a page with `set_pte_at` before `update_mmu_cache`. Also the
-//! cacheflush system call a JIT uses after writing code.
+//! fault that publishes a page with `set_pte_at` before `update_mmu_cache`; faults on swap and
+//! migration entries. Also the cacheflush system call a JIT uses after writing code.
+//!
+//! [`FaultOpts`] selects the variants of a fault that mainline takes under settings the other
+//! paths leave at their defaults: fault-around of file read faults, large anonymous folios,
+//! the unsharing fault that breaks a KSM page, and the copy of a whole large folio.
 
 use super::{
     alloc_page, file, get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, uva,
-    KernelState, PageKind, Vma, VmaKind,
+    KernelState, PageKind, SwapPte, Vma, VmaKind,
 };
 use crate::addr::{MmId, Pfn, Va, Vpn};
 use crate::arch::Arch;
 use crate::machine::{Access, Fault, Pte};
 use crate::world::Cx;
 
+/// Variants of a fault (all off: the fault the other paths take).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultOpts {
+    /// A read fault of a file page first maps the file's cached pages around it
+    /// (`do_fault_around`, `fault_around_bytes` at its default); off, as if it were one page.
+    pub around: bool,
+    /// A fault of an anonymous page allocates a folio of this many pages, when the aligned
+    /// range it would map is all unmapped (`alloc_anon_folio` with multi-size THP enabled).
+    pub large: Option<u64>,
+    /// The fault unshares a KSM page (`FAULT_FLAG_UNSHARE`, from `break_ksm`).
+    pub unshare: bool,
+    /// A write-protect fault on a large anonymous folio copies the whole folio, as `hugetlb_wp`
+    /// does for a hugetlb page of a private mapping (`copy_user_large_folio`).
+    pub huge_cow: bool,
+}
+
 /// A user load, store or fetch of byte `off` of the process's `page`-th mapped page, with fault
 /// handling and retry as the hardware and kernel do. A user thread does not touch a page while
 /// I/O is in progress on it; it waits.
 pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, access: Access) {
+    user_access_with(cx, mm, page, off, access, FaultOpts::default()).await
+}
+
+/// [`user_access`] whose faults take the variants `opts` selects.
+pub async fn user_access_with<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    page: u8,
+    off: u8,
+    access: Access,
+    opts: FaultOpts,
+) {
     let Some(vpn) = nth_user_page(cx, mm, page) else {
         return;
     };
@@ -26,13 +58,19 @@ pub async fn user_access<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8, acces
         Access::Exec => "user fetch",
     };
     let prev = cx.enter(name, || format!("{va:#x}"));
-    user_access_at(cx, mm, va, access).await;
+    user_access_at(cx, mm, va, access, opts).await;
     cx.leave(prev);
 }
 
 /// A user access of the byte at `va` of `mm`, with fault handling and retry as
-/// [`user_access`] does it.
-pub async fn user_access_at<A: Arch>(cx: &Cx<A>, mm: MmId, va: Va, access: Access) {
+/// [`user_access`] does it, its faults taking the variants `opts` selects.
+pub async fn user_access_at<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    va: Va,
+    access: Access,
+    opts: FaultOpts,
+) {
     for _ in 0..8 {
         if io_in_progress(cx, va) {
             cx.step().await;
@@ -41,7 +79,8 @@ pub async fn user_access_at<A: Arch>(cx: &Cx<A>, mm: MmId, va: Va, access: Acces
         match cx.user_access(va, access) {
             Ok(_) => break,
             Err(fault) => {
-                if !handle_mm_fault(cx, mm, va / cx.page_size(), access, fault, false).await {
+                let vpn = va / cx.page_size();
+                if !handle_mm_fault_with(cx, mm, vpn, access, fault, false, opts).await {
                     cx.note(|| "SIGSEGV".into());
                     break;
                 }
@@ -75,6 +114,19 @@ pub async fn handle_mm_fault<A: Arch>(
     fault: Fault,
     force: bool,
 ) -> bool {
+    handle_mm_fault_with(cx, mm, vpn, access, fault, force, FaultOpts::default()).await
+}
+
+/// [`handle_mm_fault`] taking the variants `opts` selects.
+pub async fn handle_mm_fault_with<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    access: Access,
+    fault: Fault,
+    force: bool,
+    opts: FaultOpts,
+) -> bool {
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
     // I/O may have started on the page while this thread waited for the lock: leave it alone
@@ -84,18 +136,20 @@ pub async fn handle_mm_fault<A: Arch>(
         let pte = st.m.pte(Some(mm), vpn);
         pte.present && (st.k.pages[pte.pfn as usize].io_pin > 0 || st.o.device_owned(pte.pfn))
     };
-    let ok = busy || fault_locked(cx, mm, vpn, access, fault, force).await;
+    let ok = busy || fault_locked(cx, mm, vpn, access, fault, force, opts).await;
     mutex_unlock(cx, lock);
     ok
 }
 
-async fn fault_locked<A: Arch>(
+/// The fault with `mm`'s mmap lock held.
+pub(crate) async fn fault_locked<A: Arch>(
     cx: &Cx<A>,
     mm: MmId,
     vpn: Vpn,
     access: Access,
     _fault: Fault,
     force: bool,
+    opts: FaultOpts,
 ) -> bool {
     let Some(vma) = cx.st().k.mms[mm as usize].vma(vpn).copied() else {
         return false;
@@ -115,17 +169,26 @@ async fn fault_locked<A: Arch>(
     let prev = cx.enter("handle_mm_fault", || {
         format!("mm {mm}, page {vpn}, {access:?}")
     });
+    let swap_pte = cx.st().k.mms[mm as usize].swap_pte(vpn);
+    let ksm = pte.present && cx.st().k.pages[pte.pfn as usize].ksm;
     if !pte.present {
-        match (vma.kind, access) {
-            (VmaKind::Anon, _) => do_anonymous_page(cx, mm, vpn, &vma).await,
-            (VmaKind::File { shared: false, .. }, Access::Write) => {
+        match (swap_pte, vma.kind, access) {
+            (Some(SwapPte::Migration { pfn, .. }), _, _) => {
+                // migration_entry_wait: the fault is retried once the new page is mapped.
+                cx.note(|| format!("migration_entry_wait: page {pfn} is being migrated"));
+            }
+            (Some(SwapPte::Swap(slot)), _, _) => {
+                super::swap::do_swap_page(cx, mm, vpn, &vma, slot).await
+            }
+            (None, VmaKind::Anon, _) => do_anonymous_page(cx, mm, vpn, &vma, opts).await,
+            (None, VmaKind::File { shared: false, .. }, Access::Write) => {
                 do_cow_fault(cx, mm, vpn, &vma).await
             }
-            (VmaKind::File { .. }, _) => do_read_fault(cx, mm, vpn, &vma, access).await,
-            (VmaKind::Special { .. }, _) => unreachable!("handled above"),
+            (None, VmaKind::File { .. }, _) => do_read_fault(cx, mm, vpn, &vma, access, opts).await,
+            (None, VmaKind::Special { .. }, _) => unreachable!("handled above"),
         }
-    } else if access == Access::Write && !pte.write {
-        do_wp_page(cx, mm, vpn, &vma, pte).await;
+    } else if access == Access::Write && !pte.write || opts.unshare && ksm {
+        do_wp_page(cx, mm, vpn, &vma, pte, opts).await;
     } else {
         // The PTE already allows the access: the TLB held an older entry.
         cx.arch().flush_tlb_page(cx, mm, vpn).await;
@@ -182,7 +245,12 @@ pub async fn install_pte<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
     cx.preempt_enable();
 }
 
-async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
+async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, opts: FaultOpts) {
+    if let Some(nr) = opts.large.filter(|&nr| nr > 1) {
+        if super::folio::do_anonymous_large(cx, mm, vpn, vma, nr).await {
+            return;
+        }
+    }
     let Some(pfn) = alloc_page(cx, true, PageKind::Anon) else {
         return;
     };
@@ -195,7 +263,20 @@ async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
     install_pte(cx, mm, vpn, super::user_pte(vma, pfn, true)).await;
 }
 
-async fn do_read_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, access: Access) {
+async fn do_read_fault<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    vma: &Vma,
+    access: Access,
+    opts: FaultOpts,
+) {
+    if opts.around && access != Access::Write {
+        super::folio::do_fault_around(cx, mm, vpn, vma).await;
+        if cx.pte(mm, vpn).present {
+            return;
+        }
+    }
     let (f, index) = vma.file_index(vpn).expect("file vma");
     let Some(pfn) = file::find_or_read_page(cx, f, index as u8).await else {
         return;
@@ -222,7 +303,15 @@ async fn do_cow_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma) {
     install_pte(cx, mm, vpn, super::user_pte(vma, new, true)).await;
 }
 
-async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn, mm: MmId) {
+/// `copy_user_highpage` of page `from` to page `to` for `mm`, which will see `to` at `vpn`,
+/// with what the oracle must know of the copy.
+pub(crate) async fn copy_user_highpage<A: Arch>(
+    cx: &Cx<A>,
+    to: Pfn,
+    from: Pfn,
+    vpn: Vpn,
+    mm: MmId,
+) {
     let prev = cx.enter("copy_user_highpage", || {
         format!("page {from} -> page {to}, user page {vpn}")
     });
@@ -240,16 +329,22 @@ async fn copy_user_highpage<A: Arch>(cx: &Cx<A>, to: Pfn, from: Pfn, vpn: Vpn, m
     cx.leave(prev);
 }
 
-/// `do_wp_page`: a write to a present read-only PTE of a writable VMA. Reuses an exclusive
-/// anonymous page, copies otherwise (`wp_page_copy`).
-async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte) {
+/// `do_wp_page`: a write to a present read-only PTE of a writable VMA. Reuses the page of a
+/// shared mapping (`wp_page_shared`) and an exclusive anonymous page, copies otherwise
+/// (`wp_page_copy`); a KSM page is never reused. An
+/// unsharing fault (`opts.unshare`) copies a KSM page into a page mapped read-only.
+async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte, opts: FaultOpts) {
     let old = pte.pfn;
+    if opts.huge_cow && !opts.unshare && super::folio::hugetlb_wp(cx, mm, vpn, vma, pte).await {
+        return;
+    }
     let exclusive = {
         let st = cx.st();
         let p = &st.k.pages[old as usize];
-        p.kind == PageKind::Anon && p.rmap.len() == 1 && p.refs == 1
+        p.kind == PageKind::Anon && !p.ksm && p.rmap.len() == 1 && p.refs == 1
     };
-    if exclusive {
+    // A shared mapping writes the page itself (wp_page_shared); only private ones copy.
+    if (exclusive || vma.shared()) && !opts.unshare {
         let prev = cx.enter("wp_page_reuse", || format!("page {old}"));
         cx.write_pte(Some(mm), vpn, Pte { write: true, ..pte });
         cx.arch().flush_tlb_page(cx, mm, vpn).await;
@@ -272,7 +367,7 @@ async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte
         .rmap
         .retain(|&(m, v)| (m, v) != (mm, vpn));
     cx.preempt_enable();
-    install_pte(cx, mm, vpn, super::user_pte(vma, new, true)).await;
+    install_pte(cx, mm, vpn, super::user_pte(vma, new, !opts.unshare)).await;
     put_page(cx, old);
     cx.leave(prev);
 }
@@ -305,7 +400,7 @@ pub async fn get_user_page<A: Arch>(
         } else {
             Fault::NotPresent
         };
-        if !fault_locked(cx, mm, vpn, access, fault, force).await {
+        if !fault_locked(cx, mm, vpn, access, fault, force, FaultOpts::default()).await {
             return None;
         }
     }

@@ -116,10 +116,17 @@ pub async fn read<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, p
     let (file, index) = file_page(cx, file, index);
     let prev = cx.enter("sys_read", || format!("file {file} page {index}"));
     if let Some(pfn) = find_or_read_page(cx, file, index).await {
-        // generic read: a page that user space may write through shared mappings is flushed
+        // generic read: a folio that user space may write through shared mappings is flushed
         // before the kernel reads it.
-        if cx.user_mappings(pfn, None).iter().any(|m| m.2) {
-            cx.arch().flush_dcache_page(cx, pfn).await;
+        if writably_mapped(cx, pfn) {
+            let (head, nr) = cx.folio(pfn);
+            if nr > 1 {
+                let p = cx.enter("flush_dcache_folio", || format!("pages {head}.."));
+                cx.arch().flush_dcache_folio(cx, head, nr).await;
+                cx.leave(p);
+            } else {
+                cx.arch().flush_dcache_page(cx, pfn).await;
+            }
         }
         let ka = kmap::kmap(cx, pfn).await;
         let v = cx.kload(ka + off as u64 % cx.page_size());
@@ -198,12 +205,10 @@ pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, 
     let v = copy_from_user(cx, mm, uva(cx, vpn, off)).await;
     cx.step().await;
     if let (Some(v), Some(pfn)) = (v, find_or_read_page(cx, file, index).await) {
-        // generic_perform_write: a page user space may write through shared mappings is
+        // generic_perform_write: a folio user space may write through shared mappings is
         // flushed before the kernel writes it, so no older user line lands on the new data.
-        if cx.user_mappings(pfn, None).iter().any(|m| m.2) {
-            let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
-            cx.arch().flush_dcache_page(cx, pfn).await;
-            cx.leave(p);
+        if writably_mapped(cx, pfn) {
+            flush_dcache_folio_of(cx, pfn).await;
         }
         let ka = kmap::kmap(cx, pfn).await;
         cx.kstore_as(
@@ -213,10 +218,31 @@ pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, 
             StoreKind::UserData,
         );
         kmap::kunmap(cx, pfn).await;
-        let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
-        cx.arch().flush_dcache_page(cx, pfn).await;
-        cx.leave(p);
+        flush_dcache_folio_of(cx, pfn).await;
         put_page(cx, pfn);
     }
     cx.leave(prev);
+}
+
+/// Whether a page of the folio of `pfn` is mapped shared (writably, as far as the kernel can
+/// tell: `mapping_writably_mapped`).
+fn writably_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
+    let (head, nr) = cx.folio(pfn);
+    (head..head + nr as Pfn).any(|p| cx.user_mappings(p, None).iter().any(|m| m.2))
+}
+
+/// `flush_dcache_folio` of the folio of `pfn`, or `flush_dcache_page` of a page of its own.
+async fn flush_dcache_folio_of<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    let (head, nr) = cx.folio(pfn);
+    if nr > 1 {
+        let p = cx.enter("flush_dcache_folio", || {
+            format!("pages {head}..{}", head as u64 + nr)
+        });
+        cx.arch().flush_dcache_folio(cx, head, nr).await;
+        cx.leave(p);
+    } else {
+        let p = cx.enter("flush_dcache_page", || format!("page {pfn}"));
+        cx.arch().flush_dcache_page(cx, pfn).await;
+        cx.leave(p);
+    }
 }

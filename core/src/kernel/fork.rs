@@ -38,6 +38,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             context: 0,
             xol: None,
             users: 1,
+            swap_ptes: Vec::new(),
         });
         st.m.create_user_pt(child_mm);
         (slot, child_mm)
@@ -63,6 +64,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
         for vpn in vma.start..vma.end {
             let pte = cx.st().m.pte(Some(mm), vpn);
             if !pte.present {
+                super::swap::copy_nonpresent_pte(cx, mm, child_mm, vpn, !vma.shared());
                 continue;
             }
             let cow = !vma.shared();
@@ -170,6 +172,7 @@ async fn unmap_range<A: Arch>(
         cx.leave(p);
     }
     let mut freed = Vec::new();
+    super::swap::zap_swap_ptes(cx, mm, start, end);
     for vpn in start..end {
         let pte = cx.st().m.pte(Some(mm), vpn);
         if pte.present {

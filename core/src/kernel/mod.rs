@@ -15,10 +15,14 @@ pub mod dma;
 pub mod exec;
 pub mod fault;
 pub mod file;
+pub mod folio;
 pub mod fork;
 pub mod gup;
 pub mod kmap;
+pub mod ksm;
+pub mod migrate;
 pub mod ring;
+pub mod swap;
 pub mod text;
 pub mod vmap;
 
@@ -67,6 +71,16 @@ pub struct Page {
     pub io_pin: u32,
     /// Arch-private bits ([`crate::world::Cx::page_arch_bits`]).
     pub arch_bits: u64,
+    /// `PageKsm`: an anonymous page KSM merged, mapped read-only wherever it is mapped.
+    pub ksm: bool,
+    /// `PageSwapCache`: the swap slot whose cached copy this page is.
+    pub swap: Option<u8>,
+    /// The large folio the page belongs to, as its first frame and its number of pages; `None`
+    /// for a page of its own (an order-0 folio).
+    pub folio: Option<(Pfn, u8)>,
+    /// Taken off the LRU by compaction (`isolate_migratepages_block`) until its migration ends:
+    /// no other migration or reclaim picks it.
+    pub isolated: bool,
 }
 
 crate::reuse::clone_reusing!(Page {
@@ -75,7 +89,11 @@ crate::reuse::clone_reusing!(Page {
     refs,
     arch_1,
     io_pin,
-    arch_bits
+    arch_bits,
+    ksm,
+    swap,
+    folio,
+    isolated
 });
 
 impl Page {
@@ -88,9 +106,51 @@ impl Page {
             arch_1: false,
             io_pin: 0,
             arch_bits: 0,
+            ksm: false,
+            swap: None,
+            folio: None,
+            isolated: false,
         }
     }
 }
+
+/// What a non-present user PTE holds (a swap PTE, `swp_entry_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapPte {
+    /// The page is on swap, in this slot.
+    Swap(u8),
+    /// The page is being migrated (a migration entry): faults wait until the new page is
+    /// mapped in its place.
+    Migration {
+        /// The frame being migrated.
+        pfn: Pfn,
+        /// Whether the PTE was writable (a writable migration entry).
+        write: bool,
+    },
+}
+
+/// A slot of the swap device: a page's contents on disk and who refers to it.
+#[derive(Debug)]
+pub struct SwapSlot {
+    /// The contents, one stamp per byte.
+    pub data: Vec<Stamp>,
+    /// Swap PTEs referring to the slot (`swap_map`).
+    pub count: u32,
+    /// The page of the swap cache holding the slot's contents, if any.
+    pub cache: Option<Pfn>,
+}
+
+crate::reuse::clone_reusing!(SwapSlot { data, count, cache });
+
+impl SwapSlot {
+    /// Whether nothing refers to the slot: it may be allocated.
+    pub fn is_free(&self) -> bool {
+        self.count == 0 && self.cache.is_none()
+    }
+}
+
+/// Slots of the swap device.
+pub const SWAP_SLOTS: usize = 4;
 
 /// What a VMA maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +268,8 @@ pub struct Mm {
     /// Processes using it (`mm_users`): more than one after `vfork`, until the child execs or
     /// exits.
     pub users: u32,
+    /// Non-present PTEs that hold a swap or migration entry, by user page.
+    pub swap_ptes: Vec<(Vpn, SwapPte)>,
 }
 
 crate::reuse::clone_reusing!(Mm {
@@ -217,7 +279,8 @@ crate::reuse::clone_reusing!(Mm {
     exiting,
     context,
     xol,
-    users
+    users,
+    swap_ptes
 });
 
 impl Mm {
@@ -229,6 +292,14 @@ impl Mm {
     /// Every mapped page, in address order.
     pub fn pages(&self) -> impl Iterator<Item = Vpn> + '_ {
         self.vmas.iter().flat_map(|v| v.start..v.end)
+    }
+
+    /// The swap or migration entry of the non-present PTE of `vpn`.
+    pub fn swap_pte(&self, vpn: Vpn) -> Option<SwapPte> {
+        self.swap_ptes
+            .iter()
+            .find(|(v, _)| *v == vpn)
+            .map(|&(_, e)| e)
     }
 }
 
@@ -297,6 +368,8 @@ pub struct KernelState {
     pub rings: Vec<Option<ring::Ring>>,
     /// Kernel text in vmalloc space: loaded modules and JIT images ([`text`]).
     pub text: Vec<Option<text::Text>>,
+    /// The swap device.
+    pub swap: Vec<SwapSlot>,
 }
 
 /// How many global words of per-run state an arch has.
@@ -316,7 +389,8 @@ crate::reuse::clone_reusing!(KernelState {
     arch_words,
     vmap_bufs,
     rings,
-    text
+    text,
+    swap
 });
 
 impl KernelState {
@@ -336,6 +410,13 @@ impl KernelState {
             c.word(kind | (p.refs as u64) << 32);
             c.word(p.arch_1 as u64 | (p.io_pin as u64) << 32);
             c.word(p.arch_bits);
+            c.word(
+                p.ksm as u64
+                    | (p.isolated as u64) << 1
+                    | p.swap.map_or(0, |s| s as u64 + 1) << 8
+                    | p.folio
+                        .map_or(0, |(f, n)| (f as u64 + 1) << 16 | (n as u64) << 48),
+            );
             c.word(p.rmap.len() as u64);
             for &(m, v) in &p.rmap {
                 c.word(m as u64 | v << 16);
@@ -346,7 +427,7 @@ impl KernelState {
             c.word(m.alive as u64 | (m.exiting as u64) << 1 | (m.cpumask as u64) << 8);
             c.word(m.context);
             c.word(m.users as u64);
-            c.text(&format!("{:?}", m.xol));
+            c.text(&format!("{:?}{:?}", m.xol, m.swap_ptes));
             c.word(m.vmas.len() as u64);
             for v in &m.vmas {
                 c.word(v.start | v.end << 24 | (v.write as u64) << 48 | (v.exec as u64) << 49);
@@ -432,6 +513,27 @@ impl KernelState {
     pub fn mmap_lock(mm: MmId) -> usize {
         MMAP_LOCK_BASE + mm as usize
     }
+
+    /// The folio of frame `pfn`: its first frame and number of pages (`pfn` and 1 for a page
+    /// of its own).
+    pub fn folio(&self, pfn: Pfn) -> (Pfn, u64) {
+        match self.pages[pfn as usize].folio {
+            Some((head, nr)) => (head, nr as u64),
+            None => (pfn, 1),
+        }
+    }
+
+    /// `split_folio`: the pages of the large folio holding `pfn` become pages of their own,
+    /// each keeping the folio's `PG_arch_1` (as `__split_huge_page_tail` copies it).
+    pub fn split_folio(&mut self, pfn: Pfn) {
+        let (head, nr) = self.folio(pfn);
+        let arch_1 = self.pages[head as usize].arch_1;
+        for p in head..head + nr as Pfn {
+            let page = &mut self.pages[p as usize];
+            page.folio = None;
+            page.arch_1 = arch_1;
+        }
+    }
 }
 
 /// Allocates the lowest free frame of a zone, or `None`.
@@ -462,14 +564,63 @@ pub fn alloc_page<A: Arch>(cx: &Cx<A>, highmem: bool, kind: PageKind) -> Option<
     Some(pfn)
 }
 
-/// Drops a reference; frees the frame at zero.
+/// Allocates a large folio of `nr` pages (a power of two): the lowest free run of `nr` frames
+/// aligned to `nr` in a zone, as [`alloc_page`] picks zones; page `i` holds `kind(i)`. Returns
+/// its first frame, or `None`. A folio of one page is an [`alloc_page`].
+pub fn alloc_folio<A: Arch>(
+    cx: &Cx<A>,
+    highmem: bool,
+    nr: u64,
+    kind: impl Fn(u64) -> PageKind,
+) -> Option<Pfn> {
+    if nr <= 1 {
+        return alloc_page(cx, highmem, kind(0));
+    }
+    let mut st = cx.st();
+    let cfg = st.m.config().clone();
+    let free_run = |st: &crate::world::State, zone: std::ops::Range<u32>| {
+        zone.clone()
+            .filter(|&h| h % nr as u32 == 0 && h + nr as u32 <= zone.end)
+            .find(|&h| (h..h + nr as u32).all(|p| st.k.pages[p as usize].kind == PageKind::Free))
+    };
+    let high = cfg.lowmem_frames..cfg.frames();
+    let low = 0..cfg.lowmem_frames;
+    let head = if highmem {
+        free_run(&st, high).or_else(|| free_run(&st, low))
+    } else {
+        free_run(&st, low)
+    }?;
+    for i in 0..nr {
+        let pfn = head + i as Pfn;
+        let mut page = Page::new(kind(i), 1);
+        page.folio = Some((head, nr as u8));
+        st.k.pages[pfn as usize] = page;
+        st.o.set_live(pfn, true);
+        st.o.reset_flags(pfn);
+    }
+    drop(st);
+    cx.note(|| format!("folio of pages {head}..{} allocated", head as u64 + nr));
+    Some(head)
+}
+
+/// Drops a reference; frees the frame at zero. A page of a large folio freed alone splits the
+/// folio first (what a partly unmapped folio's deferred split does).
 pub fn put_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let mut st = cx.st();
     let p = &mut st.k.pages[pfn as usize];
     p.refs = p.refs.checked_sub(1).expect("put_page of a free page");
     if p.refs == 0 {
+        if p.folio.is_some() {
+            st.k.split_folio(pfn);
+        }
+        let p = &st.k.pages[pfn as usize];
+        debug_assert!(p.swap.is_none(), "a page of the swap cache freed");
         if let PageKind::PageCache { file, index } = p.kind {
-            st.k.files[file as usize].pages[index as usize] = None;
+            // A migrated page's index already names its successor.
+            let slot = &mut st.k.files[file as usize].pages[index as usize];
+            if *slot == Some(pfn) {
+                *slot = None;
+            }
         }
         st.k.pages[pfn as usize] = Page::new(PageKind::Free, 0);
         st.o.set_live(pfn, false);
@@ -785,7 +936,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: FILE_IO,
                 runs: Runs::User,
                 follows: "filemap_read",
-                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "read() of one byte of a file page into a user page",
             },
             |cx, mm, a| async move {
@@ -798,7 +949,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: FILE_IO,
                 runs: Runs::User,
                 follows: "generic_perform_write",
-                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "write() of one byte of a user page into a file page",
             },
             |cx, mm, a| async move {
@@ -811,7 +962,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: GUP,
                 runs: Runs::User,
                 follows: "get_user_pages",
-                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "a FUSE-like request: pins a user page and reads or writes a byte through kmap",
             },
             |cx, mm, a| async move { gup::fuse_access(&cx, mm, a.num(0), a.num(1), a.flag(2)).await },
@@ -822,7 +973,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: DIRECT_IO,
                 runs: Runs::User,
                 follows: "__blockdev_direct_IO",
-                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "direct I/O: pins a user page and DMAs to or from it",
             },
             |cx, mm, a| async move { gup::direct_io(&cx, mm, a.num(0), a.flag(1)).await },
@@ -833,7 +984,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
             },
             |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -947,7 +1098,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: PROCESS_VM,
                 runs: Runs::User,
                 follows: "process_vm_rw_core",
-                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "process_vm_readv() or process_vm_writev() of one byte of another process",
             },
             |cx, _, a| async move {
@@ -973,7 +1124,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: RING_MMAP,
                 runs: Runs::User,
                 follows: "perf_mmap",
-                calls: &["flush_cache_vmap", "flush_dcache_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at"],
+                calls: &["flush_cache_vmap", "flush_dcache_folio", "flush_dcache_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at"],
                 doc: "mmap() of a vmalloc_user ring buffer of 1 or 2 pages (perf, vb2-vmalloc): allocated on first use, mapped with remap_vmalloc_range",
             },
             |cx, mm, a| async move {
@@ -1063,7 +1214,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: PAGE_OFF,
                 runs: Runs::User,
                 follows: "copy_strings",
-                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_mm", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_mm", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_mm", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_mm", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "execve(): argument strings copied from the old address space into the new one's stack page through kmap (copy_strings), then the new address space replaces the old",
             },
             |cx, mm, a| async move { exec::execve(&cx, mm, a.num(0), a.num(1)).await },
@@ -1079,8 +1230,139 @@ pub fn paths<A: Arch>() -> Paths<A> {
             },
             |cx, mm, _| async move { fork::vfork(&cx, mm).await },
         ),
+        Path::new(
+            PathInfo {
+                name: "migrate",
+                fields: PAGE,
+                runs: Runs::Kernel,
+                follows: "migrate_pages",
+                calls: &["flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
+                doc: "compaction migrates the folio of a movable page (anonymous or page cache, mapped or not) to new frames",
+            },
+            |cx, a| async move { migrate::migrate_pages(&cx, a.num(0)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "ksm-merge",
+                fields: KSM_MERGE,
+                runs: Runs::Kernel,
+                follows: "ksm_do_scan",
+                calls: &["copy_user_highpage", "flush_anon_page", "flush_cache_page", "flush_dcache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
+                doc: "ksmd merges two mapped anonymous pages: the first becomes a KSM page mapped read-only in place of the second",
+            },
+            |cx, a| async move { ksm::ksm_do_scan(&cx, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "ksm-unmerge",
+                fields: PAGE,
+                runs: Runs::User,
+                follows: "unmerge_ksm_pages",
+                calls: &["copy_user_highpage", "flush_cache_page", "flush_tlb_page", "set_pte_at", "update_mmu_cache"],
+                doc: "madvise(MADV_UNMERGEABLE) of one page: a KSM page mapped there is replaced by a copy of its own",
+            },
+            |cx, mm, a| async move { ksm::unmerge_ksm_pages(&cx, mm, a.num(0)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "swap-out",
+                fields: PAGE,
+                runs: Runs::Kernel,
+                follows: "shrink_folio_list",
+                calls: &["flush_cache_page", "flush_tlb_page", "sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "reclaim writes an anonymous page out to swap: unmapped everywhere, written by the device, freed",
+            },
+            |cx, a| async move { swap::shrink_folio_list(&cx, a.num(0)).await },
+        ),
+        user(
+            PathInfo {
+                name: "swap-in",
+                fields: PAGE,
+                runs: Runs::User,
+                follows: "swapin_walk_pmd_entry",
+                calls: &["sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "madvise(MADV_WILLNEED) of a swapped-out page: the device reads it back into the swap cache, for the fault (do_swap_page) to map",
+            },
+            |cx, mm, a| async move { swap::madvise_willneed(&cx, mm, a.num(0)).await },
+        ),
+        user(
+            PathInfo {
+                name: "readahead",
+                fields: READAHEAD,
+                runs: Runs::User,
+                follows: "page_cache_ra_order",
+                calls: &["flush_dcache_folio", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "readahead() of a file page: a large page-cache folio read from disk, then flushed whole",
+            },
+            |cx, _, a| async move {
+                let nr = 2 << a.choice(2, FOLIO_PAGES.len());
+                folio::page_cache_ra_order(&cx, a.num(0), a.num(1), nr).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "fault-around",
+                fields: PAGE_OFF,
+                runs: Runs::User,
+                follows: "do_fault_around",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_icache_pages", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "set_ptes", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache", "update_mmu_cache_range"],
+                doc: "a user load whose read fault of a file page first maps the cached pages around it (filemap_map_pages)",
+            },
+            |cx, mm, a| async move {
+                let opts = fault::FaultOpts { around: true, ..fault::FaultOpts::default() };
+                fault::user_access_with(&cx, mm, a.num(0), a.num(1), Access::Read, opts).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "thp-fault",
+                fields: LARGE_ANON,
+                runs: Runs::User,
+                follows: "alloc_anon_folio",
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "set_ptes", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache", "update_mmu_cache_range"],
+                doc: "a user store whose fault maps a large anonymous folio, zeroed a subpage at a time at each subpage's address (folio_zero_user)",
+            },
+            |cx, mm, a| async move {
+                let nr = 2 << a.choice(2, FOLIO_PAGES.len());
+                let opts = fault::FaultOpts { large: Some(nr), ..fault::FaultOpts::default() };
+                fault::user_access_with(&cx, mm, a.num(0), a.num(1), Access::Write, opts).await
+            },
+        ),
+        user(
+            PathInfo {
+                name: "huge-cow",
+                fields: PAGE_OFF,
+                runs: Runs::User,
+                follows: "hugetlb_wp",
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "flush_tlb_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "set_ptes", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "a user store whose write-protect fault on a large anonymous folio shared copy-on-write copies it whole, a subpage at a time at each subpage's address (copy_user_large_folio)",
+            },
+            |cx, mm, a| async move {
+                let opts = fault::FaultOpts { huge_cow: true, ..fault::FaultOpts::default() };
+                fault::user_access_with(&cx, mm, a.num(0), a.num(1), Access::Write, opts).await
+            },
+        ),
     ])
 }
+
+/// Fields of a path on one user page, or on one page it picks.
+const PAGE: &[Field] = &[Field::num("page")];
+/// Fields of ksmd's scan of two pages.
+const KSM_MERGE: &[Field] = &[Field::num("page"), Field::num("with")];
+/// The sizes of a large folio, in pages, as a choice field names them.
+const FOLIO_PAGES: &[&str] = &["2", "4"];
+/// Fields of `readahead()`.
+const READAHEAD: &[Field] = &[
+    Field::num("file"),
+    Field::num("index"),
+    Field::choice("pages", FOLIO_PAGES),
+];
+/// Fields of a fault mapping a large anonymous folio.
+const LARGE_ANON: &[Field] = &[
+    Field::num("page"),
+    Field::num("off"),
+    Field::choice("pages", FOLIO_PAGES),
+];
 
 /// The page-table entry a user mapping of `pfn` in `vma` gets.
 pub fn user_pte(vma: &Vma, pfn: Pfn, writable: bool) -> crate::machine::Pte {

@@ -253,7 +253,7 @@ pub async fn uprobe_hit<A: Arch>(cx: &Cx<A>, mm: MmId) {
         let va = area.vpn * cx.page_size() + off;
         let p = cx.enter("user fetch", || format!("{va:#x} (out-of-line slot)"));
         for i in 0..XOL_SLOT {
-            fault::user_access_at(cx, mm, va + i, Access::Exec).await;
+            fault::user_access_at(cx, mm, va + i, Access::Exec, fault::FaultOpts::default()).await;
         }
         cx.leave(p);
         cx.step().await;

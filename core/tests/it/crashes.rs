@@ -298,6 +298,25 @@ fn concurrent_forks_never_share_a_child() {
     assert!(r.violation.is_none());
 }
 
+/// Two compactions pick the same page: the first isolates it (takes it off the LRU), so the
+/// second finds nothing to migrate. They once migrated it both: the second found the page
+/// unmapped by the first, failed, and put it back by mapping it again while the first was still
+/// to copy it, so the copy missed the user's next store (a stale `copy_highpage` on VIVT).
+#[test]
+fn a_page_under_migration_is_not_migrated_again() {
+    let text = "flushfuzz-trace 1\npreset gup-anon-alias-fixed\nexpect none\n\
+                start T0 cpu0 store page=0 off=0\nstart K1 cpu0 migrate page=0\n\
+                step T0 cpu0\nstep T0 cpu0\nstep K1 cpu0\nstep K1 cpu0\n\
+                start K0 cpu0 migrate page=0\nstep K0 cpu0\nstep K0 cpu0\n";
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let r = l.model.run(&l.ops, RunOptions { log: true });
+    let failed = r.events.iter().any(|e| {
+        matches!(&e.event, flushfuzz::event::Event::Note(s) if s.starts_with("migration failed"))
+    });
+    assert!(!failed, "the second compaction migrated an isolated page");
+    assert!(r.violation.is_none(), "{:?}", r.violation);
+}
+
 /// A family said to be in mainline behaviour (`triage::in_mainline`) is no bare claim: a
 /// committed reproducer shows it on a `-fixed` twin.
 #[test]
