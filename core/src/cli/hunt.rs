@@ -74,9 +74,9 @@ pub struct Args {
     /// cheaper) or `edges` (every control-flow edge, as cargo-fuzz builds it).
     #[arg(long, default_value = "functions", value_parser = parse_coverage)]
     coverage: Coverage,
-    /// Pass over violations of the race families mainline behaviour has too (see `flushfuzz
-    /// triage`; today kernel-alias-stale-after-user-write-back on VIVT), to look beyond them
-    /// on a `-fixed` twin.
+    /// Pass over violations of the race families mainline behaviour has too (those `flushfuzz
+    /// triage` marks as mainline, listed in the README), to look beyond them on a `-fixed`
+    /// twin.
     #[arg(long)]
     skip_mainline: bool,
     /// Further libFuzzer flags, after `--` (e.g. `-- -use_value_profile=1 -max_len=1024`).
