@@ -47,6 +47,9 @@ fn every_dropped_flush_is_found_through_its_path() {
     for name in &names {
         let path = name.split("--").next().unwrap();
         // A loaded machine may need more than one seed; each campaign stops at its first race.
+        // The first starts from the shipped races' seeds; the others from nothing, since a seed
+        // may lead straight to a race the shipped arch has too on a test machine (speculating
+        // ARMv6), which ends that campaign without a word on the dropped flush.
         let found = (1..=3).find_map(|seed| {
             let c = Campaign {
                 preset: Some(name.clone()),
@@ -57,7 +60,7 @@ fn every_dropped_flush_is_found_through_its_path() {
                 work: None,
                 mutator: Mutator::Ops,
                 skip_mainline: !FOUND_AMONG_MAINLINE_FAMILIES.contains(&path),
-                seeds: seeds.clone(),
+                seeds: if seed == 1 { seeds.clone() } else { Vec::new() },
                 extra: Vec::new(),
             };
             let o = campaign::run(&bin, &c, &mut |_| {}).expect("the campaign runs");
