@@ -3,7 +3,7 @@
 //!
 //! [`crate::verify`] decides that an injected hardware event commutes with a step, or with
 //! another event, when neither wrote what the other touched. The machine records touches while
-//! a watch is on ([`crate::machine::Machine::watch`]): each cache notes the sets it looked at
+//! a watch is on (`Machine::watch`): each cache notes the sets it looked at
 //! or changed, memory the units (the smaller line size) it read or wrote, the machine the
 //! translations, page-table entries and address-space registers. A whole-cache walk reads every
 //! set. Nothing here knows the kernel or the oracle: hardware events touch neither, so an

@@ -37,7 +37,7 @@
 //! are only compared by order, and the event records none.
 //!
 //! **Explored states** are not explored again. A state's key hashes (128 bits, two SipHash
-//! lanes) its canonical form ([`crate::canon`]: what differs from the template, with stamps
+//! lanes) its canonical form (`canon`: what differs from the template, with stamps
 //! named by the actor step that made them and step numbers classed by the thresholds running
 //! actions compare with), the position of each actor in its program, whether the last actor
 //! is running (a switch then costs a preemption), and for each busy actor its action and the
