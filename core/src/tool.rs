@@ -611,10 +611,12 @@ pub struct Found {
 }
 
 impl Found {
-    /// Whether the race is one of the preset's historical behaviours: it has a twin and does
-    /// not happen there.
+    /// Whether the race is one of the preset's historical behaviours: it has a twin and its
+    /// mechanism does not happen there (the twin runs the race clean, or into a violation of
+    /// another family: a mainline hole of the same signature, say, whose stale line got there
+    /// another way).
     pub fn is_historical(&self) -> bool {
-        self.twin == Twin::Clean
+        self.twin.lacks(&self.family)
     }
 }
 
@@ -626,42 +628,64 @@ pub enum Twin {
     None,
     /// The twin has no violation: the race is one of the preset's historical behaviours.
     Clean,
-    /// The twin has a violation too, with this signature.
-    Violation(String),
+    /// The twin has a violation too.
+    Violation {
+        /// Its signature.
+        signature: String,
+        /// Its race family ([`triage::family`]).
+        family: String,
+    },
 }
 
 impl Twin {
-    fn of(t: Option<Option<String>>) -> Twin {
-        match t {
-            None => Twin::None,
-            Some(None) => Twin::Clean,
-            Some(Some(s)) => Twin::Violation(s),
+    /// What `twin` (if there is one) makes of `ops`.
+    pub fn run(twin: Option<&dyn DynModel>, ops: &[crate::op::Op]) -> Twin {
+        let Some(t) = twin else { return Twin::None };
+        match t.run(ops, RunOptions::default()).violation {
+            None => Twin::Clean,
+            Some(v) => Twin::Violation {
+                signature: v.signature(),
+                family: triage::family(&v),
+            },
         }
     }
 
     /// The twin's signature, if it has a violation.
     pub fn signature(&self) -> Option<&str> {
         match self {
-            Twin::Violation(s) => Some(s),
+            Twin::Violation { signature, .. } => Some(signature),
             _ => None,
+        }
+    }
+
+    /// Whether the twin has no violation of `family`: a race of that family is historical.
+    pub fn lacks(&self, family: &str) -> bool {
+        match self {
+            Twin::None => false,
+            Twin::Clean => true,
+            Twin::Violation { family: f, .. } => f != family,
         }
     }
 }
 
 /// A minimized race reduced further within its family ([`minimize::shorten_in_family`]), with
-/// the violation it produces on `model`'s twin. A shorter input that the twin has too never
-/// replaces one the twin does not have: the race stays historical.
-pub fn shorten(model: &dyn DynModel, m: Minimized) -> (Minimized, Option<Option<String>>) {
+/// what `model`'s twin makes of it. A shorter input whose mechanism the twin has too never
+/// replaces one whose mechanism it lacks: the race stays historical.
+pub fn shorten(model: &dyn DynModel, m: Minimized) -> (Minimized, Twin) {
     let twin = model.twin();
-    let on_twin = |ops: &[crate::op::Op]| twin.as_ref().map(|t| minimize::signature_of(&**t, ops));
+    let on_twin = |ops: &[crate::op::Op]| Twin::run(twin.as_deref(), ops);
+    let family = |ops: &[crate::op::Op]| {
+        let v = model.run(ops, RunOptions::default()).violation;
+        v.map(|v| triage::family(&v)).unwrap_or_default()
+    };
     let before = on_twin(&m.ops);
     let s = minimize::shorten_in_family(model, m.clone());
     if s.ops == m.ops {
         return (s, before);
     }
     let after = on_twin(&s.ops);
-    let historical = |t: &Option<Option<String>>| matches!(t, Some(None));
-    if historical(&before) && !historical(&after) {
+    let f = family(&s.ops);
+    if before.lacks(&f) && !after.lacks(&f) {
         (Minimized { runs: s.runs, ..m }, before)
     } else {
         (s, after)
@@ -699,7 +723,7 @@ pub fn found(loaded: &Loaded) -> Option<Found> {
         minimized_ops: m.ops.len(),
         runs: m.runs,
         trace: Trace::new(&**model, &m.ops, Some(m.signature.clone())).to_text(&[]),
-        twin: Twin::of(twin),
+        twin,
         twin_name,
         mainline_family: triage::in_mainline(v).then(|| triage::family(v)),
         shown,

@@ -52,19 +52,22 @@ pub enum Newest {
     Survives,
     /// It is nowhere any more: it was discarded or overwritten.
     Lost,
-    /// It is in no cache line: in memory only (the reader hit an older line that nothing
-    /// invalidated after the newest value was written back), or nowhere any more (such a line,
-    /// dirtied, was written back over it).
-    InNoLine,
+    /// It reached memory (clean copies may linger in lines: the reader hit an older line that
+    /// nothing invalidated after the newest value was written back), or it is nowhere any more
+    /// (such a line, dirtied, was written back over it).
+    WrittenBack,
+    /// It survives in cache lines only, memory holding an older value: dirty data that the
+    /// reader's path did not have written back.
+    NotWrittenBack,
 }
 
 /// Where the newest value of the byte is when the violation is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NewestAt {
-    /// In at least one cache line (and perhaps in memory too).
-    InALine,
-    /// In memory and in no cache line.
-    OnlyInMemory,
+    /// In memory (and perhaps in clean cache lines too).
+    InMemory,
+    /// In cache lines only: memory holds an older value.
+    OnlyInLines,
     /// Nowhere any more.
     Lost,
 }
@@ -224,13 +227,15 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES_OR_NONE,
         write_via: &["user"],
         write_paths: &[],
-        newest: Newest::InNoLine,
-        mechanism: "a clean line of the kernel's alias of a page, filled by a read() before the \
-                    user wrote the page through a shared mapping, outlives the write-back of the \
-                    user's line (munmap's flush_cache_range): read() flushes only while the file \
-                    is writably mapped, so a later read() returns the old line, and a later \
-                    write() dirties it, and its write-back buries the user's data (mainline on \
-                    VIVT too)",
+        newest: Newest::WrittenBack,
+        mechanism: "a clean line of the kernel's alias of a page, filled by a kernel read \
+                    (read(), KSM's checksum) before the user wrote the page through its own \
+                    mapping, outlives the write-back of the user's line (munmap's \
+                    flush_cache_range, write_protect_page's flush_cache_page), which touches no \
+                    kernel alias: a later read() (it flushes only while the file is writably \
+                    mapped) or KSM's pages_identical returns the old line, and a later write() \
+                    dirties it, and its write-back buries the user's data (mainline on aliasing \
+                    VIPT ARM and on VIVT)",
         mainline: true,
     },
     FamilyRule {
@@ -240,7 +245,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &["user"],
         write_paths: &[],
-        newest: Newest::Survives,
+        newest: Newest::NotWrittenBack,
         mechanism: "the kernel reads a user page through its own alias while the data the user \
                     wrote sits dirty at the user alias (GUP without flush_anon_page, mail 001)",
         mainline: false,
@@ -335,10 +340,10 @@ impl Facts<'static> {
             write_via: v.write.alias.map_or("device", |a| a.name()),
             newest: if !v.newest_survives {
                 NewestAt::Lost
-            } else if v.newest_at == [Source::Memory] {
-                NewestAt::OnlyInMemory
+            } else if v.newest_at.contains(&Source::Memory) {
+                NewestAt::InMemory
             } else {
-                NewestAt::InALine
+                NewestAt::OnlyInLines
             },
         }
     }
@@ -358,7 +363,8 @@ impl Facts<'_> {
                     Newest::Any => true,
                     Newest::Survives => self.newest != NewestAt::Lost,
                     Newest::Lost => self.newest == NewestAt::Lost,
-                    Newest::InNoLine => self.newest != NewestAt::InALine,
+                    Newest::WrittenBack => self.newest != NewestAt::OnlyInLines,
+                    Newest::NotWrittenBack => self.newest == NewestAt::OnlyInLines,
                 }
         })
     }
@@ -880,7 +886,7 @@ mod tests {
             newest: if lost {
                 NewestAt::Lost
             } else {
-                NewestAt::InALine
+                NewestAt::OnlyInLines
             },
         }
     }
@@ -892,7 +898,7 @@ mod tests {
         let dirty = facts(Kind::StaleLoad, "sys_read@linear", "user store@user", false);
         assert_eq!(dirty.family(), "kernel-read-misses-dirty-user-alias");
         let stale = Facts {
-            newest: NewestAt::OnlyInMemory,
+            newest: NewestAt::InMemory,
             ..dirty
         };
         assert_eq!(stale.family(), "kernel-alias-stale-after-user-write-back");
@@ -957,8 +963,10 @@ mod tests {
                 write_via: pick(r.write_via, "user"),
                 newest: match r.newest {
                     Newest::Lost => NewestAt::Lost,
-                    Newest::InNoLine => NewestAt::OnlyInMemory,
-                    Newest::Any | Newest::Survives => NewestAt::InALine,
+                    Newest::WrittenBack => NewestAt::InMemory,
+                    Newest::Any | Newest::Survives | Newest::NotWrittenBack => {
+                        NewestAt::OnlyInLines
+                    }
                 },
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");

@@ -197,9 +197,9 @@ fn guided_trial(bin: &Path, c: Campaign, show: Show) -> anyhow::Result<Trial> {
         preset,
         mode: "guided",
         seed,
-        found: f.is_some_and(|f| !matches!(f.twin, flushfuzz::tool::Twin::Violation(_))),
+        found: f.is_some_and(|f| f.is_historical() || f.twin == flushfuzz::tool::Twin::None),
         false_positive: f
-            .filter(|f| matches!(f.twin, flushfuzz::tool::Twin::Violation(_)))
+            .filter(|f| !f.is_historical() && f.twin != flushfuzz::tool::Twin::None)
             .map(|f| f.signature.clone()),
         seconds: h.map_or(o.seconds, |h| h.seconds),
         execs: h.map_or(o.execs, |h| h.execs),
@@ -221,9 +221,11 @@ fn random_trial(p: &preset::Preset, seed: u64, seconds: u64) -> Trial {
         .as_ref()
         .and_then(|h| minimize::minimize(&*model, &h.ops))
         .map(|m| flushfuzz::tool::shorten(&*model, m));
-    let historical = m
-        .as_ref()
-        .is_some_and(|(_, twin)| matches!(twin, Some(None) | None));
+    let historical = m.as_ref().is_some_and(|(m, twin)| {
+        let v = model.run(&m.ops, Default::default()).violation;
+        let family = v.map(|v| flushfuzz::triage::family(&v)).unwrap_or_default();
+        *twin == flushfuzz::tool::Twin::None || twin.lacks(&family)
+    });
     let m = m.map(|(m, _)| m);
     Trial {
         preset: preset.into(),

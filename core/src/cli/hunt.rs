@@ -380,9 +380,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                         "   a hole mainline behaviour has too (race family {family}, a reproducer \
                          is in crashes/): not a historical race; --skip-mainline passes over it"
                     ),
-                    (Twin::Violation(sig), None) => println!(
-                        "   WARNING: it also happens on its twin {} (mainline behaviour: {sig}): \
-                         not a historical race but a false positive of the model or a mainline bug",
+                    (Twin::Violation { signature, family }, None) if !f.is_historical() => {
+                        println!(
+                            "   WARNING: it also happens on its twin {} (mainline behaviour: \
+                             {signature}, race family {family}): not a historical race but a \
+                             false positive of the model or a mainline bug",
+                            f.twin_name
+                        )
+                    }
+                    (Twin::Violation { family, .. }, None) => println!(
+                        "   its twin {} (mainline behaviour) runs it into another mechanism (race \
+                         family {family}), not this one: a historical race",
                         f.twin_name
                     ),
                     (Twin::Clean, None) => println!(
