@@ -1,5 +1,5 @@
-//! Address-space lifecycle: `fork` (`dup_mmap`), `exit` (`exit_mmap`), `munmap`, `mmap` of files
-//! with the arch's colour alignment, and `mprotect`.
+//! Address-space lifecycle: `fork` (`dup_mmap`), `exit` (`exit_mmap`), `munmap`, `mremap`,
+//! `mmap` of files with the arch's colour alignment, and `mprotect`.
 
 use super::{
     get_page, mutex_lock, mutex_unlock, nth_user_page, put_page, KernelState, Mm, Vma, VmaKind,
@@ -447,6 +447,99 @@ pub async fn mprotect<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, write: bool, exec
             cx.arch().flush_tlb_page(cx, mm, vpn).await;
         }
     }
+    mutex_unlock(cx, lock);
+    cx.leave(prev);
+}
+
+/// `mremap()` of one mapped page to another user address (`MREMAP_MAYMOVE`): the lowest free
+/// page at or above `to` (wrapping) that the arch's colouring allows for the mapping
+/// (`get_unmapped_area`), so a private page may change colour.
+///
+/// Order, as `move_vma` runs it: `copy_vma` adds the new VMA; `move_page_tables` flushes the
+/// old range (`flush_cache_range`), then `move_ptes` takes each old PTE
+/// (`ptep_get_and_clear`), installs it at the new address with `set_pte_at` and flushes the old
+/// range's TLB entries (`flush_tlb_range`); last, `do_vmi_munmap` removes the old range
+/// (`unmap_region`: `flush_cache_range` and `flush_tlb_range` again, over PTEs now empty).
+/// Special mappings (rings, the uprobes area) do not move (`VM_DONTEXPAND`, `-EFAULT` in
+/// `resize_is_valid`).
+pub async fn mremap<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, to: u8) {
+    let Some(old) = nth_user_page(cx, mm, page) else {
+        return;
+    };
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    let vma = cx.st().k.mms[mm as usize].vma(old).copied();
+    let Some(vma) = vma.filter(|v| !matches!(v.kind, VmaKind::Special { .. })) else {
+        cx.note(|| "EFAULT: no movable mapping there".into());
+        mutex_unlock(cx, lock);
+        return;
+    };
+    let modulus = cx.arch().mmap_colour_pages(cx, vma.shared()).max(1);
+    // The mapping's colour key: the file page it maps, or for anonymous memory the page's
+    // original address (`vm_pgoff` of an anonymous VMA), which mremap keeps.
+    let key = vma.file_index(old).map_or(old, |(_, i)| i as u64) % modulus;
+    let new = {
+        let st = cx.st();
+        let m = &st.k.mms[mm as usize];
+        let at = to as u64 % layout::USER_PAGES;
+        (at..layout::USER_PAGES)
+            .chain(0..at)
+            .find(|&s| s % modulus == key && m.vma(s).is_none())
+    };
+    let Some(new) = new else {
+        cx.note(|| "ENOMEM: no free address of the mapping's colour".into());
+        mutex_unlock(cx, lock);
+        return;
+    };
+    let prev = cx.enter("mremap", || format!("mm {mm}, page {old} -> page {new}"));
+    {
+        let mut st = cx.st();
+        let m = &mut st.k.mms[mm as usize];
+        m.vmas.push(Vma {
+            start: new,
+            end: new + 1,
+            kind: vma.kind_from(old),
+            ..vma
+        });
+        m.vmas.sort_by_key(|v| v.start);
+    }
+    cx.step().await;
+    let p = cx.enter("move_page_tables", || {
+        format!("mm {mm}, page {old} -> page {new}")
+    });
+    let f = cx.enter("flush_cache_range", || {
+        format!("mm {mm}, pages {old}..{}", old + 1)
+    });
+    cx.arch()
+        .flush_cache_range(cx, mm, old, old + 1, vma.exec)
+        .await;
+    cx.leave(f);
+    // cond_resched() before the PTEs move: the process's other threads may still store
+    // through the old mapping.
+    cx.step().await;
+    let pte = cx.st().m.pte(Some(mm), old);
+    {
+        let mut st = cx.st();
+        for e in st.k.mms[mm as usize].swap_ptes.iter_mut() {
+            if e.0 == old {
+                e.0 = new;
+            }
+        }
+    }
+    if pte.present {
+        cx.write_pte(Some(mm), old, Pte::default());
+        for e in cx.st().k.pages[pte.pfn as usize].rmap.iter_mut() {
+            if *e == (mm, old) {
+                e.1 = new;
+            }
+        }
+        cx.arch().set_pte_at(cx, mm, new, pte).await;
+        cx.arch().flush_tlb_range(cx, mm, old, old + 1).await;
+    }
+    cx.leave(p);
+    cx.step().await;
+    unmap_range(cx, mm, old, old + 1, vma.exec, false).await;
+    remove_vma_range(&mut cx.st().k.mms[mm as usize], old, old + 1, |_| None);
     mutex_unlock(cx, lock);
     cx.leave(prev);
 }

@@ -753,6 +753,8 @@ const MMAP: &[Field] = &[
     Field::flag("exec"),
     Field::flag("fixed"),
 ];
+/// Fields of `mremap()`.
+const MREMAP: &[Field] = &[Field::num("page"), Field::num("to")];
 /// Fields of `mprotect()`.
 const MPROTECT: &[Field] = &[
     Field::num("page"),
@@ -1341,6 +1343,17 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 let opts = fault::FaultOpts { huge_cow: true, ..fault::FaultOpts::default() };
                 fault::user_access_with(&cx, mm, a.num(0), a.num(1), Access::Write, opts).await
             },
+        ),
+        user(
+            PathInfo {
+                name: "mremap",
+                fields: MREMAP,
+                runs: Runs::User,
+                follows: "move_vma",
+                calls: &["flush_cache_range", "flush_tlb_range", "set_pte_at"],
+                doc: "mremap() of one mapped page to another user address (and colour, for a private page)",
+            },
+            |cx, mm, a| async move { fork::mremap(&cx, mm, a.num(0), a.num(1)).await },
         ),
     ])
 }

@@ -259,3 +259,10 @@ fn kernel_text_writers_are_clean_on_mainline_machines() {
 fn execve_is_clean_on_mainline_machines() {
     group_is_clean_but_mainline_holes(&["fork", "vfork", "execve", "load", "store"], 150);
 }
+
+/// `mremap` of a page to another address (and colour), with stores and loads around it by the
+/// process's threads, and fork.
+#[test]
+fn mremap_is_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(&["mremap", "store", "load", "fork", "munmap"], 150);
+}

@@ -250,6 +250,36 @@ impl Arch for V6NoFlushCacheRange {
     }
 }
 
+/// ARM VIVT without `flush_cache_range` in `mremap` (what `move_page_tables` and the unmap of
+/// the old range rely on to write back the lines of the old user address before the page is
+/// reached at the new one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VivtMremapNoFlushCacheRange(ArmVivt);
+
+impl Arch for VivtMremapNoFlushCacheRange {
+    type Base = ArmVivt;
+    fn base(&self) -> &ArmVivt {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-vivt-without-flush_cache_range-in-mremap"
+    }
+    async fn flush_cache_range<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        mm: MmId,
+        start: Vpn,
+        end: Vpn,
+        exec: bool,
+    ) {
+        if cx.action() != "mremap" {
+            self.base()
+                .flush_cache_range(cx, mm, start, end, exec)
+                .await;
+        }
+    }
+}
+
 /// relies on to write the user's lines back before the copy).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VivtMigrateNoFlushCachePage(ArmVivt);
@@ -549,6 +579,13 @@ pub fn all() -> Vec<Dropped> {
             R4K,
             R4kHugeCowCopyNoFlush::default(),
             MipsR4k,
+        ),
+        dropped(
+            "mremap",
+            "flush_cache_range",
+            VIVT,
+            VivtMremapNoFlushCacheRange::default(),
+            ArmVivt,
         ),
     ]
 }
