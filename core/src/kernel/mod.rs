@@ -24,6 +24,7 @@ pub mod migrate;
 pub mod ring;
 pub mod swap;
 pub mod text;
+pub mod uffd;
 pub mod vmap;
 
 use crate::addr::{layout, ActorId, MmId, Pfn, Stamp, Va, Vpn};
@@ -753,6 +754,8 @@ const MMAP: &[Field] = &[
     Field::flag("exec"),
     Field::flag("fixed"),
 ];
+/// Fields of `UFFDIO_COPY`.
+const UFFD_COPY: &[Field] = &[Field::num("dst"), Field::num("src")];
 /// Fields of `mremap()`.
 const MREMAP: &[Field] = &[Field::num("page"), Field::num("to")];
 /// Fields of `mprotect()`.
@@ -1089,7 +1092,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_PEEKDATA) or a /proc/pid/mem read of one byte of another process",
             },
             |cx, _, a| async move { gup::ptrace_peek(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -1249,7 +1252,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: KSM_MERGE,
                 runs: Runs::Kernel,
                 follows: "ksm_do_scan",
-                calls: &["copy_user_highpage", "flush_anon_page", "flush_cache_page", "flush_dcache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
+                calls: &["copy_user_highpage", "flush_anon_page", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
                 doc: "ksmd merges two mapped anonymous pages: the first becomes a KSM page mapped read-only in place of the second",
             },
             |cx, a| async move { ksm::ksm_do_scan(&cx, a.num(0), a.num(1)).await },
@@ -1350,10 +1353,21 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: MREMAP,
                 runs: Runs::User,
                 follows: "move_vma",
-                calls: &["flush_cache_range", "flush_tlb_range", "set_pte_at"],
+                calls: &["flush_cache_range", "flush_tlb_range", "kunmap_flush_on_unmap", "set_pte_at"],
                 doc: "mremap() of one mapped page to another user address (and colour, for a private page)",
             },
             |cx, mm, a| async move { fork::mremap(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "uffd-copy",
+                fields: UFFD_COPY,
+                runs: Runs::User,
+                follows: "mfill_atomic_copy",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "ioctl(UFFDIO_COPY) of one of the caller's pages into a missing anonymous page, copied through a kernel mapping of the new page",
+            },
+            |cx, mm, a| async move { uffd::copy(&cx, mm, a.num(0), a.num(1)).await },
         ),
     ])
 }

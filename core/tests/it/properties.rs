@@ -266,3 +266,10 @@ fn execve_is_clean_on_mainline_machines() {
 fn mremap_is_clean_on_mainline_machines() {
     group_is_clean_but_mainline_holes(&["mremap", "store", "load", "fork", "munmap"], 150);
 }
+
+/// `UFFDIO_COPY` into missing pages, from pages the process stores to (or has not touched
+/// yet), with loads of the result, fork and munmap.
+#[test]
+fn uffd_copy_is_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(&["uffd-copy", "store", "load", "fork", "munmap"], 150);
+}

@@ -250,6 +250,32 @@ impl Arch for V6NoFlushCacheRange {
     }
 }
 
+/// MIPS R4K without `flush_dcache_folio` and `flush_dcache_page` in `UFFDIO_COPY` (what
+/// `mfill_atomic_pte_copy` relies on to write the copy back from the kernel alias before the
+/// page is mapped at the user's colour).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct R4kUffdCopyNoFlushDcache(MipsR4k);
+
+impl Arch for R4kUffdCopyNoFlushDcache {
+    type Base = MipsR4k;
+    fn base(&self) -> &MipsR4k {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "mips-r4k-without-flush_dcache-in-uffd-copy"
+    }
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        if cx.action() != "uffd-copy" {
+            self.base().flush_dcache_folio(cx, pfn, nr).await;
+        }
+    }
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+        if cx.action() != "uffd-copy" {
+            self.base().flush_dcache_page(cx, pfn).await;
+        }
+    }
+}
+
 /// ARM VIVT without `flush_cache_range` in `mremap` (what `move_page_tables` and the unmap of
 /// the old range rely on to write back the lines of the old user address before the page is
 /// reached at the new one).
@@ -586,6 +612,13 @@ pub fn all() -> Vec<Dropped> {
             VIVT,
             VivtMremapNoFlushCacheRange::default(),
             ArmVivt,
+        ),
+        dropped(
+            "uffd-copy",
+            "flush_dcache_folio",
+            R4K,
+            R4kUffdCopyNoFlushDcache::default(),
+            MipsR4k,
         ),
     ]
 }
