@@ -112,6 +112,11 @@ pub enum Resource {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Footprint {
     touched: Vec<(Resource, Bits, Bits)>,
+    /// A summary of everything read or written and of everything written: each resource's
+    /// numbers folded into 64 bits and turned by the resource, so that two footprints whose
+    /// summaries do not meet cannot conflict (most pairs, which `conflicts` then skips).
+    any_sum: u64,
+    written_sum: u64,
 }
 
 impl Footprint {
@@ -120,6 +125,9 @@ impl Footprint {
         if read.is_empty() && write.is_empty() {
             return;
         }
+        let (rs, ws) = (summary(r, &read), summary(r, &write));
+        self.any_sum |= rs | ws;
+        self.written_sum |= ws;
         match self.touched.iter_mut().find(|(k, _, _)| *k == r) {
             Some((_, rd, wr)) => {
                 merge(rd, read);
@@ -144,12 +152,33 @@ impl Footprint {
 
     /// Whether the two stretches may not commute: one wrote something the other read or wrote.
     pub fn conflicts(&self, other: &Footprint) -> bool {
+        if self.written_sum & other.any_sum == 0 && self.any_sum & other.written_sum == 0 {
+            return false;
+        }
         self.touched.iter().any(|(r, rd, wr)| {
             other.of(*r).is_some_and(|(ord, owr)| {
                 wr.intersects(ord) || wr.intersects(owr) || rd.intersects(owr)
             })
         })
     }
+}
+
+/// The numbers of `b` folded into 64 bits (all of them for every number), turned by the
+/// resource so that the same number of two resources usually lands on different bits.
+fn summary(r: Resource, b: &Bits) -> u64 {
+    if b.all {
+        return u64::MAX;
+    }
+    let folded = b.words.iter().fold(0, |a, w| a | w);
+    let turn = match r {
+        Resource::Memory => 0,
+        Resource::PageTable => 1,
+        Resource::CpuMm => 2,
+        Resource::DSets(c) => 3 + 3 * c as u32,
+        Resource::ISets(c) => 4 + 3 * c as u32,
+        Resource::Tlb(c) => 5 + 3 * c as u32,
+    };
+    folded.rotate_left(turn.wrapping_mul(11) % 64)
 }
 
 fn merge(into: &mut Bits, from: Bits) {

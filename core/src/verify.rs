@@ -68,6 +68,7 @@ use crate::arch::Arch;
 use crate::canon::{hash_words, Canon, Names};
 use crate::event::Side;
 use crate::footprint::Footprint;
+use std::rc::Rc;
 use crate::model::{DynModel, Model};
 use crate::op::{Action, Op};
 use crate::oracle::Violation;
@@ -376,9 +377,9 @@ struct Frame {
     /// Choices left to try, each with its op.
     todo: Vec<(Choice, Op)>,
     /// Choices tried, with what they touched.
-    done: Vec<(Choice, Footprint)>,
+    done: Vec<(Choice, Rc<Footprint>)>,
     /// Choices that sleep here.
-    sleep: Vec<(Choice, Footprint)>,
+    sleep: Vec<(Choice, Rc<Footprint>)>,
     /// Whether some actor can do something here (a choice that changed something, or one
     /// asleep or beyond the preemption bound): if not, the schedule may end here.
     progress: bool,
@@ -496,7 +497,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
     }
 
     /// Records that a state was explored with these budgets and sleep set.
-    fn remember(&mut self, key: u128, aux: &Aux, sleep: &[(Choice, Footprint)]) {
+    fn remember(&mut self, key: u128, aux: &Aux, sleep: &[(Choice, Rc<Footprint>)]) {
         let mut s: Vec<Choice> = sleep.iter().map(|(c, _)| *c).collect();
         s.sort_unstable();
         let v = self.explored.entry(key).or_default();
@@ -510,7 +511,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
 
     /// Whether a state was explored with budgets at least these and a sleep set within this
     /// one.
-    fn covered(&self, key: u128, aux: &Aux, sleep: &[(Choice, Footprint)]) -> bool {
+    fn covered(&self, key: u128, aux: &Aux, sleep: &[(Choice, Rc<Footprint>)]) -> bool {
         self.explored.get(&key).is_some_and(|v| {
             v.iter().any(|x| {
                 x.k >= aux.k
@@ -527,7 +528,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         world: u128,
         key: u128,
         ops: usize,
-        sleep: Vec<(Choice, Footprint)>,
+        sleep: Vec<(Choice, Rc<Footprint>)>,
     ) {
         let (todo, slept, beyond) = self.choices(&aux, &sleep);
         self.out.stats.slept += slept.len() as u64;
@@ -553,7 +554,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
     fn choices(
         &self,
         aux: &Aux,
-        sleep: &[(Choice, Footprint)],
+        sleep: &[(Choice, Rc<Footprint>)],
     ) -> (Vec<(Choice, Op)>, Vec<Choice>, bool) {
         let r = self.runner.as_ref().expect("a runner");
         let st = r.state();
@@ -714,7 +715,12 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
 
     /// The sleep set of the child reached by `choice`, which touched `fp`: the choices asleep
     /// here or tried here before that commute with it, where one of the two is an event.
-    fn child_sleep(&self, i: usize, choice: Choice, fp: &Footprint) -> Vec<(Choice, Footprint)> {
+    fn child_sleep(
+        &self,
+        i: usize,
+        choice: Choice,
+        fp: &Footprint,
+    ) -> Vec<(Choice, Rc<Footprint>)> {
         if !self.opts.pruning.commutes() {
             return Vec::new();
         }
@@ -845,7 +851,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
             self.stack[i].progress = true;
         }
         let sleep = self.child_sleep(i, choice, &fp);
-        self.stack[i].done.push((choice, fp));
+        self.stack[i].done.push((choice, Rc::new(fp)));
         if ops + 1 > self.opts.max_depth {
             self.out.stats.cut += 1;
             undo(self);
