@@ -561,6 +561,26 @@ pub fn load_bytes(bytes: &[u8], preset_override: Option<&str>) -> Result<Loaded,
     load_bytes_in(bytes, &Shipped, preset_override)
 }
 
+/// `models`, with every name they do not know resolving to `model`.
+struct OrElse<'a> {
+    models: &'a dyn Models,
+    model: std::rc::Rc<dyn DynModel>,
+}
+
+impl Models for OrElse<'_> {
+    fn model(&self, name: &str) -> Option<std::rc::Rc<dyn DynModel>> {
+        self.models.model(name).or_else(|| Some(self.model.clone()))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.models.names()
+    }
+
+    fn raw(&self, index: u8) -> Option<std::rc::Rc<dyn DynModel>> {
+        self.models.raw(index)
+    }
+}
+
 /// Loads a trace or raw fuzzer bytes. A file is a trace if it starts with `flushfuzz-trace`
 /// (after comments and blank lines); its preset line names a model of `models`. Raw bytes run on
 /// the model their first byte picks among `models`' ([`Models::raw`]). `preset_override` names
@@ -605,7 +625,18 @@ pub fn load_bytes_in(
     };
     let is_trace = text.is_some_and(looks_like_trace);
     if is_trace {
-        let t = Trace::parse_in(text.expect("utf-8"), models).map_err(LoadError::Trace)?;
+        // With a preset given, a trace of a preset these models lack reads in its vocabulary.
+        let t = match &over {
+            Some(m) => Trace::parse_in(
+                text.expect("utf-8"),
+                &OrElse {
+                    models,
+                    model: m.clone(),
+                },
+            ),
+            None => Trace::parse_in(text.expect("utf-8"), models),
+        }
+        .map_err(LoadError::Trace)?;
         let model = match &over {
             Some(m) => m.clone(),
             None => models

@@ -68,7 +68,6 @@ use crate::arch::Arch;
 use crate::canon::{hash_words, Canon, Names};
 use crate::event::Side;
 use crate::footprint::Footprint;
-use std::rc::Rc;
 use crate::model::{DynModel, Model};
 use crate::op::{Action, Op};
 use crate::oracle::Violation;
@@ -76,6 +75,7 @@ use crate::run::{build_state, Hardware, RunOptions, Runner};
 use crate::sched::Placement;
 use crate::world::State;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 /// What a program's actors do, without the schedule: each actor's actions, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -445,7 +445,18 @@ pub fn in_target(
     request: &flushfuzz::tool::Request,
 ) -> anyhow::Result<u8> {
     let bin = built_target(target)?;
-    let o = campaign::ask(&bin, request, machine)?;
+    let mut o = campaign::ask(&bin, request, machine)?;
+    // The target does not know it is one: its hints name the command as the shipped tool
+    // would run it, which must run it in the target again (and on the same machine file).
+    let how = match machine {
+        Some(m) => format!(
+            "flushfuzz replay --target {target} --machine {} ",
+            m.display()
+        ),
+        None => format!("flushfuzz replay --target {target} "),
+    };
+    o.stdout = o.stdout.replace("flushfuzz replay ", &how);
+    o.stderr = o.stderr.replace("flushfuzz replay ", &how);
     print_output(&o);
     Ok(o.code)
 }

@@ -91,5 +91,26 @@ fn a_patched_arch_in_a_users_crate_is_found_by_a_campaign() {
     let t: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
     assert_eq!(t["inputs"], 2);
     assert_eq!(t["groups"][0]["count"], 2, "{t}");
+    // A shipped trace names a preset the target lacks: with a preset given, its actions run
+    // there.
+    let o = campaign::ask(
+        &bin,
+        &Request::Verify {
+            file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crashes/gup-anon-alias.trace"),
+            preset: Some("my-board".into()),
+            args: flushfuzz::tool::VerifyArgs {
+                preemptions: 0,
+                events: 0,
+                out: None,
+            },
+            json: true,
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(o.code, 0, "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(v["preset"], "my-board", "{v}");
+    assert_eq!(v["actions"], 2, "{v}");
     let _ = std::fs::remove_dir_all(&work);
 }
