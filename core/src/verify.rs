@@ -387,6 +387,9 @@ struct Frame {
 }
 
 /// An explored state: the budgets it was explored with and the choices that slept there.
+/// The longest sleep set a state is remembered with ([`Engine::remember`]).
+const MAX_REMEMBERED_SLEEP: usize = 16;
+
 #[derive(Debug)]
 struct Explored {
     k: u32,
@@ -498,6 +501,11 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
 
     /// Records that a state was explored with these budgets and sleep set.
     fn remember(&mut self, key: u128, aux: &Aux, sleep: &[(Choice, Rc<Footprint>)]) {
+        // Only a state reached again with every choice of this sleep set asleep is covered by
+        // it: a long sleep set seldom is, and would cost more memory than the state saves.
+        if sleep.len() > MAX_REMEMBERED_SLEEP {
+            return;
+        }
         let mut s: Vec<Choice> = sleep.iter().map(|(c, _)| *c).collect();
         s.sort_unstable();
         let v = self.explored.entry(key).or_default();
