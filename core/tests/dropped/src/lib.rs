@@ -221,6 +221,36 @@ impl Arch for V6NoFlushDcachePageIn {
     }
 }
 
+/// ARMv6 without `flush_anon_page` in one path (`ptrace-peek`, `process-vm`: what GUP's callers
+/// rely on to write the user's lines back before the kernel reads the page through kmap).
+#[derive(Clone, Copy, Debug)]
+pub struct V6NoFlushAnonPageIn {
+    arch: ArmV6,
+    path: &'static str,
+}
+
+impl V6NoFlushAnonPageIn {
+    /// ARMv6 without `flush_anon_page` in `path`.
+    pub fn new(path: &'static str) -> Self {
+        V6NoFlushAnonPageIn { arch: ArmV6, path }
+    }
+}
+
+impl Arch for V6NoFlushAnonPageIn {
+    type Base = ArmV6;
+    fn base(&self) -> &ArmV6 {
+        &self.arch
+    }
+    fn name(&self) -> &'static str {
+        "arm-v6-without-flush_anon_page-in-one-path"
+    }
+    async fn flush_anon_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn) {
+        if cx.action() != self.path {
+            self.base().flush_anon_page(cx, mm, pfn, vpn).await;
+        }
+    }
+}
+
 /// ARMv6 (aliasing VIPT) whose `flush_cache_range` does nothing when `mprotect` makes a range
 /// executable (what mainline's promise to code stored before `mprotect(PROT_EXEC)` rests on).
 #[derive(Clone, Copy, Debug, Default)]
@@ -619,6 +649,20 @@ pub fn all() -> Vec<Dropped> {
             R4K,
             R4kUffdCopyNoFlushDcache::default(),
             MipsR4k,
+        ),
+        dropped(
+            "ptrace-peek",
+            "flush_anon_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushAnonPageIn::new("ptrace-peek"),
+            ArmV6,
+        ),
+        dropped(
+            "process-vm",
+            "flush_anon_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushAnonPageIn::new("process-vm"),
+            ArmV6,
         ),
     ]
 }
