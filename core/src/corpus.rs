@@ -129,6 +129,18 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // read() of an executable file's page into the heap, then running the text.
             "run T0 cpu0 read file=0 index=2 off=0 page=2\nrun T1 cpu1 fetch page=6 off=8\n\
              run T0 cpu0 fetch page=6 off=0",
+            // A packet socket's ring: a packet received into a frame the user reads and hands
+            // back, a frame the user fills sent from the other CPU.
+            "run T0 cpu0 packet-mmap pages=1 at=5\nrun IRQ cpu1 packet-rcv frame=1\n\
+             run T0 cpu0 load page=8 off=32\nrun T0 cpu0 load page=8 off=48\n\
+             run T0 cpu0 store page=8 off=32\nrun T0 cpu0 store page=8 off=16\n\
+             run T1 cpu1 packet-snd frame=0",
+            // An io_uring instance: the user writes an SQE and the SQ tail, the kernel
+            // completes it on the other CPU, the user reads the CQ tail and the CQE.
+            "run T0 cpu0 uring-setup at=5\nrun T0 cpu0 store page=13 off=0\n\
+             run T0 cpu0 store page=8 off=8\nrun K0 cpu1 uring-submit sqe=0 cqe=0\n\
+             run T0 cpu0 load page=8 off=24\nrun T0 cpu0 load page=8 off=32\n\
+             run T0 cpu0 store page=8 off=16",
             // A module loaded and run on the other CPU, freed; a BPF program compiled and run
             // from an interrupt on the other CPU.
             "run K0 cpu0 module-load slot=0 at=3 off=5\nrun K1 cpu1 text-run slot=0 off=2\n\

@@ -164,6 +164,10 @@ pub struct Violation {
     pub newest_survives: bool,
     /// Where the newest value is at the moment of the violation.
     pub newest_at: Vec<Source>,
+    /// The kernel buffer shared with user space that the byte's frame belongs to, if any
+    /// (`perf-ring`, `packet-ring`, `io_uring`): what a family of a buffer's own protocol
+    /// matches on.
+    pub object: Option<&'static str>,
     /// Events that touched the byte's line, when the run was logged.
     pub history: Vec<Logged>,
 }

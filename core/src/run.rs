@@ -209,7 +209,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         io: preset.io,
         arch_words: [0; kernel::ARCH_WORDS],
         vmap_bufs: vec![None; kernel::bio::VMAP_BUFS],
-        rings: vec![None; kernel::ring::RINGS],
+        rings: vec![None; kernel::ring::ALL_RINGS],
         text: vec![None; kernel::text::TEXT_SLOTS],
         swap: (0..kernel::SWAP_SLOTS)
             .map(|_| kernel::SwapSlot {

@@ -90,6 +90,9 @@ pub struct FamilyRule {
     pub write_paths: &'static [&'static str],
     /// Whether the newest value must still exist.
     pub newest: Newest,
+    /// The shared kernel buffers ([`Violation::object`]) the byte must belong to; empty for
+    /// any byte, a buffer's or not.
+    pub objects: &'static [&'static str],
     /// The mechanism, in one sentence.
     pub mechanism: &'static str,
     /// Whether mainline behaviour has it too: a hole in the kernel's handling itself, not a
@@ -115,6 +118,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["pkmap"],
         write_paths: &[],
         newest: Newest::Lost,
+        objects: &[],
         mechanism: "cache maintenance through an unpinned page_address of a recycled pkmap slot \
                     discards a dirty line written through the slot's new mapping; whoever reads \
                     the byte next (the audit, a load, a fetch, the device) sees the old value \
@@ -129,6 +133,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &[],
         newest: Newest::Survives,
+        objects: &[],
         mechanism: "the copy-on-write copy reads the old page through a kernel alias whose \
                     colour differs from the alias holding newer dirty data (mail 004)",
         mainline: false,
@@ -141,6 +146,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["linear", "pkmap", "fixmap"],
         write_paths: &[],
         newest: Newest::Survives,
+        objects: &[],
         mechanism: "the kernel reads through a vm_map_ram/vmap alias data it wrote through kmap \
                     or the linear map, whose dirty lines that read misses (mail 000)",
         mainline: false,
@@ -153,6 +159,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["vmap"],
         write_paths: &["perf_output_copy"],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "the kernel writes a ring buffer (perf's under CONFIG_PERF_USE_VMALLOC, a \
                     vb2-vmalloc buffer) through its vmalloc alias and nothing writes those lines \
                     back; where the user's mapping of the ring does not share the alias's lines \
@@ -168,10 +175,47 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["user"],
         write_paths: &[],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "the kernel reads what the user wrote into a ring buffer (perf's data_tail, a \
                     vb2 output buffer) through the ring's vmalloc alias, with nothing written \
                     back; where the user's mapping does not share that alias's lines (VIVT, \
                     PA-RISC), it reads the old data (mainline on VIVT and PA-RISC)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "packet-ring-user-alias-left-by-flush-dcache-page",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &["packet-ring"],
+        mechanism: "the PACKET_MMAP ring's pages belong to no file, so the flush_dcache_page \
+                    that __packet_set_status, __packet_get_status, tpacket_rcv and tpacket_snd \
+                    run writes back and invalidates only the kernel's alias: the process's \
+                    mapping, at the colour mmap gives offset 0 (any other address on VIVT), \
+                    keeps its lines, so the kernel misses a status or frame the process wrote, \
+                    the process reads an old one, or a dirty line of one side buries the \
+                    other's write (mainline on VIVT, aliasing VIPT ARM, MIPS and PA-RISC)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "io-uring-rings-through-incongruent-aliases",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &["io_uring"],
+        mechanism: "io_uring's rings and SQE array are read and written by the kernel through \
+                    their kernel address and by the process through its mapping, with no cache \
+                    maintenance on either side; io_uring_get_unmapped_area makes the two \
+                    addresses share lines only under SHM_COLOUR (PA-RISC), so on VIVT and on \
+                    aliasing VIPT ARM and MIPS, where the mapping goes to colour 0 whatever the \
+                    kernel address's colour, each side can read the other's old data and a \
+                    dirty line of one can bury the other's write (mainline)",
         mainline: true,
     },
     FamilyRule {
@@ -182,6 +226,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &["arch_uprobe_copy_ixol"],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "ARM's flush_uprobe_xol_access on an aliasing VIPT D-cache flushes the user \
                     colour of the out-of-line page (flush_pfn_alias) and the I-cache, not the \
                     kmap_atomic address arch_uprobe_copy_ixol stored the instruction through: a \
@@ -197,6 +242,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &["xol_add_vma"],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "the uprobes out-of-line page is zeroed (__GFP_ZERO) through its kernel alias \
                     and mapped into the process by a special mapping with no flush, and MIPS's \
                     set_pte_at (__update_cache) flushes only a page marked PG_dcache_dirty: \
@@ -212,6 +258,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &["process_vm_writev"],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "process_vm_writev copies into the other process's page through a kernel \
                     mapping (copy_page_from_iter under kmap_local_page) after GUP's flushes and \
                     makes no flush_dcache_page afterwards: on an aliasing cache the data stays \
@@ -228,6 +275,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["user"],
         write_paths: &[],
         newest: Newest::WrittenBack,
+        objects: &[],
         mechanism: "a clean line of the kernel's alias of a page, filled by a kernel read \
                     (read(), KSM's checksum) before the user wrote the page through its own \
                     mapping, outlives the write-back of the user's line (munmap's \
@@ -246,6 +294,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["user"],
         write_paths: &[],
         newest: Newest::NotWrittenBack,
+        objects: &[],
         mechanism: "the kernel reads a user page through its own alias while the data the user \
                     wrote sits dirty at the user alias (GUP without flush_anon_page, mail 001)",
         mainline: false,
@@ -258,6 +307,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &["readpage", "clear_user_highpage", "copy_user_highpage"],
         newest: Newest::Survives,
+        objects: &[],
         mechanism: "a freshly filled page is made executable before its D-cache write-back and \
                     I-cache sync, and an I-cache fills from the old memory (mail 002)",
         mainline: false,
@@ -270,6 +320,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &[],
         newest: Newest::Survives,
+        objects: &[],
         mechanism: "the device reads memory while the newest data is still in a dirty CPU line \
                     that nobody wrote back before the transfer",
         mainline: false,
@@ -282,6 +333,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: KERNEL_ALIASES,
         write_paths: &[],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "the kernel writes a user page through its own alias while an older line of \
                     the user alias survives: the user reads it, or its write-back buries the write",
         mainline: false,
@@ -294,6 +346,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &["device"],
         write_paths: &[],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "the device writes a user page while an older line of the user alias \
                     survives: the user reads it, or its write-back buries the device's data",
         mainline: false,
@@ -306,6 +359,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_via: &[],
         write_paths: &[],
         newest: Newest::Any,
+        objects: &[],
         mechanism: "a kernel path touches a buffer while it is mapped for streaming DMA",
         mainline: false,
     },
@@ -327,6 +381,8 @@ pub struct Facts<'a> {
     pub write_via: &'a str,
     /// Where the newest value is.
     pub newest: NewestAt,
+    /// The shared kernel buffer the byte belongs to.
+    pub object: Option<&'a str>,
 }
 
 impl Facts<'static> {
@@ -345,6 +401,7 @@ impl Facts<'static> {
             } else {
                 NewestAt::OnlyInLines
             },
+            object: v.object,
         }
     }
 }
@@ -359,6 +416,7 @@ impl Facts<'_> {
                 && any(r.read_via, self.read_via)
                 && any(r.write_via, self.write_via)
                 && any(r.write_paths, self.write_path)
+                && (r.objects.is_empty() || self.object.is_some_and(|o| r.objects.contains(&o)))
                 && match r.newest {
                     Newest::Any => true,
                     Newest::Survives => self.newest != NewestAt::Lost,
@@ -888,6 +946,7 @@ mod tests {
             } else {
                 NewestAt::OnlyInLines
             },
+            object: None,
         }
     }
 
@@ -968,6 +1027,7 @@ mod tests {
                         NewestAt::OnlyInLines
                     }
                 },
+                object: r.objects.first().copied(),
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
             assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));

@@ -1185,6 +1185,7 @@ pub fn violation_at(
         write_context,
         newest_survives: survives(st, pa),
         newest_at: where_is(st, pa),
+        object: st.k.shared_object(pa / st.m.page_size() as u64),
         history: Vec::new(),
     }
 }

@@ -506,6 +506,15 @@ pub trait Arch: Sized + 'static {
         self.base().rejects_incongruent_fixed()
     }
 
+    /// `SHM_COLOUR` in pages, where the arch defines one (PA-RISC): the modulus by which
+    /// kernel and user addresses of a page must agree to share its lines. io_uring places the
+    /// user mapping of its rings congruent with their kernel address by it
+    /// (`io_uring_get_unmapped_area`); `None` (every other arch) leaves that mapping wherever
+    /// `mmap` colours a shared anonymous mapping.
+    fn shm_colour_pages<O: Arch>(&self, cx: &Cx<O>) -> Option<u64> {
+        self.base().shm_colour_pages(cx)
+    }
+
     /// `SHMLBA` in pages: the alignment `vmalloc_user` gives the kernel address of a buffer a
     /// driver will map into user space (`remap_vmalloc_range`), so that on a cache whose
     /// colours fit in it the kernel's and a colour-aligned user mapping's lines coincide.

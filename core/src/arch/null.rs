@@ -206,6 +206,10 @@ impl Arch for Null {
         false
     }
 
+    fn shm_colour_pages<O: Arch>(&self, _cx: &Cx<O>) -> Option<u64> {
+        None
+    }
+
     fn shmlba_pages<O: Arch>(&self, _cx: &Cx<O>) -> u64 {
         1
     }

@@ -217,6 +217,11 @@ impl Arch for Parisc {
         true
     }
 
+    fn shm_colour_pages<O: Arch>(&self, cx: &Cx<O>) -> Option<u64> {
+        // asm/shmparam.h defines SHM_COLOUR, the colour span of the D-cache.
+        Some(cx.dcache_colours())
+    }
+
     fn shmlba_pages<O: Arch>(&self, _cx: &Cx<O>) -> u64 {
         // SHMLBA is PAGE_SIZE; SHM_COLOUR (mmap_colour_pages) is the congruence modulus.
         1

@@ -21,10 +21,12 @@ pub mod gup;
 pub mod kmap;
 pub mod ksm;
 pub mod migrate;
+pub mod packet;
 pub mod ring;
 pub mod swap;
 pub mod text;
 pub mod uffd;
+pub mod uring;
 pub mod vmap;
 
 use crate::addr::{layout, ActorId, MmId, Pfn, Stamp, Va, Vpn};
@@ -181,7 +183,8 @@ pub enum VmaKind {
 /// The kernel object a [`VmaKind::Special`] VMA maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Special {
-    /// A `vmalloc_user` ring buffer ([`ring`]), shared with the kernel.
+    /// A buffer the kernel shares with the process, by its slot in [`KernelState::rings`]:
+    /// a `vmalloc_user` ring ([`ring`]), the `PACKET_MMAP` ring, io_uring's rings.
     Ring(u8),
     /// The address space's uprobes out-of-line slots ([`text`]): one executable page.
     Xol,
@@ -365,7 +368,8 @@ pub struct KernelState {
     pub arch_words: [u64; ARCH_WORDS],
     /// Filesystem metadata buffers built from several pages and one vmap ([`bio`]).
     pub vmap_bufs: Vec<Option<bio::VmapBuf>>,
-    /// `vmalloc_user` ring buffers a process may map ([`ring`]).
+    /// Buffers the kernel shares with processes, by slot ([`ring`]): perf-like
+    /// `vmalloc_user` rings, the `PACKET_MMAP` ring ([`packet`]), io_uring's ([`uring`]).
     pub rings: Vec<Option<ring::Ring>>,
     /// Kernel text in vmalloc space: loaded modules and JIT images ([`text`]).
     pub text: Vec<Option<text::Text>>,
@@ -486,6 +490,20 @@ impl KernelState {
             "{:?}{:?}{:?}",
             self.vmap_bufs, self.rings, self.text
         ));
+    }
+
+    /// The name of the buffer shared with user space that frame `pfn` belongs to, if any
+    /// (see [`crate::oracle::Violation::object`]).
+    pub fn shared_object(&self, pfn: u64) -> Option<&'static str> {
+        let slot = self.rings.iter().position(|r| {
+            r.as_ref()
+                .is_some_and(|r| r.pfns.iter().any(|&p| p as u64 == pfn))
+        })?;
+        Some(match slot {
+            ring::PACKET_RING => "packet-ring",
+            ring::URING_RINGS | ring::URING_SQES => "io_uring",
+            _ => "perf-ring",
+        })
     }
 
     /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
@@ -690,10 +708,11 @@ pub mod locks {
     pub const TEXT_MUTEX: usize = 0;
     /// The first metadata buffer's lock (`xfs_buf_lock`); buffer `n` has `VMAP_BUF + n`.
     pub const VMAP_BUF: usize = 1;
-    /// The first ring buffer's lock (perf's `mmap_mutex`); ring `n` has `RING + n`.
+    /// The first ring slot's lock (perf's `mmap_mutex`, the packet socket's `pg_vec_lock`,
+    /// io_uring's `uring_lock`); slot `n` has `RING + n`.
     pub const RING: usize = VMAP_BUF + super::bio::VMAP_BUFS;
     /// How many there are.
-    pub const COUNT: usize = RING + super::ring::RINGS;
+    pub const COUNT: usize = RING + super::ring::ALL_RINGS;
 }
 
 /// The index in [`KernelState::locks`] of object lock `i` (one of [`locks`]).
@@ -799,6 +818,14 @@ const RING_MMAP: &[Field] = &[
 ];
 /// Fields of a kernel access to a ring buffer.
 const RING_AT: &[Field] = &[Field::num("ring"), Field::num("page"), Field::num("off")];
+/// Fields of mapping the `PACKET_MMAP` ring.
+const PACKET_MMAP: &[Field] = &[Field::num("pages"), Field::num("at")];
+/// Fields of a packet received into or sent from a frame of the `PACKET_MMAP` ring.
+const PACKET_FRAME: &[Field] = &[Field::num("frame")];
+/// Fields of setting up and mapping the io_uring instance.
+const URING_SETUP: &[Field] = &[Field::num("at")];
+/// Fields of an io_uring submission and its completion.
+const URING_SUBMIT: &[Field] = &[Field::num("sqe"), Field::num("cqe")];
 /// Fields of loading kernel text.
 const TEXT_LOAD: &[Field] = &[Field::num("slot"), Field::num("at"), Field::num("off")];
 /// Fields of running kernel text.
@@ -989,7 +1016,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
             },
             |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -1092,7 +1119,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_from_user_page", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_PEEKDATA) or a /proc/pid/mem read of one byte of another process",
             },
             |cx, _, a| async move { gup::ptrace_peek(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -1252,7 +1279,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: KSM_MERGE,
                 runs: Runs::Kernel,
                 follows: "ksm_do_scan",
-                calls: &["copy_user_highpage", "flush_anon_page", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
+                calls: &["copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
                 doc: "ksmd merges two mapped anonymous pages: the first becomes a KSM page mapped read-only in place of the second",
             },
             |cx, a| async move { ksm::ksm_do_scan(&cx, a.num(0), a.num(1)).await },
@@ -1324,7 +1351,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: LARGE_ANON,
                 runs: Runs::User,
                 follows: "alloc_anon_folio",
-                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_flush_on_unmap", "set_pte_at", "set_ptes", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache", "update_mmu_cache_range"],
+                calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "set_ptes", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache", "update_mmu_cache_range"],
                 doc: "a user store whose fault maps a large anonymous folio, zeroed a subpage at a time at each subpage's address (folio_zero_user)",
             },
             |cx, mm, a| async move {
@@ -1368,6 +1395,61 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 doc: "ioctl(UFFDIO_COPY) of one of the caller's pages into a missing anonymous page, copied through a kernel mapping of the new page",
             },
             |cx, mm, a| async move { uffd::copy(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "packet-mmap",
+                fields: PACKET_MMAP,
+                runs: Runs::User,
+                follows: "packet_mmap",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_flush_on_unmap", "set_pte_at"],
+                doc: "setsockopt(PACKET_RX_RING) and mmap() of a packet socket: a ring of 1 or 2 zeroed pages allocated on first use, each inserted into a shared mapping",
+            },
+            |cx, mm, a| async move { packet::packet_mmap(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "packet-rcv",
+                fields: PACKET_FRAME,
+                runs: Runs::Atomic,
+                follows: "tpacket_rcv",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_flush_on_unmap"],
+                doc: "a packet received into a frame of the PACKET_MMAP ring: status read, header and data stored through the linear map, flush_dcache_page, status handed to the user",
+            },
+            |cx, a| async move { packet::tpacket_rcv(&cx, a.num(0)).await },
+        ),
+        user(
+            PathInfo {
+                name: "packet-snd",
+                fields: PACKET_FRAME,
+                runs: Runs::User,
+                follows: "tpacket_snd",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_flush_on_unmap"],
+                doc: "sendmsg() of a frame the user filled in the PACKET_MMAP ring: status read, data page flushed and read through the linear map, frame handed back",
+            },
+            |cx, _, a| async move { packet::tpacket_snd(&cx, a.num(0)).await },
+        ),
+        user(
+            PathInfo {
+                name: "uring-setup",
+                fields: URING_SETUP,
+                runs: Runs::User,
+                follows: "io_uring_setup",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_flush_on_unmap", "set_pte_at"],
+                doc: "io_uring_setup() and mmap() of its SQ/CQ ring region and SQE array, allocated zeroed on first use and placed by io_uring_get_unmapped_area",
+            },
+            |cx, mm, a| async move { uring::setup(&cx, mm, a.num(0)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "uring-submit",
+                fields: URING_SUBMIT,
+                runs: Runs::Kernel,
+                follows: "io_submit_sqes",
+                calls: &[],
+                doc: "io_uring_enter() or the SQPOLL thread: an SQE the user wrote read, its CQE written, through the rings' kernel address with no flush",
+            },
+            |cx, a| async move { uring::submit(&cx, a.num(0), a.num(1)).await },
         ),
     ])
 }

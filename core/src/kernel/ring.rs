@@ -20,17 +20,26 @@ use crate::arch::Arch;
 use crate::machine::Pte;
 use crate::world::{Cx, StoreKind};
 
-/// How many ring buffers there may be.
+/// How many perf-like ring buffers there may be (the `ring` field of their ops).
 pub const RINGS: usize = 2;
+/// The `PACKET_MMAP` ring's slot ([`super::packet`]).
+pub const PACKET_RING: usize = RINGS;
+/// The io_uring instance's SQ/CQ ring region's slot ([`super::uring`]).
+pub const URING_RINGS: usize = RINGS + 1;
+/// The io_uring instance's SQE array's slot.
+pub const URING_SQES: usize = RINGS + 2;
+/// How many ring slots there are, all kinds together.
+pub const ALL_RINGS: usize = RINGS + 3;
 
 /// Bytes of a record the kernel writes, or of what it reads back.
 pub const RECORD: u64 = 4;
 
-/// A ring buffer: its pages and their vmalloc address.
+/// A buffer the kernel shares with user space: its pages and the kernel address of each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ring {
-    /// The vmalloc address (`rb->user_page`, the data pages following it).
-    pub va: Va,
+    /// The kernel address of each page: consecutive vmalloc addresses for a `vmalloc_user`
+    /// ring (`rb->user_page`, the data pages following it), the linear map for page blocks.
+    pub kva: Vec<Va>,
     /// Its pages, in address order.
     pub pfns: Vec<Pfn>,
 }
@@ -70,21 +79,26 @@ pub async fn ring_mmap<A: Arch>(cx: &Cx<A>, mm: MmId, ring: u8, pages: u8, at: u
     let ring_lock = object_lock(cx, super::locks::RING + n);
     mutex_lock(cx, ring_lock).await;
     let prev = cx.enter("perf_mmap", || format!("ring {n}"));
-    let mapped = cx.kernel().mms[mm as usize].vmas.iter().any(|v| {
-        v.kind
-            == VmaKind::Special {
-                what: Special::Ring(n as u8),
-                pgoff: 0,
-            }
-    });
-    if !mapped {
+    if !maps(cx, mm, n) {
         if let Some(r) = rb_alloc(cx, n, pages, at).await {
-            remap(cx, mm, n, &r, at, write).await;
+            let modulus = cx.arch().mmap_colour_pages(cx, true);
+            remap(cx, mm, n, &r, at, 0, modulus, write, "remap_vmalloc_range").await;
         }
     }
     cx.leave(prev);
     mutex_unlock(cx, ring_lock);
     mutex_unlock(cx, mmap_lock);
+}
+
+/// Whether `mm` maps ring slot `n` (from its first page; a process maps a ring once).
+pub fn maps<A: Arch>(cx: &Cx<A>, mm: MmId, n: usize) -> bool {
+    cx.kernel().mms[mm as usize].vmas.iter().any(|v| {
+        v.kind
+            == VmaKind::Special {
+                what: Special::Ring(n as u8),
+                pgoff: 0,
+            }
+    })
 }
 
 /// `rb_alloc` under `CONFIG_PERF_USE_VMALLOC`: the ring, allocated with `vmalloc_user` if it
@@ -94,16 +108,30 @@ async fn rb_alloc<A: Arch>(cx: &Cx<A>, n: usize, pages: u8, at: u8) -> Option<Ri
         return Some(r);
     }
     let (va, pfns) = vmap::vmalloc_user(cx, 1 + pages as usize % 2, at).await?;
-    let r = Ring { va, pfns };
+    let size = cx.page_size();
+    let kva = (0..pfns.len() as u64).map(|i| va + i * size).collect();
+    let r = Ring { kva, pfns };
     cx.kernel_mut().rings[n] = Some(r.clone());
     Some(r)
 }
 
-/// `remap_vmalloc_range` of the whole ring into `mm` at a free shared-mapping address.
-async fn remap<A: Arch>(cx: &Cx<A>, mm: MmId, n: usize, r: &Ring, at: u8, write: bool) {
+/// The whole of ring slot `n` mapped into `mm` at a free address whose first page less
+/// `pgoff` is a multiple of `modulus`, as `what` (`remap_vmalloc_range`, a driver's mmap
+/// handler) does it: page by page with [`vm_insert_page`], in a [`Special::Ring`] VMA.
+#[allow(clippy::too_many_arguments)]
+pub async fn remap<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    n: usize,
+    r: &Ring,
+    at: u8,
+    pgoff: u64,
+    modulus: u64,
+    write: bool,
+    what: &'static str,
+) {
     let len = r.pfns.len() as u64;
-    let modulus = cx.arch().mmap_colour_pages(cx, true);
-    let Some(start) = get_unmapped_area(cx, mm, at, len, 0, modulus) else {
+    let Some(start) = get_unmapped_area(cx, mm, at, len, pgoff, modulus) else {
         cx.note(|| "ENOMEM: no room for the ring's mapping".into());
         return;
     };
@@ -123,7 +151,7 @@ async fn remap<A: Arch>(cx: &Cx<A>, mm: MmId, n: usize, r: &Ring, at: u8, write:
         m.vmas.push(vma);
         m.vmas.sort_by_key(|v| v.start);
     }
-    let prev = cx.enter("remap_vmalloc_range", || {
+    let prev = cx.enter(what, || {
         format!("ring {n} at user pages {start}..{}", start + len)
     });
     for (i, &pfn) in r.pfns.iter().enumerate() {
@@ -187,7 +215,7 @@ pub async fn ring_read<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) {
 fn record_at<A: Arch>(cx: &Cx<A>, ring: u8, page: u8, off: u8) -> Option<(Va, u64)> {
     let r = cx.kernel().rings[ring as usize % RINGS].clone()?;
     let size = cx.page_size();
-    let p = page as u64 % r.pfns.len() as u64;
+    let p = page as usize % r.pfns.len();
     let o = off as u64 % size;
-    Some((r.va + p * size + o, RECORD.min(size - o)))
+    Some((r.kva[p] + o, RECORD.min(size - o)))
 }

@@ -267,6 +267,23 @@ fn mremap_is_clean_on_mainline_machines() {
     group_is_clean_but_mainline_holes(&["mremap", "store", "load", "fork", "munmap"], 150);
 }
 
+/// A `PACKET_MMAP` ring: packets received into frames and sent from them, with the user's
+/// loads and stores of the frames.
+#[test]
+fn packet_mmap_rings_are_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(
+        &["packet-mmap", "packet-rcv", "packet-snd", "load", "store"],
+        150,
+    );
+}
+
+/// An io_uring instance: submissions and completions through the rings' kernel address, with
+/// the user's loads and stores of the rings.
+#[test]
+fn io_uring_rings_are_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(&["uring-setup", "uring-submit", "load", "store"], 150);
+}
+
 /// `UFFDIO_COPY` into missing pages, from pages the process stores to (or has not touched
 /// yet), with loads of the result, fork and munmap.
 #[test]
