@@ -290,6 +290,9 @@ pub struct Campaign {
     pub mutator: Mutator,
     /// Pass over violations of families mainline behaviour has too (`FLUSHFUZZ_SKIP_MAINLINE`).
     pub skip_mainline: bool,
+    /// Mainline families not passed over all the same (`FLUSHFUZZ_KEEP_FAMILIES`): where the
+    /// bug looked for falls into a family mainline has on other machines.
+    pub keep_families: Vec<String>,
     /// Seed inputs copied into the campaign's corpus.
     pub seeds: Vec<PathBuf>,
     /// Further libFuzzer flags.
@@ -550,6 +553,7 @@ pub fn run(bin: &Path, c: &Campaign, on: &mut dyn FnMut(Event)) -> Result<Outcom
             harness::SKIP_MAINLINE_ENV,
             if c.skip_mainline { "1" } else { "0" },
         )
+        .env(harness::KEEP_FAMILIES_ENV, c.keep_families.join(","))
         .env(harness::STATS_ENV, &stats_dir)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())

@@ -33,6 +33,10 @@ pub const MACHINE_ENV: &str = "FLUSHFUZZ_MACHINE";
 /// `-fixed` twin looks beyond them (set by `flushfuzz hunt --skip-mainline`).
 pub const SKIP_MAINLINE_ENV: &str = "FLUSHFUZZ_SKIP_MAINLINE";
 
+/// The environment variable listing (comma-separated) mainline families the fuzz target does
+/// not pass over under [`SKIP_MAINLINE_ENV`] (set by `flushfuzz hunt --keep-family`).
+pub const KEEP_FAMILIES_ENV: &str = "FLUSHFUZZ_KEEP_FAMILIES";
+
 /// A fuzz input: a model choice (ignored when the model is fixed) and the ops.
 #[derive(Arbitrary, Clone, Debug, Default, PartialEq, Eq)]
 pub struct FuzzInput {
@@ -52,6 +56,7 @@ pub struct Target {
     fixed: Option<Rc<dyn DynModel>>,
     shipped: bool,
     skip_mainline: bool,
+    keep_families: Vec<String>,
     mutator: Mutator,
     reach: RefCell<Reach>,
 }
@@ -135,6 +140,7 @@ impl Target {
             fixed: None,
             shipped: false,
             skip_mainline: false,
+            keep_families: Vec::new(),
             mutator: Mutator::Ops,
             reach: RefCell::default(),
         }
@@ -158,6 +164,7 @@ impl Target {
             fixed: None,
             shipped: true,
             skip_mainline: false,
+            keep_families: Vec::new(),
             mutator: Mutator::Ops,
             reach: RefCell::default(),
         }
@@ -193,6 +200,14 @@ impl Target {
             self.fixed = Some(m);
         }
         self.skip_mainline = std::env::var(SKIP_MAINLINE_ENV).is_ok_and(|v| v == "1");
+        self.keep_families = std::env::var(KEEP_FAMILIES_ENV)
+            .map(|v| {
+                v.split(',')
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         if let Ok(dir) = std::env::var(STATS_ENV) {
             self.reach.borrow_mut().file =
                 Some(std::path::Path::new(&dir).join(format!("reach-{}.json", std::process::id())));
@@ -244,7 +259,10 @@ impl Target {
         });
         self.reach.borrow_mut().note(m.catalog(), r.paths_started);
         if let Some(v) = r.violation {
-            if self.skip_mainline && crate::triage::in_mainline(&v) {
+            if self.skip_mainline
+                && crate::triage::in_mainline(&v)
+                && !self.keep_families.contains(&crate::triage::family(&v))
+            {
                 return;
             }
             self.reach.borrow().save();

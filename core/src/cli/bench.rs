@@ -345,6 +345,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 work: None,
                 mutator: a.mutator,
                 skip_mainline: true,
+                keep_families: Vec::new(),
                 seeds: campaign::seeds_in(&seed_dir, preset)?,
                 extra: a.libfuzzer.clone(),
             })

@@ -79,6 +79,14 @@ pub struct Args {
     /// twin.
     #[arg(long)]
     skip_mainline: bool,
+    /// With --skip-mainline, a mainline family not to pass over all the same (repeatable), for a
+    /// bug whose race falls into a family mainline has on other machines.
+    #[arg(
+        long = "keep-family",
+        value_name = "FAMILY",
+        requires = "skip_mainline"
+    )]
+    keep_families: Vec<String>,
     /// Further libFuzzer flags, after `--` (e.g. `-- -use_value_profile=1 -max_len=1024`).
     #[arg(last = true, value_name = "LIBFUZZER_FLAG")]
     libfuzzer: Vec<String>,
@@ -319,6 +327,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             work: a.work.clone(),
             mutator: a.mutator,
             skip_mainline: a.skip_mainline,
+            keep_families: a.keep_families.clone(),
             seeds,
             extra: a.libfuzzer.clone(),
         };

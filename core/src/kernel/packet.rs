@@ -19,8 +19,8 @@
 //! both sides in any order, each write judged like any other.
 
 use super::ring::{self, Ring};
-use super::{alloc_page, mutex_lock, mutex_unlock, object_lock, put_page, vmap, KernelState};
 use super::PageKind;
+use super::{alloc_page, mutex_lock, mutex_unlock, object_lock, put_page, vmap, KernelState};
 use crate::addr::{MmId, Pfn, Va};
 use crate::arch::Arch;
 use crate::world::{Cx, StoreKind};

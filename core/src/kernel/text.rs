@@ -358,13 +358,11 @@ pub fn special_page<A: Arch>(cx: &Cx<A>, mm: MmId, vma: &Vma, vpn: Vpn) -> Optio
         let k = cx.kernel();
         match what {
             Special::Xol => k.mms[mm as usize].xol.map(|x| x.pfn),
-            Special::Ring(n) => k.rings[n as usize]
-                .as_ref()
-                .and_then(|r| {
-                    r.pfns
-                        .get((pgoff as u64 + vpn - vma.start) as usize)
-                        .copied()
-                }),
+            Special::Ring(n) => k.rings[n as usize].as_ref().and_then(|r| {
+                r.pfns
+                    .get((pgoff as u64 + vpn - vma.start) as usize)
+                    .copied()
+            }),
         }
     }?;
     get_page(cx, pfn);

@@ -16,8 +16,8 @@
 //! judges each read).
 
 use super::ring::{self, Ring};
-use super::{alloc_page, mutex_lock, mutex_unlock, object_lock, put_page, vmap, KernelState};
 use super::PageKind;
+use super::{alloc_page, mutex_lock, mutex_unlock, object_lock, put_page, vmap, KernelState};
 use crate::addr::{MmId, Va};
 use crate::arch::Arch;
 use crate::world::{Cx, StoreKind};
@@ -98,7 +98,11 @@ async fn region<A: Arch>(cx: &Cx<A>, n: usize) -> Option<Ring> {
     if let Some(r) = cx.kernel().rings[n].clone() {
         return Some(r);
     }
-    let what = if n == ring::URING_RINGS { "rings" } else { "sqes" };
+    let what = if n == ring::URING_RINGS {
+        "rings"
+    } else {
+        "sqes"
+    };
     let prev = cx.enter("io_create_region", || what.into());
     let Some(pfn) = alloc_page(cx, false, PageKind::Kernel) else {
         cx.note(|| "ENOMEM: no page for the region".into());
@@ -151,7 +155,9 @@ pub async fn submit<A: Arch>(cx: &Cx<A>, sqe: u8, cqe: u8) {
     let prev = cx.enter("io_fill_cqe_req", || format!("cqe {}", cqe as u64 % CQES));
     // The room left in the CQ ring: the CQ head the user advanced.
     cx.kload_run(rings + word(cx, CQ_HEAD), WORD);
-    let values: Vec<_> = (0..CQE_BYTES.min(page / 2 / CQES)).map(|_| cx.fresh()).collect();
+    let values: Vec<_> = (0..CQE_BYTES.min(page / 2 / CQES))
+        .map(|_| cx.fresh())
+        .collect();
     cx.kstore_run(cqe_at, &values, false, StoreKind::UserData);
     cx.leave(prev);
     let prev = cx.enter("io_commit_cqring", || "cq tail".into());

@@ -38,6 +38,7 @@ fn a_patched_arch_in_a_users_crate_is_found_by_a_campaign() {
                 // Its ARMv6 board has the holes mainline has on aliasing VIPT ARM (the
                 // uprobes slot copy's among them): pass over them, as `hunt --skip-mainline`.
                 skip_mainline: true,
+                keep_families: Vec::new(),
                 seeds: campaign::seeds_in(&source.seed_dir(), None).unwrap(),
                 extra: Vec::new(),
             };
