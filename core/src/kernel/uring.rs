@@ -53,10 +53,10 @@ pub const SQES: u64 = 4;
 pub const CQES: u64 = 2;
 
 /// Bytes of an SQE.
-const SQE_BYTES: u64 = 64;
+pub const SQE_BYTES: u64 = 64;
 
 /// Bytes of a CQE.
-const CQE_BYTES: u64 = 16;
+pub const CQE_BYTES: u64 = 16;
 
 /// `io_uring_setup()` and the `mmap()` of both regions (`IORING_OFF_SQ_RING`,
 /// `IORING_OFF_SQES`): the regions are allocated zeroed on first use (`io_create_region`:
