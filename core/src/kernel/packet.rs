@@ -19,8 +19,7 @@
 //! both sides in any order, each write judged like any other.
 
 use super::ring::{self, Ring};
-use super::PageKind;
-use super::{alloc_page, mutex_lock, mutex_unlock, object_lock, put_page, vmap, KernelState};
+use super::{mutex_lock, mutex_unlock, object_lock, KernelState};
 use crate::addr::{MmId, Pfn, Va};
 use crate::arch::Arch;
 use crate::world::{Cx, StoreKind};
@@ -66,27 +65,9 @@ pub async fn packet_mmap<A: Arch>(cx: &Cx<A>, mm: MmId, pages: u8, at: u8) {
 /// `__GFP_ZERO`, one block each), published as the ring.
 async fn alloc_pg_vec<A: Arch>(cx: &Cx<A>, count: usize) -> Option<Ring> {
     let prev = cx.enter("packet_set_ring", || format!("{count} pages"));
-    let mut pfns = Vec::with_capacity(count);
-    for _ in 0..count {
-        let Some(pfn) = alloc_page(cx, false, PageKind::Kernel) else {
-            cx.note(|| "ENOMEM: no page for the ring".into());
-            for &p in &pfns {
-                put_page(cx, p);
-            }
-            cx.leave(prev);
-            return None;
-        };
-        vmap::clear_highpage(cx, pfn, StoreKind::UserData).await;
-        pfns.push(pfn);
-    }
-    let kva = pfns
-        .iter()
-        .map(|&p| cx.linear_va(p).expect("lowmem pages are in the linear map"))
-        .collect();
-    let r = Ring { kva, pfns };
-    cx.kernel_mut().rings[ring::PACKET_RING] = Some(r.clone());
+    let r = ring::alloc_linear(cx, ring::PACKET_RING, count).await;
     cx.leave(prev);
-    Some(r)
+    r
 }
 
 /// Frame `frame` of the ring (modulo its frames): its page and the kernel address of its

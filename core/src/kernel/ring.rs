@@ -101,6 +101,31 @@ pub fn maps<A: Arch>(cx: &Cx<A>, mm: MmId, n: usize) -> bool {
     })
 }
 
+/// `count` zeroed lowmem pages (`alloc_pages` with `__GFP_ZERO`: a block of its own each,
+/// reached through the linear map), published as ring slot `n`; `None`, with nothing kept, when
+/// memory runs out. The packet ring's `alloc_pg_vec` and io_uring's `io_create_region`.
+pub async fn alloc_linear<A: Arch>(cx: &Cx<A>, n: usize, count: usize) -> Option<Ring> {
+    let mut pfns = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Some(pfn) = super::alloc_page(cx, false, super::PageKind::Kernel) else {
+            cx.note(|| "ENOMEM: no page for the ring".into());
+            for &p in &pfns {
+                super::put_page(cx, p);
+            }
+            return None;
+        };
+        vmap::clear_highpage(cx, pfn, StoreKind::UserData).await;
+        pfns.push(pfn);
+    }
+    let kva = pfns
+        .iter()
+        .map(|&p| cx.linear_va(p).expect("lowmem pages are in the linear map"))
+        .collect();
+    let r = Ring { kva, pfns };
+    cx.kernel_mut().rings[n] = Some(r.clone());
+    Some(r)
+}
+
 /// `rb_alloc` under `CONFIG_PERF_USE_VMALLOC`: the ring, allocated with `vmalloc_user` if it
 /// does not exist yet.
 async fn rb_alloc<A: Arch>(cx: &Cx<A>, n: usize, pages: u8, at: u8) -> Option<Ring> {

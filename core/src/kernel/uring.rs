@@ -16,8 +16,7 @@
 //! judges each read).
 
 use super::ring::{self, Ring};
-use super::PageKind;
-use super::{alloc_page, mutex_lock, mutex_unlock, object_lock, put_page, vmap, KernelState};
+use super::{mutex_lock, mutex_unlock, object_lock, KernelState};
 use crate::addr::{MmId, Va};
 use crate::arch::Arch;
 use crate::world::{Cx, StoreKind};
@@ -104,24 +103,9 @@ async fn region<A: Arch>(cx: &Cx<A>, n: usize) -> Option<Ring> {
         "sqes"
     };
     let prev = cx.enter("io_create_region", || what.into());
-    let Some(pfn) = alloc_page(cx, false, PageKind::Kernel) else {
-        cx.note(|| "ENOMEM: no page for the region".into());
-        cx.leave(prev);
-        return None;
-    };
-    vmap::clear_highpage(cx, pfn, StoreKind::UserData).await;
-    let Some(kva) = cx.linear_va(pfn) else {
-        put_page(cx, pfn);
-        cx.leave(prev);
-        return None;
-    };
-    let r = Ring {
-        kva: vec![kva],
-        pfns: vec![pfn],
-    };
-    cx.kernel_mut().rings[n] = Some(r.clone());
+    let r = ring::alloc_linear(cx, n, 1).await;
     cx.leave(prev);
-    Some(r)
+    r
 }
 
 /// The kernel addresses of both regions' first bytes, if the instance exists.
