@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub enum IcacheCoherence {
     /// Fills from memory and ignores stores (ARM, PA-RISC).
     None,
-    /// Fills from the local D-cache when the line is there, else memory; ignores stores
-    /// (MIPS `cpu_has_ic_fills_f_dc`).
+    /// Fills from the local D-cache when the line is there, else memory (through the other
+    /// CPUs' D-caches where those are coherent); ignores stores (MIPS `cpu_has_ic_fills_f_dc`).
     FillsFromDcache,
     /// Fully coherent: stores anywhere invalidate matching I-lines, fills see dirty D-lines.
     Snooping,
@@ -1201,6 +1201,13 @@ impl Machine {
         match self.cfg.icache_coherence {
             IcacheCoherence::None => {}
             IcacheCoherence::FillsFromDcache => {
+                // With coherent D-caches the fill is a coherent read: a line another CPU holds
+                // dirty is supplied by that CPU, as it would be to a load.
+                if self.cfg.dcache_coherent {
+                    for c in (0..self.cpus.len()).filter(|&c| c != cpu as usize) {
+                        overlay(self, c, true, &mut scratch);
+                    }
+                }
                 let gd = self.cfg.dcache;
                 let dl = gd.line as u64;
                 let mut p = lpa;

@@ -1069,6 +1069,13 @@ impl<A: Arch> Cx<A> {
         st.m.config().dcache.aliases(st.m.page_size())
     }
 
+    /// Whether an I-cache fill sees the data a store left in the D-cache, so that code written
+    /// through the kernel needs no D-cache write-back before it is fetched (MIPS
+    /// `cpu_has_ic_fills_f_dc`; a snooping I-cache does at least as much).
+    pub fn icache_fills_from_dcache(&self) -> bool {
+        self.st().m.config().icache_coherence != crate::machine::IcacheCoherence::None
+    }
+
     /// Whether the D-cache is virtually tagged (VIVT).
     pub fn dcache_vivt(&self) -> bool {
         self.st().m.config().dcache.virtually_tagged()

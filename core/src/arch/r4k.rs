@@ -62,6 +62,15 @@ pub async fn update_cache<A: Arch>(cx: &Cx<A>, vpn: Vpn, pte: Pte) {
     }
 }
 
+/// `flush_dcache_folio` on a D-cache without aliases: nothing to flush for other mappings, but
+/// when the I-cache does not fill from the D-cache the page is marked `PG_dcache_dirty`, so
+/// that `__update_cache` writes it back before an executable mapping of it is set.
+fn mark_for_icache<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    if !cx.icache_fills_from_dcache() {
+        set_kernel_alias_clean(cx, pfn, false);
+    }
+}
+
 /// The MIPS flush of page `pfn`'s kernel alias and, beyond mainline (see
 /// [`MipsR4k::flush_dcache_page`]), the colours of all its user mappings.
 async fn flush_page_aliases<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
@@ -101,7 +110,9 @@ impl Arch for MipsR4k {
         _end: Vpn,
         exec: bool,
     ) {
-        if cx.dcache_aliases() || exec {
+        // r4k_flush_cache_range: the D-cache for aliases, or for code the I-cache cannot see
+        // in it.
+        if cx.dcache_aliases() || (exec && !cx.icache_fills_from_dcache()) {
             cx.dcache_all(CacheOp::Flush, smp_scope(cx));
         }
         if exec {
@@ -124,7 +135,8 @@ impl Arch for MipsR4k {
         exec: bool,
     ) {
         let present = cx.pte(mm, vpn).present;
-        if present && (cx.dcache_aliases() || exec) {
+        // local_r4k_flush_cache_page: the same test as r4k_flush_cache_range's.
+        if present && (cx.dcache_aliases() || (exec && !cx.icache_fills_from_dcache())) {
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
         }
         if exec {
@@ -134,6 +146,7 @@ impl Arch for MipsR4k {
 
     async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
         if !cx.dcache_aliases() {
+            mark_for_icache(cx, pfn);
             return;
         }
         let file = cx.page_is_file(pfn);
@@ -152,6 +165,7 @@ impl Arch for MipsR4k {
     async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
         // __flush_dcache_pages of the whole folio: one decision for the folio, then each page.
         if !cx.dcache_aliases() {
+            mark_for_icache(cx, pfn);
             return;
         }
         let mapped = (pfn..pfn + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty());
@@ -270,7 +284,9 @@ impl Arch for MipsR4k {
             generic::copy_page(cx, kto, kfrom);
             kmap::kunmap_atomic(cx, kfrom, hf).await;
         }
-        if pages_do_alias(cx, kto, vpn * page) {
+        // copy_user_highpage (arch/mips/mm/init.c): written back for the I-cache too when it
+        // does not fill from the D-cache.
+        if !cx.icache_fills_from_dcache() || pages_do_alias(cx, kto, vpn * page) {
             flush_data_cache_page(cx, kto);
         }
         kmap::kunmap_atomic(cx, kto, ht).await;

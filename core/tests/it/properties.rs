@@ -290,3 +290,31 @@ fn io_uring_rings_are_clean_on_mainline_machines() {
 fn uffd_copy_is_clean_on_mainline_machines() {
     group_is_clean_but_mainline_holes(&["uffd-copy", "store", "load", "fork", "munmap"], 150);
 }
+
+/// A shipped arch is right on every machine its mainline code supports, not only on the preset
+/// it ships with: MIPS R4K on the non-aliasing SMP machine of `exec-icache-smp`, with an
+/// I-cache that fills from memory only (`flush_dcache_page` must mark the page for
+/// `__update_cache`) and with one that fills from the D-cache (`cpu_has_ic_fills_f_dc`, where
+/// nothing needs writing back for the I-cache).
+#[test]
+fn mips_r4k_is_clean_without_dcache_aliases() {
+    use flushfuzz::machine::IcacheCoherence;
+    let base = preset::by_name("exec-icache-smp-fixed").unwrap();
+    assert!(!base.machine.dcache.aliases(base.machine.page_size));
+    let machines: Vec<_> = [IcacheCoherence::None, IcacheCoherence::FillsFromDcache]
+        .into_iter()
+        .map(|icache_coherence| {
+            let mut p = base.clone();
+            p.name = format!("r4k-pipt-{icache_coherence:?}").to_lowercase();
+            p.arch = "mips-r4k".into();
+            p.machine.icache_coherence = icache_coherence;
+            p
+        })
+        .collect();
+    bolero::check!()
+        .with_generator((0..machines.len(), ops_gen()))
+        .with_iterations(3000 * machines.len())
+        .for_each(|(i, ops): &(usize, Vec<Op>)| {
+            assert_clean_but_mainline_holes(&machines[*i], ops)
+        });
+}
