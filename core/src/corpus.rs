@@ -112,6 +112,13 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 store page=2 off=0\nrun K0 cpu0 swap-out page=0\n\
              run T1 cpu0 swap-in page=2\nrun T0 cpu0 load page=2 off=0\n\
              run T0 cpu0 store page=2 off=8",
+            // Bytes through the pipe: written, vmspliced from the heap, spliced from a file,
+            // read into another thread's buffer and spliced into a file.
+            "run T0 cpu0 store page=1 off=0\nrun T0 cpu0 pipe-write page=1 off=0\n\
+             run T0 cpu0 vmsplice page=1 off=8\nrun T1 cpu0 pipe-read page=2 off=0\n\
+             run T1 cpu0 splice-write file=1 index=0 off=4\n\
+             run T0 cpu0 splice-read file=0 index=1 off=0\nrun T1 cpu0 pipe-read page=2 off=8\n\
+             run T1 cpu0 load page=2 off=8",
         ],
     ),
     (

@@ -218,6 +218,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
                 cache: None,
             })
             .collect(),
+        pipe: Vec::with_capacity(kernel::pipe::PIPE_BUFS),
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

@@ -251,6 +251,25 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "spliced-page-cache-read-after-shared-mapping-write",
+        kinds: STALE_READS,
+        read_paths: &["pipe_read", "iter_file_splice_write"],
+        read_via: &[],
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &[],
+        mechanism: "filemap_splice_read flushes a page-cache folio a process may write through \
+                    a shared mapping, then puts a reference to it in the pipe; the data is \
+                    copied out only later, by pipe_read (copy_page_to_iter under \
+                    kmap_local_page) or a splice to a file, with no flush: a store the process \
+                    makes through its shared mapping in between stays in the user alias's line, \
+                    and the reader gets the page as it was at splice time through the kernel \
+                    alias (mainline on VIVT and aliasing VIPT; read() flushes right before its \
+                    copy for this reason)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "process-vm-writev-leaves-kernel-alias-dirty",
         kinds: STALE_READS,
         read_paths: &[],

@@ -205,34 +205,45 @@ pub async fn write<A: Arch>(cx: &Cx<A>, mm: MmId, file: u8, index: u8, off: u8, 
     let v = copy_from_user(cx, mm, uva(cx, vpn, off)).await;
     cx.step().await;
     if let (Some(v), Some(pfn)) = (v, find_or_read_page(cx, file, index).await) {
-        // generic_perform_write: a folio user space may write through shared mappings is
-        // flushed before the kernel writes it, so no older user line lands on the new data.
-        if writably_mapped(cx, pfn) {
-            flush_dcache_folio_of(cx, pfn).await;
-        }
-        let ka = kmap::kmap(cx, pfn).await;
-        cx.kstore_as(
-            ka + off as u64 % cx.page_size(),
-            v,
-            false,
-            StoreKind::UserData,
-        );
-        kmap::kunmap(cx, pfn).await;
-        flush_dcache_folio_of(cx, pfn).await;
+        store_into_page_cache(cx, pfn, off, v).await;
         put_page(cx, pfn);
     }
     cx.leave(prev);
 }
 
+/// `generic_perform_write` of byte `v` at `off` (modulo the page size) of page-cache page
+/// `pfn`: a folio user space may write through shared mappings is flushed before the kernel
+/// writes it, so no older user line lands on the new data; the store goes through a kernel
+/// mapping; `flush_dcache_folio` follows.
+pub(crate) async fn store_into_page_cache<A: Arch>(
+    cx: &Cx<A>,
+    pfn: Pfn,
+    off: u8,
+    v: crate::addr::Stamp,
+) {
+    if writably_mapped(cx, pfn) {
+        flush_dcache_folio_of(cx, pfn).await;
+    }
+    let ka = kmap::kmap(cx, pfn).await;
+    cx.kstore_as(
+        ka + off as u64 % cx.page_size(),
+        v,
+        false,
+        StoreKind::UserData,
+    );
+    kmap::kunmap(cx, pfn).await;
+    flush_dcache_folio_of(cx, pfn).await;
+}
+
 /// Whether a page of the folio of `pfn` is mapped shared (writably, as far as the kernel can
 /// tell: `mapping_writably_mapped`).
-fn writably_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
+pub(crate) fn writably_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
     let (head, nr) = cx.folio(pfn);
     (head..head + nr as Pfn).any(|p| cx.user_mappings(p, None).iter().any(|m| m.2))
 }
 
 /// `flush_dcache_folio` of the folio of `pfn`, or `flush_dcache_page` of a page of its own.
-async fn flush_dcache_folio_of<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+pub(crate) async fn flush_dcache_folio_of<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let (head, nr) = cx.folio(pfn);
     if nr > 1 {
         let p = cx.enter("flush_dcache_folio", || {

@@ -22,6 +22,7 @@ pub mod kmap;
 pub mod ksm;
 pub mod migrate;
 pub mod packet;
+pub mod pipe;
 pub mod ring;
 pub mod swap;
 pub mod text;
@@ -375,6 +376,8 @@ pub struct KernelState {
     pub text: Vec<Option<text::Text>>,
     /// The swap device.
     pub swap: Vec<SwapSlot>,
+    /// The pipe's buffers, oldest first ([`pipe`]).
+    pub pipe: Vec<pipe::PipeBuf>,
 }
 
 /// How many global words of per-run state an arch has.
@@ -395,7 +398,8 @@ crate::reuse::clone_reusing!(KernelState {
     vmap_bufs,
     rings,
     text,
-    swap
+    swap,
+    pipe
 });
 
 impl KernelState {
@@ -483,12 +487,12 @@ impl KernelState {
         for &w in &self.arch_words {
             c.word(w);
         }
-        // Buffers, rings and kernel text, as their debug text: exact, if blind to the renaming
+        // Buffers, rings, kernel text and the pipe, as their debug text: exact, if blind to the renaming
         // of values (equal states may hash apart, never unequal ones together).
         c.part(44);
         c.text(&format!(
-            "{:?}{:?}{:?}",
-            self.vmap_bufs, self.rings, self.text
+            "{:?}{:?}{:?}{:?}",
+            self.vmap_bufs, self.rings, self.text, self.pipe
         ));
     }
 
@@ -711,8 +715,10 @@ pub mod locks {
     /// The first ring slot's lock (perf's `mmap_mutex`, the packet socket's `pg_vec_lock`,
     /// io_uring's `uring_lock`); slot `n` has `RING + n`.
     pub const RING: usize = VMAP_BUF + super::bio::VMAP_BUFS;
+    /// The pipe's mutex (`pipe->mutex`, [`super::pipe`]).
+    pub const PIPE: usize = RING + super::ring::ALL_RINGS;
     /// How many there are.
-    pub const COUNT: usize = RING + super::ring::ALL_RINGS;
+    pub const COUNT: usize = PIPE + 1;
 }
 
 /// The index in [`KernelState::locks`] of object lock `i` (one of [`locks`]).
@@ -1451,8 +1457,68 @@ pub fn paths<A: Arch>() -> Paths<A> {
             },
             |cx, a| async move { uring::submit(&cx, a.num(0), a.num(1)).await },
         ),
+        user(
+            PathInfo {
+                name: "pipe-write",
+                fields: PIPE_USER,
+                runs: Runs::User,
+                follows: "pipe_write",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "write() of one byte of a user page into the pipe: a new pipe page takes it through kmap_local_page",
+            },
+            |cx, mm, a| async move { pipe::pipe_write(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "vmsplice",
+                fields: PIPE_USER,
+                runs: Runs::User,
+                follows: "vmsplice_to_pipe",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "vmsplice() of one byte of a user page into the pipe: get_user_pages (flush_anon_page, flush_dcache_page) and a buffer referring to the page",
+            },
+            |cx, mm, a| async move { pipe::vmsplice(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "splice-read",
+                fields: PIPE_FILE,
+                runs: Runs::User,
+                follows: "filemap_splice_read",
+                calls: &["flush_cache_kmaps", "flush_dcache_page", "flush_tlb_kernel_range", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "splice() of one byte of a file page into the pipe: flush_dcache_folio if the file is mapped shared, and a buffer referring to the page-cache page",
+            },
+            |cx, _, a| async move { pipe::splice_read(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
+        user(
+            PathInfo {
+                name: "pipe-read",
+                fields: PIPE_USER,
+                runs: Runs::User,
+                follows: "pipe_read",
+                calls: &["clear_user_highpage", "copy_user_page_done", "flush_dcache_page", "flush_icache_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                doc: "read() of the pipe's oldest byte into a user page: copy_page_to_iter through kmap_local_page of the buffer's page, no flush",
+            },
+            |cx, mm, a| async move { pipe::pipe_read(&cx, mm, a.num(0), a.num(1)).await },
+        ),
+        user(
+            PathInfo {
+                name: "splice-write",
+                fields: PIPE_FILE,
+                runs: Runs::User,
+                follows: "iter_file_splice_write",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "splice() of the pipe's oldest byte into a file page: read through a kernel mapping of the buffer's page, written into the page cache as write() writes",
+            },
+            |cx, _, a| async move { pipe::splice_write(&cx, a.num(0), a.num(1), a.num(2)).await },
+        ),
     ])
 }
+
+/// Fields of a pipe path on one byte of a user page.
+const PIPE_USER: &[Field] = &[Field::num("page"), Field::num("off")];
+/// Fields of a splice between the pipe and one byte of a file page.
+const PIPE_FILE: &[Field] = &[Field::num("file"), Field::num("index"), Field::num("off")];
 
 /// Fields of a path on one user page, or on one page it picks.
 const PAGE: &[Field] = &[Field::num("page")];

@@ -10,11 +10,16 @@ use flushfuzz::tool::Request;
 use std::path::PathBuf;
 
 /// Paths whose dropped flush leaves a race of a family mainline behaviour has on another
-/// machine (the uprobes slot copy's on aliasing VIPT ARM, a ring's on VIVT and PA-RISC), with
+/// machine (the uprobes slot copy's on aliasing VIPT ARM, a ring's on VIVT and PA-RISC, a pipe
+/// reader's of a spliced page-cache page), with
 /// those families: campaigns on them do not pass over these (`hunt --keep-family`), and the
 /// twin check alone tells the dropped flush's race apart.
 const FOUND_AMONG_MAINLINE_FAMILIES: &[(&str, &[&str])] = &[
     ("uprobe-hit", &["uprobe-slot-left-dirty-at-kernel-alias"]),
+    (
+        "vmsplice",
+        &["spliced-page-cache-read-after-shared-mapping-write"],
+    ),
     (
         "ring-mmap",
         &[

@@ -318,3 +318,23 @@ fn mips_r4k_is_clean_without_dcache_aliases() {
             assert_clean_but_mainline_holes(&machines[*i], ops)
         });
 }
+
+/// A pipe and splice: bytes written into it, vmspliced from user pages and spliced from file
+/// pages, read out into user pages and spliced into files, with user stores, the shared file
+/// mapping and write().
+#[test]
+fn pipes_and_splice_are_clean_on_mainline_machines() {
+    group_is_clean_but_mainline_holes(
+        &[
+            "pipe-write",
+            "vmsplice",
+            "splice-read",
+            "pipe-read",
+            "splice-write",
+            "store",
+            "mmap",
+            "write",
+        ],
+        150,
+    );
+}

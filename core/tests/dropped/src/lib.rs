@@ -221,7 +221,7 @@ impl Arch for V6NoFlushDcachePageIn {
     }
 }
 
-/// ARMv6 without `flush_anon_page` in one path (`ptrace-peek`, `process-vm`: what GUP's callers
+/// ARMv6 without `flush_anon_page` in one path (`ptrace-peek`, `process-vm`, `vmsplice`: what GUP's callers
 /// rely on to write the user's lines back before the kernel reads the page through kmap).
 #[derive(Clone, Copy, Debug)]
 pub struct V6NoFlushAnonPageIn {
@@ -662,6 +662,13 @@ pub fn all() -> Vec<Dropped> {
             "flush_anon_page",
             "nfs-vmap-alias-fixed",
             V6NoFlushAnonPageIn::new("process-vm"),
+            ArmV6,
+        ),
+        dropped(
+            "vmsplice",
+            "flush_anon_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushAnonPageIn::new("vmsplice"),
             ArmV6,
         ),
     ]
