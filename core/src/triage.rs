@@ -306,6 +306,24 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "kernel-alias-stale-after-coherent-window-write-back",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: KERNEL_ALIASES_OR_NONE,
+        write_via: &["colour-window"],
+        write_paths: &["copy_to_user_page"],
+        newest: Newest::WrittenBack,
+        objects: &[],
+        mechanism: "MIPS copy_to_user_page (ptrace's pokes) writes a page that has a user \
+                    mapping through kmap_coherent, at the user's colour; a clean line of the \
+                    kernel's linear alias filled before (KSM's checksum) outlives the \
+                    write-back of that colour by write_protect_page's flush_cache_page, and \
+                    KSM's pages_identical compares the old line, so the merge may drop the \
+                    poked data (mainline on aliasing MIPS; kernel-alias-stale-after-user-\
+                    write-back with the store made by the kernel at the user's colour)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "kernel-read-misses-dirty-user-alias",
         kinds: &[Kind::StaleLoad],
         read_paths: &[],
@@ -317,6 +335,24 @@ pub const FAMILIES: &[FamilyRule] = &[
         mechanism: "the kernel reads a user page through its own alias while the data the user \
                     wrote sits dirty at the user alias (GUP without flush_anon_page, mail 001)",
         mainline: false,
+    },
+    FamilyRule {
+        name: "cow-copy-left-dirty-at-user-colour-for-icache",
+        kinds: &[Kind::StaleFetch],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &["colour-window"],
+        write_paths: &["copy_user_highpage"],
+        newest: Newest::NotWrittenBack,
+        objects: &[],
+        mechanism: "ARMv6's aliasing copy_user_highpage (v6_copy_user_highpage_aliasing) copies \
+                    a copy-on-write page through a window at the user's colour and leaves the \
+                    copy dirty there; when the new anonymous page is mapped executable, \
+                    __sync_icache_dcache's __flush_dcache_folio writes back only the kernel's \
+                    linear alias (an anonymous folio has no mapping to find the user colour \
+                    by) before it invalidates the I-cache, and the I-cache fills from the \
+                    frame's old memory (mainline on aliasing VIPT ARMv6)",
+        mainline: true,
     },
     FamilyRule {
         name: "icache-fill-before-sync",
