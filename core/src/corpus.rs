@@ -80,6 +80,13 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 readahead file=1 index=0 pages=4\nrun T0 cpu0 fault-around page=9 off=0\n\
              run T0 cpu0 store page=8 off=0\nrun T1 cpu0 load page=10 off=0\n\
              run T1 cpu0 write file=1 index=2 off=0 page=0\nrun T0 cpu0 load page=10 off=0",
+            // A record written into a file mapped shared, spliced into the pipe and read out by
+            // another thread; a byte written into the pipe, spliced into the file, read back
+            // through the mapping.
+            "run T0 cpu0 mmap file=0 pgoff=0 at=13 shared=true exec=false fixed=false\n\
+             run T0 cpu0 store page=13 off=0\nrun T0 cpu0 splice-read file=0 index=1 off=0\n\
+             run T1 cpu0 pipe-read page=1 off=0\nrun T1 cpu0 pipe-write page=1 off=0\n\
+             run T1 cpu0 splice-write file=0 index=1 off=1\nrun T0 cpu0 load page=13 off=1",
             // Two heap pages merged by ksmd, then written again, and one unmerged.
             "run T0 cpu0 store page=0 off=0\nrun T1 cpu0 store page=1 off=8\n\
              run K0 cpu0 ksm-merge page=0 with=1\nrun T0 cpu0 load page=1 off=8\n\

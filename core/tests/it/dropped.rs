@@ -21,6 +21,10 @@ const FOUND_AMONG_MAINLINE_FAMILIES: &[(&str, &[&str])] = &[
         &["spliced-page-cache-read-after-shared-mapping-write"],
     ),
     (
+        "splice-read",
+        &["spliced-page-cache-read-after-shared-mapping-write"],
+    ),
+    (
         "ring-mmap",
         &[
             "ring-written-through-incongruent-vmalloc-alias",

@@ -192,7 +192,8 @@ impl Arch for V6NoFlushUprobeXolAccess {
 }
 
 /// ARMv6 without `flush_dcache_page` in one path (`execve`: what `copy_strings` relies on once
-/// it has written the new stack page through kmap).
+/// it has written the new stack page through kmap; `splice-read`: what `filemap_splice_read`
+/// relies on for a file mapped shared; `splice-write`: what the page-cache write relies on).
 #[derive(Clone, Copy, Debug)]
 pub struct V6NoFlushDcachePageIn {
     arch: ArmV6,
@@ -662,6 +663,20 @@ pub fn all() -> Vec<Dropped> {
             "flush_anon_page",
             "nfs-vmap-alias-fixed",
             V6NoFlushAnonPageIn::new("process-vm"),
+            ArmV6,
+        ),
+        dropped(
+            "splice-read",
+            "flush_dcache_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushDcachePageIn::new("splice-read"),
+            ArmV6,
+        ),
+        dropped(
+            "splice-write",
+            "flush_dcache_page",
+            "nfs-vmap-alias-fixed",
+            V6NoFlushDcachePageIn::new("splice-write"),
             ArmV6,
         ),
         dropped(
