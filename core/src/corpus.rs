@@ -92,6 +92,11 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
              run K0 cpu0 ksm-merge page=0 with=1\nrun T0 cpu0 load page=1 off=8\n\
              run T1 cpu0 store page=0 off=0\nrun T0 cpu0 ksm-unmerge page=1\n\
              run T0 cpu0 load page=1 off=8",
+            // A debugger: the tracee writes a variable after fork, its forked tracer reads it
+            // and writes another, the tracee reads that.
+            "run T0 cpu0 store page=0 off=0\nrun T1 cpu0 fork\nrun T0 cpu0 store page=0 off=1\n\
+             run T2 cpu0 ptrace-peek target=0 page=0 off=1\n\
+             run T2 cpu0 ptrace-poke target=0 page=0 off=2\nrun T0 cpu0 load page=0 off=2",
         ],
     ),
     (
@@ -169,6 +174,10 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // A text page migrated while mapped, run on the other CPU.
             "run T0 cpu0 fetch page=4 off=0\nrun K0 cpu0 migrate page=0\n\
              run T1 cpu1 fetch page=4 off=0",
+            // A debugger sets a breakpoint: its forked tracer writes the text the tracee runs,
+            // from the other CPU, and the tracee runs it again.
+            "run T0 cpu0 fetch page=4 off=0\nrun T1 cpu0 fork\n\
+             run T2 cpu1 ptrace-poke target=0 page=4 off=0\nrun T0 cpu0 fetch page=4 off=0",
         ],
     ),
     (

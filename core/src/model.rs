@@ -9,7 +9,9 @@
 //!
 //! This module knows nothing of files or command lines.
 
-use crate::arch::{null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch};
+use crate::arch::{
+    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch,
+};
 use crate::op::Op;
 use crate::paths::{Catalog, Paths};
 use crate::preset::{self, Preset};
@@ -197,7 +199,7 @@ impl std::fmt::Debug for dyn DynModel + '_ {
 }
 
 /// The names of the shipped arch implementations, as presets and machine files name them.
-pub const SHIPPED_ARCHES: [&str; 5] = ["null", "arm-vivt", "arm-v6", "mips-r4k", "parisc"];
+pub const SHIPPED_ARCHES: [&str; 6] = ["null", "arm-vivt", "arm-v6", "mips-r4k", "parisc", "arm64"];
 
 /// The model of `preset` with the shipped arch it names and the shipped paths, or `None` if it
 /// names no shipped arch.
@@ -209,6 +211,7 @@ pub fn shipped(preset: &Preset) -> Option<Box<dyn DynModel>> {
         "arm-v6" => Box::new(Model::new(p, ArmV6)),
         "mips-r4k" => Box::new(Model::new(p, MipsR4k)),
         "parisc" => Box::new(Model::new(p, Parisc)),
+        "arm64" => Box::new(Model::new(p, Arm64)),
         _ => return None,
     })
 }

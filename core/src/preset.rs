@@ -273,7 +273,8 @@ fn base_presets() -> Vec<Preset> {
     ]
 }
 
-/// Every preset: the five races, their `-fixed` twins, `coherent`, and a PA-RISC machine.
+/// Every preset: the five races, their `-fixed` twins, `coherent`, a PA-RISC machine and two
+/// arm64 machines.
 pub fn all() -> Vec<Preset> {
     let mut v = Vec::new();
     for p in base_presets() {
@@ -310,6 +311,37 @@ pub fn all() -> Vec<Preset> {
         arch: "parisc".into(),
         switches: Switches::default(),
         io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    // arm64: D-caches that never alias, I-caches that do not snoop, maintenance by address
+    // broadcast, speculative fills on both sides, non-coherent DMA.
+    let arm64 = MachineConfig {
+        cpus: 2,
+        speculation: Speculation::Both,
+        ..small(
+            geo::SMALL_PIPT,
+            CacheGeometry {
+                indexing: Indexing::Pipt,
+                ..icache_of(geo::SMALL_PIPT)
+            },
+        )
+    };
+    v.push(Preset {
+        name: "arm64".into(),
+        description: "arm64 (mainline): 2 CPUs, PIPT D-caches, non-snooping PIPT I-caches, broadcast maintenance, speculative fills, non-coherent DMA, block I/O by DMA".into(),
+        machine: arm64.clone(),
+        arch: "arm64".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    v.push(Preset {
+        name: "arm64-aliasing-icache".into(),
+        description: "arm64 (mainline) whose VIPT I-caches alias (4 colours, icache_is_aliasing); file reads by PIO".into(),
+        machine: MachineConfig { icache: icache_of(geo::SMALL_V6_4COLOUR), ..arm64 },
+        arch: "arm64".into(),
+        switches: Switches::default(),
+        io: Io::Pio,
         world: WorldShape::default(),
     });
     v

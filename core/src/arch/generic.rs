@@ -117,11 +117,9 @@ pub fn colour_alias_op<A: Arch>(cx: &Cx<A>, pfn: Pfn, like_va: Va, op: CacheOp) 
 }
 
 /// Streaming-DMA maintenance of physical range `[pa, pa + len)` through each page's kernel
-/// alias, one line per step (the loop is preemptible), on the device's side of the transfer
-/// (`for_device`: mapping or syncing for the device) or the CPU's. Whole lines are maintained,
-/// including lines the range covers only partly. Highmem pages are reached through
-/// `kmap_high_get`, or through `page_address` without a pin when the historical switch says so;
-/// an unmapped highmem page is skipped.
+/// alias, on the device's side of the transfer (`for_device`: mapping or syncing for the device)
+/// or the CPU's, with the operation the direction calls for on every line, including lines the
+/// range covers only partly (see [`dma_lines`]).
 pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pa: Pa, len: u64, dir: DmaDir, for_device: bool) {
     let op = match (for_device, dir) {
         (true, DmaDir::ToDevice) => CacheOp::Clean,
@@ -135,6 +133,21 @@ pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pa: Pa, len: u64, dir: DmaDir, for_d
     } else {
         Scope::AllCpus
     };
+    dma_lines(cx, pa, len, scope, |_| op).await;
+}
+
+/// Maintenance of every D-cache line physical range `[pa, pa + len)` touches, through each
+/// page's kernel alias, one line per step (the loop is preemptible): `op` chooses each line's
+/// operation from whether the range covers the line whole. Highmem pages are reached through
+/// `kmap_high_get`, or through `page_address` without a pin when the historical switch says
+/// so; an unmapped highmem page is skipped.
+pub async fn dma_lines<A: Arch>(
+    cx: &Cx<A>,
+    pa: Pa,
+    len: u64,
+    scope: Scope,
+    op: impl Fn(bool) -> CacheOp,
+) {
     let line = cx.dcache_geometry().line as u64;
     let page = cx.page_size();
     let end = pa + len;
@@ -158,7 +171,8 @@ pub async fn dma_maint<A: Arch>(cx: &Cx<A>, pa: Pa, len: u64, dir: DmaDir, for_d
             continue;
         };
         while at < page_end {
-            cx.dcache_line(op, va + at % page, scope);
+            let whole = at >= pa && at + line <= end;
+            cx.dcache_line(op(whole), va + at % page, scope);
             at += line;
             if at < end {
                 cx.step().await;

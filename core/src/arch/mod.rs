@@ -46,6 +46,7 @@
 //! - `flush_tlb_*`: no stale translation remains on any CPU that may use it.
 
 pub mod arm;
+pub mod arm64;
 pub mod generic;
 pub mod null;
 pub mod parisc;

@@ -47,24 +47,38 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     }
     for p in &all {
         let m = &p.machine;
-        let d = &m.dcache;
-        let index = match d.indexing {
-            flushfuzz::geometry::Indexing::Vivt { .. } => "VIVT",
-            flushfuzz::geometry::Indexing::Vipt => "VIPT",
-            flushfuzz::geometry::Indexing::Pipt => "PIPT",
+        let shape = |g: &flushfuzz::geometry::CacheGeometry| {
+            let index = match g.indexing {
+                flushfuzz::geometry::Indexing::Vivt { .. } => "VIVT",
+                flushfuzz::geometry::Indexing::Vipt => "VIPT",
+                flushfuzz::geometry::Indexing::Pipt => "PIPT",
+            };
+            format!(
+                "{index} {} sets x {} ways x {}-byte lines ({} colour(s))",
+                g.sets,
+                g.ways,
+                g.line,
+                g.colours(m.page_size)
+            )
+        };
+        let icache = match m.icache_coherence {
+            flushfuzz::machine::IcacheCoherence::None => "not snooping",
+            flushfuzz::machine::IcacheCoherence::FillsFromDcache => "filling from the D-cache",
+            flushfuzz::machine::IcacheCoherence::Snooping => "snooping",
         };
         println!("{}", p.name);
         println!("    {}", p.description);
         println!(
-            "    machine: {} CPU(s), {}-byte pages, D-cache {index} {} sets x {} ways x {}-byte lines ({} colour(s)), I-cache {:?}, DMA {}",
+            "    machine: {} CPU(s), {}-byte pages, D-cache {}, I-cache {} ({icache}), DMA {}",
             m.cpus,
             m.page_size,
-            d.sets,
-            d.ways,
-            d.line,
-            d.colours(m.page_size),
-            m.icache_coherence,
-            if m.dma_coherent { "coherent" } else { "non-coherent" }
+            shape(&m.dcache),
+            shape(&m.icache),
+            if m.dma_coherent {
+                "coherent"
+            } else {
+                "non-coherent"
+            }
         );
         let sw = p.switches.names();
         println!(

@@ -22,7 +22,7 @@
 use super::file::{copy_from_user, copy_to_user, file_page, find_or_read_page};
 use super::{alloc_page, gup, kmap, mutex_lock, mutex_unlock, nth_user_page, object_lock};
 use super::{put_page, uva, PageKind};
-use crate::addr::{MmId, Pfn};
+use crate::addr::{MmId, Pfn, Stamp};
 use crate::arch::Arch;
 use crate::world::{Cx, StoreKind};
 
@@ -58,14 +58,35 @@ async fn pipe_lock<A: Arch>(cx: &Cx<A>) -> usize {
     lock
 }
 
-/// Whether the pipe has room for another buffer.
+/// Whether the pipe has room for another buffer; a full pipe makes the writer give up
+/// (`EAGAIN`).
 fn has_room<A: Arch>(cx: &Cx<A>) -> bool {
-    cx.kernel().pipe.len() < PIPE_BUFS
+    let room = cx.kernel().pipe.len() < PIPE_BUFS;
+    if !room {
+        cx.note(|| "EAGAIN: the pipe is full".into());
+    }
+    room
 }
 
-/// Adds a buffer at the pipe's head.
-fn push<A: Arch>(cx: &Cx<A>, buf: PipeBuf) {
-    cx.st().k.pipe.push(buf);
+/// Adds a buffer for byte `off` (modulo the page size) of page `pfn` at the pipe's head.
+fn push<A: Arch>(cx: &Cx<A>, pfn: Pfn, off: u64, kind: BufKind) {
+    let off = off % cx.page_size();
+    cx.st().k.pipe.push(PipeBuf { pfn, off, kind });
+}
+
+/// Takes the pipe's oldest buffer out, with its byte read through a kernel mapping of its page
+/// (`kmap_local_page`, no flush); `None` (`EAGAIN`) when the pipe is empty. The caller
+/// releases the buffer once it is done with the byte.
+async fn take_oldest<A: Arch>(cx: &Cx<A>) -> Option<(PipeBuf, Stamp)> {
+    let Some(buf) = cx.kernel().pipe.first().copied() else {
+        cx.note(|| "EAGAIN: the pipe is empty".into());
+        return None;
+    };
+    let (k, how) = kmap::kmap_atomic(cx, buf.pfn).await;
+    let v = cx.kload(k + buf.off);
+    kmap::kunmap_atomic(cx, k, how).await;
+    cx.st().k.pipe.remove(0);
+    Some((buf, v))
 }
 
 /// Drops a buffer the pipe let go of (`pipe_buf_release`): its page reference, and a
@@ -94,18 +115,9 @@ pub async fn pipe_write<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8) {
                 let (k, how) = kmap::kmap_atomic(cx, pfn).await;
                 cx.kstore_as(k + off, v, false, StoreKind::UserData);
                 kmap::kunmap_atomic(cx, k, how).await;
-                push(
-                    cx,
-                    PipeBuf {
-                        pfn,
-                        off,
-                        kind: BufKind::Anon,
-                    },
-                );
+                push(cx, pfn, off, BufKind::Anon);
             }
         }
-    } else {
-        cx.note(|| "EAGAIN: the pipe is full".into());
     }
     mutex_unlock(cx, lock);
     cx.leave(prev);
@@ -124,18 +136,8 @@ pub async fn vmsplice<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8) {
     let lock = pipe_lock(cx).await;
     if has_room(cx) {
         if let Some(pfn) = gup::get_user_pages(cx, mm, vpn, false, false).await {
-            let off = uva(cx, vpn, off) % cx.page_size();
-            push(
-                cx,
-                PipeBuf {
-                    pfn,
-                    off,
-                    kind: BufKind::User,
-                },
-            );
+            push(cx, pfn, uva(cx, vpn, off), BufKind::User);
         }
-    } else {
-        cx.note(|| "EAGAIN: the pipe is full".into());
     }
     mutex_unlock(cx, lock);
     cx.leave(prev);
@@ -155,18 +157,8 @@ pub async fn splice_read<A: Arch>(cx: &Cx<A>, file: u8, index: u8, off: u8) {
             if super::file::writably_mapped(cx, pfn) {
                 super::file::flush_dcache_folio_of(cx, pfn).await;
             }
-            let off = off as u64 % cx.page_size();
-            push(
-                cx,
-                PipeBuf {
-                    pfn,
-                    off,
-                    kind: BufKind::PageCache,
-                },
-            );
+            push(cx, pfn, off as u64, BufKind::PageCache);
         }
-    } else {
-        cx.note(|| "EAGAIN: the pipe is full".into());
     }
     mutex_unlock(cx, lock);
     cx.leave(prev);
@@ -181,17 +173,9 @@ pub async fn pipe_read<A: Arch>(cx: &Cx<A>, mm: MmId, page: u8, off: u8) {
     };
     let prev = cx.enter("pipe_read", || format!("user page {vpn}"));
     let lock = pipe_lock(cx).await;
-    let buf = cx.kernel().pipe.first().copied();
-    match buf {
-        Some(buf) => {
-            let (k, how) = kmap::kmap_atomic(cx, buf.pfn).await;
-            let v = cx.kload(k + buf.off);
-            kmap::kunmap_atomic(cx, k, how).await;
-            copy_to_user(cx, mm, uva(cx, vpn, off), v).await;
-            cx.st().k.pipe.remove(0);
-            release(cx, buf);
-        }
-        None => cx.note(|| "EAGAIN: the pipe is empty".into()),
+    if let Some((buf, v)) = take_oldest(cx).await {
+        copy_to_user(cx, mm, uva(cx, vpn, off), v).await;
+        release(cx, buf);
     }
     mutex_unlock(cx, lock);
     cx.leave(prev);
@@ -207,20 +191,12 @@ pub async fn splice_write<A: Arch>(cx: &Cx<A>, file: u8, index: u8, off: u8) {
         format!("file {file} page {index}")
     });
     let lock = pipe_lock(cx).await;
-    let buf = cx.kernel().pipe.first().copied();
-    match buf {
-        Some(buf) => {
-            let (k, how) = kmap::kmap_atomic(cx, buf.pfn).await;
-            let v = cx.kload(k + buf.off);
-            kmap::kunmap_atomic(cx, k, how).await;
-            if let Some(pfn) = find_or_read_page(cx, file, index).await {
-                super::file::store_into_page_cache(cx, pfn, off, v).await;
-                put_page(cx, pfn);
-            }
-            cx.st().k.pipe.remove(0);
-            release(cx, buf);
+    if let Some((buf, v)) = take_oldest(cx).await {
+        if let Some(pfn) = find_or_read_page(cx, file, index).await {
+            super::file::store_into_page_cache(cx, pfn, off, v).await;
+            put_page(cx, pfn);
         }
-        None => cx.note(|| "EAGAIN: the pipe is empty".into()),
+        release(cx, buf);
     }
     mutex_unlock(cx, lock);
     cx.leave(prev);

@@ -4,7 +4,9 @@
 //! call must be an arch method that is called.
 
 use flushfuzz::arch::recording::{Calls, Recording};
-use flushfuzz::arch::{null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch};
+use flushfuzz::arch::{
+    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch,
+};
 use flushfuzz::corpus::{hand_seeds, RandomOps};
 use flushfuzz::model::Model;
 use flushfuzz::op::Op;
@@ -45,6 +47,7 @@ fn every_path_calls_what_it_declares_and_declares_what_it_calls() {
             "arm-v6" => record(&p, ArmV6, &inputs),
             "mips-r4k" => record(&p, MipsR4k, &inputs),
             "parisc" => record(&p, Parisc, &inputs),
+            "arm64" => record(&p, Arm64, &inputs),
             other => panic!("preset {} has arch {other} this test does not know", p.name),
         };
         seen.extend(calls.borrow().iter().copied());

@@ -71,6 +71,8 @@ fn fixed_twins_have_no_violation() {
         "kmap-recycle-dma-fixed",
         "fork-cow-alias-fixed",
         "parisc",
+        "arm64",
+        "arm64-aliasing-icache",
     ]
     .iter()
     .map(|n| preset::by_name(n).unwrap())
@@ -167,7 +169,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
 }
 
 /// Every machine mainline behaviour runs on: coherent hardware (with every historical switch
-/// on) and each `-fixed` twin, and PA-RISC.
+/// on) and each `-fixed` twin, PA-RISC and arm64.
 const MAINLINE_MACHINES: &[&str] = &[
     "coherent",
     "nfs-vmap-alias-fixed",
@@ -176,6 +178,8 @@ const MAINLINE_MACHINES: &[&str] = &[
     "kmap-recycle-dma-fixed",
     "fork-cow-alias-fixed",
     "parisc",
+    "arm64",
+    "arm64-aliasing-icache",
 ];
 
 /// Random inputs in which every other op that starts an action starts one of `group` instead

@@ -7,6 +7,7 @@
 //! paths too, so that the race found is the path's.
 
 use flushfuzz::addr::{MmId, Pfn, Stamp, Va, Vpn};
+use flushfuzz::arch::arm64::{self, Arm64};
 use flushfuzz::arch::r4k::MipsR4k;
 use flushfuzz::arch::{generic, kernel_alias_maybe_dirty, v6::ArmV6, vivt::ArmVivt, Arch};
 use flushfuzz::harness::Target;
@@ -686,7 +687,67 @@ pub fn all() -> Vec<Dropped> {
             V6NoFlushAnonPageIn::new("vmsplice"),
             ArmV6,
         ),
+        dropped(
+            "ptrace-poke",
+            "flush_ptrace_access",
+            "arm64",
+            Arm64NoFlushPtraceAccess::default(),
+            Arm64,
+        ),
+        dropped(
+            "fetch",
+            "__sync_icache_dcache",
+            "arm64",
+            Arm64FetchNoSyncIcacheDcache::default(),
+            Arm64,
+        ),
     ]
+}
+
+/// arm64 whose `copy_to_user_page` leaves out `flush_ptrace_access`: a ptrace write into
+/// executable text is not made visible to the I-side.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Arm64NoFlushPtraceAccess(Arm64);
+
+impl Arch for Arm64NoFlushPtraceAccess {
+    type Base = Arm64;
+    fn base(&self) -> &Arm64 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm64-without-flush_ptrace_access"
+    }
+    async fn copy_to_user_page<O: Arch>(
+        &self,
+        cx: &Cx<O>,
+        _mm: MmId,
+        pfn: Pfn,
+        vpn: Vpn,
+        off: u64,
+    ) {
+        generic::copy_to_user_page(cx, pfn, vpn, off).await;
+    }
+}
+
+/// arm64 whose `set_pte_at` publishes an executable entry without `__sync_icache_dcache` on a
+/// fetch fault (the same call serves every other path that maps a page).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Arm64FetchNoSyncIcacheDcache(Arm64);
+
+impl Arch for Arm64FetchNoSyncIcacheDcache {
+    type Base = Arm64;
+    fn base(&self) -> &Arm64 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm64-without-__sync_icache_dcache"
+    }
+    async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
+        if cx.action() != "fetch" {
+            arm64::sync_icache_dcache(cx, pte);
+        }
+        cx.write_pte(Some(mm), vpn, pte);
+    }
 }
 
 /// The fuzz target's models.
