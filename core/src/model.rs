@@ -10,7 +10,8 @@
 //! This module knows nothing of files or command lines.
 
 use crate::arch::{
-    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, v6::ArmV6, vivt::ArmVivt, Arch,
+    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, v6::ArmV6, vivt::ArmVivt,
+    Arch,
 };
 use crate::op::Op;
 use crate::paths::{Catalog, Paths};
@@ -212,6 +213,7 @@ pub fn shipped(preset: &Preset) -> Option<Box<dyn DynModel>> {
         "mips-r4k" => Box::new(Model::new(p, MipsR4k)),
         "parisc" => Box::new(Model::new(p, Parisc)),
         "arm64" => Box::new(Model::new(p, Arm64)),
+        "riscv" => Box::new(Model::new(p, Riscv)),
         _ => return None,
     })
 }

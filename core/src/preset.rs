@@ -273,8 +273,8 @@ fn base_presets() -> Vec<Preset> {
     ]
 }
 
-/// Every preset: the five races, their `-fixed` twins, `coherent`, a PA-RISC machine and two
-/// arm64 machines.
+/// Every preset: the five races, their `-fixed` twins, `coherent`, a PA-RISC machine, two
+/// arm64 machines and a RISC-V one.
 pub fn all() -> Vec<Preset> {
     let mut v = Vec::new();
     for p in base_presets() {
@@ -342,6 +342,24 @@ pub fn all() -> Vec<Preset> {
         arch: "arm64".into(),
         switches: Switches::default(),
         io: Io::Pio,
+        world: WorldShape::default(),
+    });
+    // RISC-V: coherent D-caches that instruction fills see (the I-cache refills through the
+    // coherent memory system), I-caches fenced per hart, no broadcast maintenance,
+    // speculative fills, non-coherent DMA through cache-block operations.
+    v.push(Preset {
+        name: "riscv".into(),
+        description: "RISC-V (mainline): 2 harts, coherent PIPT D-caches, I-caches kept by fence.i and remote fences, no broadcast maintenance, speculative fills, non-coherent DMA (Zicbom), block I/O by DMA".into(),
+        machine: MachineConfig {
+            cpus: 2,
+            broadcast: Broadcast::None,
+            speculation: Speculation::Both,
+            icache_coherence: IcacheCoherence::FillsFromDcache,
+            ..small(geo::SMALL_PIPT, CacheGeometry { indexing: Indexing::Pipt, ..icache_of(geo::SMALL_PIPT) })
+        },
+        arch: "riscv".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
         world: WorldShape::default(),
     });
     v

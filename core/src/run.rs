@@ -6,7 +6,7 @@
 //! checks for lost writes, dirty lines that would overwrite newer data, and stale user views.
 //! A run is a pure function of the preset, the arch and the ops.
 
-use crate::addr::{layout, ActorId, AliasKind, CpuId, Pa, Pfn, Stamp, Va};
+use crate::addr::{layout, ActorId, AliasKind, CpuId, MmId, Pa, Pfn, Stamp, Va};
 use crate::arch::Arch;
 use crate::event::{Log, Logged, Side};
 use crate::kernel::{self, File, KernelState, Mm, Page, PageKind, Pkmap, Vma, VmaKind};
@@ -575,12 +575,51 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
                 break;
             }
         }
-        let mut st = self.w.st.borrow_mut();
-        st.m.log.step = step + 1;
-        st.m.log.actor = None;
-        if st.violation.is_none() && self.scripts.iter().all(|s| s.is_none()) {
-            audit(&mut st);
+        {
+            let mut st = self.w.st.borrow_mut();
+            st.m.log.step = step + 1;
+            st.m.log.actor = None;
+            if st.violation.is_some() || self.scripts.iter().any(|s| s.is_some()) {
+                return;
+            }
         }
+        // A user view that reads wrong on a CPU running another address space is judged as a
+        // thread of it would find it there: after `switch_mm` (a RISC-V hart marked stale
+        // fences its I-cache then). The switch is made on a copy of the state, swapped in for
+        // the time of the check; the run's own state comes back, with the violation if the
+        // view is still wrong after the switch.
+        let mut settled = Vec::new();
+        loop {
+            let pending = audit(&mut self.w.st.borrow_mut(), &settled);
+            let Some((mm, cpu)) = pending else {
+                return;
+            };
+            let copy = self.w.st.borrow().clone();
+            let own = std::mem::replace(&mut *self.w.st.borrow_mut(), copy);
+            self.switch_for_audit(mm, cpu);
+            user_view_is_right(&mut self.w.st.borrow_mut(), mm, cpu, true);
+            let violation = self.w.st.borrow_mut().violation.take();
+            *self.w.st.borrow_mut() = own;
+            if violation.is_some() {
+                self.w.st.borrow_mut().violation = violation;
+                return;
+            }
+            settled.push((mm, cpu));
+        }
+    }
+
+    /// Switches `cpu` to address space `mm` as scheduling a thread of it there would
+    /// ([`Runner::place`]): the arch's `switch_mm`, run by the first actor, borrowed onto `cpu`.
+    fn switch_for_audit(&mut self, mm: MmId, cpu: CpuId) {
+        let cur = self.w.st.borrow().m.cpus[cpu as usize].mm;
+        let home = self.w.st.borrow().sched.actor(0).cpu;
+        self.w.st.borrow_mut().sched.borrow_cpu(0, cpu);
+        let cx = self.cx(0);
+        poll_to_completion(self.w.arch.switch_mm(&cx, cur, mm), "switch_mm");
+        let mut st = self.w.st.borrow_mut();
+        st.m.set_cpu_mm(cpu, Some(mm));
+        st.k.mms[mm as usize].cpumask |= 1 << cpu;
+        st.sched.actor_mut(0).cpu = home;
     }
 
     /// The result.
@@ -669,8 +708,11 @@ fn first_lost_byte(st: &State, base: Pa, page: u64) -> Option<Pa> {
     None
 }
 
-/// The end-of-run audit: lost writes, stale dirty lines, stale user views.
-pub fn audit(st: &mut State) {
+/// The end-of-run audit: lost writes, stale dirty lines, stale user views. Sets the violation
+/// it finds; returns an address space and a CPU that runs another one, not in `settled`, on
+/// which a user view of that address space reads wrong now: whether it is a violation depends
+/// on what the arch's `switch_mm` does first (see [`Runner::finish`]).
+pub fn audit(st: &mut State, settled: &[(MmId, CpuId)]) -> Option<(MmId, CpuId)> {
     let page = st.m.page_size() as u64;
     let frames = st.m.config().frames();
     // 1. The newest value of every live byte must still exist somewhere, unless memory holds
@@ -697,7 +739,7 @@ pub fn audit(st: &mut State) {
                 "end-of-run audit",
             );
             st.violation = Some(v);
-            return;
+            return None;
         }
     }
     // 2. No dirty line may hold an older value than the intended one.
@@ -729,76 +771,98 @@ pub fn audit(st: &mut State) {
                     "end-of-run audit",
                 );
                 st.violation = Some(v);
-                return;
+                return None;
             }
         }
     }
     // 3. Every live user mapping reads the intended values, on every CPU that could run it.
     let vivt = st.m.config().dcache.virtually_tagged();
     let ncpus = st.m.config().cpus;
-    let (mut seen_d, mut seen_i) = AUDIT_BUFFERS.take();
     for mm in 0..st.k.mms.len() as u16 {
         if !st.k.mms[mm as usize].alive {
             continue;
         }
         for cpu in 0..ncpus {
-            if vivt && st.m.cpus[cpu as usize].mm != Some(mm) {
+            let here = st.m.cpus[cpu as usize].mm == Some(mm);
+            if (vivt && !here) || settled.contains(&(mm, cpu)) {
                 continue;
             }
-            // Every mapped page in address order (`Mm::pages`); the audit changes no VMA.
-            for vi in 0..st.k.mms[mm as usize].vmas.len() {
-                let vma = st.k.mms[mm as usize].vmas[vi];
-                for vpn in vma.start..vma.end {
-                    let pte = st.m.pte(Some(mm), vpn);
-                    if !pte.present || !pte.cacheable {
-                        continue;
-                    }
-                    let (va0, pa0) = (vpn * page, pte.pfn as u64 * page);
-                    // A page whose every byte reads its intended value passes every judgement.
-                    let want = st.o.intended_bytes(pa0, page);
-                    if st.m.peek_page_is(cpu, va0, pa0, Some(mm), Side::D, want)
-                        && (!pte.exec || st.m.peek_page_is(cpu, va0, pa0, Some(mm), Side::I, want))
-                    {
-                        continue;
-                    }
-                    let private_file = st.k.is_private_file_mapping(Some(mm), vpn, pte.pfn);
-                    // What each byte reads, byte by byte as a user would see it now.
-                    st.m.peek_page(cpu, va0, pa0, Some(mm), Side::D, &mut seen_d);
-                    if pte.exec {
-                        st.m.peek_page(cpu, va0, pa0, Some(mm), Side::I, &mut seen_i);
-                    }
-                    let sides = [
-                        (&seen_d, ReadKind::UserLoad { private_file }),
-                        (&seen_i, ReadKind::UserFetch { private_file }),
-                    ];
-                    let sides = &sides[..if pte.exec { 2 } else { 1 }];
-                    for off in 0..page {
-                        let (va, pa) = (va0 + off, pa0 + off);
-                        for &(seen, how) in sides {
-                            let obs = seen[off as usize];
-                            if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
-                                let mut v = crate::world::violation_at(
-                                    st,
-                                    pa,
-                                    obs.value,
-                                    obs.from,
-                                    va,
-                                    AliasKind::User,
-                                    kind,
-                                    "end-of-run audit",
-                                );
-                                v.cpu = Some(cpu);
-                                st.violation = Some(v);
-                                AUDIT_BUFFERS.set((seen_d, seen_i));
-                                return;
-                            }
+            if !user_view_is_right(st, mm, cpu, here) {
+                return Some((mm, cpu));
+            }
+            if st.violation.is_some() {
+                return None;
+            }
+        }
+    }
+    None
+}
+
+/// Phase 3 of the audit for one address space on one CPU: every byte of every live user
+/// mapping of `mm` must read its intended value on `cpu`, through the D-side and, where
+/// executable, the I-side. A wrong byte sets the violation when `cpu` runs `mm` now (`here`);
+/// otherwise the function returns false without judging: a thread of `mm` reaches that CPU
+/// only through `switch_mm`, whose work the caller must do first.
+fn user_view_is_right(st: &mut State, mm: MmId, cpu: CpuId, here: bool) -> bool {
+    let page = st.m.page_size() as u64;
+    let (mut seen_d, mut seen_i) = AUDIT_BUFFERS.take();
+    // Every mapped page in address order (`Mm::pages`); the audit changes no VMA.
+    for vi in 0..st.k.mms[mm as usize].vmas.len() {
+        let vma = st.k.mms[mm as usize].vmas[vi];
+        for vpn in vma.start..vma.end {
+            let pte = st.m.pte(Some(mm), vpn);
+            if !pte.present || !pte.cacheable {
+                continue;
+            }
+            let (va0, pa0) = (vpn * page, pte.pfn as u64 * page);
+            // A page whose every byte reads its intended value passes every judgement.
+            let want = st.o.intended_bytes(pa0, page);
+            if st.m.peek_page_is(cpu, va0, pa0, Some(mm), Side::D, want)
+                && (!pte.exec || st.m.peek_page_is(cpu, va0, pa0, Some(mm), Side::I, want))
+            {
+                continue;
+            }
+            let private_file = st.k.is_private_file_mapping(Some(mm), vpn, pte.pfn);
+            // What each byte reads, byte by byte as a user would see it now.
+            st.m.peek_page(cpu, va0, pa0, Some(mm), Side::D, &mut seen_d);
+            if pte.exec {
+                st.m.peek_page(cpu, va0, pa0, Some(mm), Side::I, &mut seen_i);
+            }
+            let sides = [
+                (&seen_d, ReadKind::UserLoad { private_file }),
+                (&seen_i, ReadKind::UserFetch { private_file }),
+            ];
+            let sides = &sides[..if pte.exec { 2 } else { 1 }];
+            for off in 0..page {
+                let (va, pa) = (va0 + off, pa0 + off);
+                for &(seen, how) in sides {
+                    let obs = seen[off as usize];
+                    if let Err(kind) = st.o.judge(pa, obs.value, how, None) {
+                        if !here {
+                            AUDIT_BUFFERS.set((seen_d, seen_i));
+                            return false;
                         }
+                        let mut v = crate::world::violation_at(
+                            st,
+                            pa,
+                            obs.value,
+                            obs.from,
+                            va,
+                            AliasKind::User,
+                            kind,
+                            "end-of-run audit",
+                        );
+                        v.cpu = Some(cpu);
+                        st.violation = Some(v);
+                        AUDIT_BUFFERS.set((seen_d, seen_i));
+                        return true;
                     }
                 }
             }
         }
     }
     AUDIT_BUFFERS.set((seen_d, seen_i));
+    true
 }
 
 /// Runs `ops` on `preset` with the shipped arch it names and the shipped paths.

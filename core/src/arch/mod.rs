@@ -52,6 +52,7 @@ pub mod null;
 pub mod parisc;
 pub mod r4k;
 pub mod recording;
+pub mod riscv;
 pub mod v6;
 pub mod vivt;
 

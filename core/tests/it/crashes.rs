@@ -338,3 +338,41 @@ fn every_mainline_hole_reproduces_on_a_fixed_twin() {
         assert!(shown.iter().any(|s| s == name), "{name}: no reproducer");
     }
 }
+
+/// A hart marked stale for an address space fences its I-cache in `switch_mm` before a thread
+/// of that address space runs there (RISC-V `flush_icache_deferred`), so the end-of-run audit
+/// judges that hart's view after the switch: a line the hart fetched before the page was read
+/// in is no violation (it was one before the audit knew of `switch_mm`, found by random
+/// inputs on the `riscv` preset). The same program on a RISC-V whose `switch_mm` forgets the
+/// deferred fence is one.
+#[test]
+fn the_audit_judges_another_harts_view_after_switch_mm() {
+    use flushfuzz::addr::MmId;
+    use flushfuzz::arch::{riscv::Riscv, Arch};
+    use flushfuzz::model::Model;
+    use flushfuzz::world::Cx;
+
+    #[derive(Clone, Copy, Debug, Default)]
+    struct NoDeferredFence(Riscv);
+    impl Arch for NoDeferredFence {
+        type Base = Riscv;
+        fn base(&self) -> &Riscv {
+            &self.0
+        }
+        async fn switch_mm<O: Arch>(&self, _cx: &Cx<O>, _prev: Option<MmId>, _next: MmId) {}
+    }
+
+    let text = "flushfuzz-trace 1\npreset riscv\nexpect none\n\
+        speculate cpu0 i pick=0\n\
+        start T0 cpu1 load page=4 off=0\n";
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let p = preset::by_name("riscv").unwrap();
+    let r = run(&p, &l.ops, RunOptions::default());
+    assert_eq!(r.violation.map(|v| v.signature()), None);
+    let forgetful = Model::new(p, NoDeferredFence::default());
+    let v = forgetful.run(&l.ops, RunOptions::default()).violation;
+    assert_eq!(
+        v.map(|v| v.signature()).as_deref(),
+        Some("stale-fetch:end-of-run audit@user<-device@device")
+    );
+}
