@@ -30,12 +30,15 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             _ => return,
         };
         st.sched.actor_mut(slot).reserved = true;
+        // `dup_mm` starts from a copy of the parent's `mm_struct`, arch context included
+        // (RISC-V's `icache_stale_mask` is inherited), and clears `mm_cpumask`.
+        let context = st.k.mms[mm as usize].context;
         st.k.mms.push(Mm {
             vmas: Vec::new(),
             alive: true,
             cpumask: 0,
             exiting: false,
-            context: 0,
+            context,
             xol: None,
             users: 1,
             swap_ptes: Vec::new(),

@@ -376,3 +376,37 @@ fn the_audit_judges_another_harts_view_after_switch_mm() {
         Some("stale-fetch:end-of-run audit@user<-device@device")
     );
 }
+
+/// `dup_mm` copies the parent's `mm_struct`, so a forked child inherits RISC-V's
+/// `icache_stale_mask`: a child forked after the parent's `flush_icache_pte` marked hart 1 stale
+/// fences hart 1 when it first runs there. A campaign on `riscv` reported this program while the
+/// model gave every child a zero context.
+#[test]
+fn a_forked_child_inherits_its_parents_stale_harts() {
+    let text = "flushfuzz-trace 1\npreset riscv\nexpect none\n\
+        start T0 cpu0 load page=4 off=0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        speculate cpu1 i pick=0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        step T0 cpu0\n\
+        start T1 cpu0 fork\n";
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let p = preset::by_name("riscv").unwrap();
+    let r = run(&p, &l.ops, RunOptions::default());
+    assert_eq!(r.violation.map(|v| v.signature()), None);
+}
