@@ -10,8 +10,8 @@
 //! This module knows nothing of files or command lines.
 
 use crate::arch::{
-    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, v6::ArmV6, vivt::ArmVivt,
-    Arch,
+    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, sh4::Sh4, v6::ArmV6,
+    vivt::ArmVivt, Arch,
 };
 use crate::op::Op;
 use crate::paths::{Catalog, Paths};
@@ -200,7 +200,9 @@ impl std::fmt::Debug for dyn DynModel + '_ {
 }
 
 /// The names of the shipped arch implementations, as presets and machine files name them.
-pub const SHIPPED_ARCHES: [&str; 6] = ["null", "arm-vivt", "arm-v6", "mips-r4k", "parisc", "arm64"];
+pub const SHIPPED_ARCHES: [&str; 8] = [
+    "null", "arm-vivt", "arm-v6", "mips-r4k", "parisc", "arm64", "riscv", "sh4",
+];
 
 /// The model of `preset` with the shipped arch it names and the shipped paths, or `None` if it
 /// names no shipped arch.
@@ -214,6 +216,7 @@ pub fn shipped(preset: &Preset) -> Option<Box<dyn DynModel>> {
         "parisc" => Box::new(Model::new(p, Parisc)),
         "arm64" => Box::new(Model::new(p, Arm64)),
         "riscv" => Box::new(Model::new(p, Riscv)),
+        "sh4" => Box::new(Model::new(p, Sh4)),
         _ => return None,
     })
 }

@@ -274,7 +274,7 @@ fn base_presets() -> Vec<Preset> {
 }
 
 /// Every preset: the five races, their `-fixed` twins, `coherent`, a PA-RISC machine, two
-/// arm64 machines and a RISC-V one.
+/// arm64 machines, a RISC-V one and two SH-4 ones.
 pub fn all() -> Vec<Preset> {
     let mut v = Vec::new();
     for p in base_presets() {
@@ -360,6 +360,35 @@ pub fn all() -> Vec<Preset> {
         arch: "riscv".into(),
         switches: Switches::default(),
         io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    // SH-4: VIPT caches that never snoop, maintained by address (`ocb*`) or through the
+    // address arrays, no speculation, non-coherent DMA maintained before the transfer only.
+    // Uniprocessors: `sh4` is SH7750-like (direct-mapped D-cache of 4 colours, I-cache of 2),
+    // `sh4a` SH7780-like (4-way D- and I-caches of 2 colours).
+    let sh7750 = small(
+        geo::SMALL_R4K,
+        CacheGeometry {
+            sets: geo::SMALL_R4K.sets / 2,
+            ..icache_of(geo::SMALL_R4K)
+        },
+    );
+    v.push(Preset {
+        name: "sh4".into(),
+        description: "SH-4 (mainline), SH7750-like: 1 CPU, direct-mapped VIPT D-cache (4 colours) and I-cache (2 colours), non-coherent DMA, block I/O by DMA".into(),
+        machine: sh7750,
+        arch: "sh4".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    v.push(Preset {
+        name: "sh4a".into(),
+        description: "SH-4A (mainline), SH7780-like: 1 CPU, 4-way VIPT D- and I-caches (2 colours), non-coherent DMA, file reads by PIO".into(),
+        machine: small(geo::SMALL_V6_2COLOUR, icache_of(geo::SMALL_V6_2COLOUR)),
+        arch: "sh4".into(),
+        switches: Switches::default(),
+        io: Io::Pio,
         world: WorldShape::default(),
     });
     v

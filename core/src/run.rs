@@ -230,6 +230,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         sched: Sched::new(cfg.cpus, actors),
         sw: preset.switches,
         violation: None,
+        arch: "",
     }
 }
 
@@ -275,7 +276,8 @@ fn recycle(st: State) {
 impl<'m, A: Arch + Clone> Runner<'m, A> {
     /// A runner of `model`.
     pub fn new(model: &'m Model<A>, opts: RunOptions) -> Runner<'m, A> {
-        let st = initial_state(model.preset(), opts.log);
+        let mut st = initial_state(model.preset(), opts.log);
+        st.arch = model.arch().name();
         let n = st.sched.len();
         Runner {
             w: Rc::new(World {

@@ -93,6 +93,9 @@ pub struct FamilyRule {
     /// The shared kernel buffers ([`Violation::object`]) the byte must belong to; empty for
     /// any byte, a buffer's or not.
     pub objects: &'static [&'static str],
+    /// The arch implementations ([`crate::arch::Arch::name`]) whose own handling the
+    /// mechanism is; empty for any.
+    pub arches: &'static [&'static str],
     /// The mechanism, in one sentence.
     pub mechanism: &'static str,
     /// Whether mainline behaviour has it too: a hole in the kernel's handling itself, not a
@@ -119,6 +122,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Lost,
         objects: &[],
+        arches: &[],
         mechanism: "cache maintenance through an unpinned page_address of a recycled pkmap slot \
                     discards a dirty line written through the slot's new mapping; whoever reads \
                     the byte next (the audit, a load, a fetch, the device) sees the old value \
@@ -134,6 +138,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Survives,
         objects: &[],
+        arches: &[],
         mechanism: "the copy-on-write copy reads the old page through a kernel alias whose \
                     colour differs from the alias holding newer dirty data (mail 004)",
         mainline: false,
@@ -147,6 +152,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Survives,
         objects: &[],
+        arches: &[],
         mechanism: "the kernel reads through a vm_map_ram/vmap alias data it wrote through kmap \
                     or the linear map, whose dirty lines that read misses (mail 000)",
         mainline: false,
@@ -160,6 +166,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["perf_output_copy"],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "the kernel writes a ring buffer (perf's under CONFIG_PERF_USE_VMALLOC, a \
                     vb2-vmalloc buffer) through its vmalloc alias and nothing writes those lines \
                     back; where the user's mapping of the ring does not share the alias's lines \
@@ -176,6 +183,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "the kernel reads what the user wrote into a ring buffer (perf's data_tail, a \
                     vb2 output buffer) through the ring's vmalloc alias, with nothing written \
                     back; where the user's mapping does not share that alias's lines (VIVT, \
@@ -191,6 +199,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &["packet-ring"],
+        arches: &[],
         mechanism: "the PACKET_MMAP ring's pages belong to no file, so the flush_dcache_page \
                     that __packet_set_status, __packet_get_status, tpacket_rcv and tpacket_snd \
                     run writes back and invalidates only the kernel's alias: the process's \
@@ -209,6 +218,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &["io_uring"],
+        arches: &[],
         mechanism: "io_uring's rings and SQE array are read and written by the kernel through \
                     their kernel address and by the process through its mapping, with no cache \
                     maintenance on either side; io_uring_get_unmapped_area makes the two \
@@ -227,6 +237,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["arch_uprobe_copy_ixol"],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "ARM's flush_uprobe_xol_access on an aliasing VIPT D-cache flushes the user \
                     colour of the out-of-line page (flush_pfn_alias) and the I-cache, not the \
                     kmap_atomic address arch_uprobe_copy_ixol stored the instruction through: a \
@@ -243,6 +254,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["xol_add_vma"],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "the uprobes out-of-line page is zeroed (__GFP_ZERO) through its kernel alias \
                     and mapped into the process by a special mapping with no flush, and MIPS's \
                     set_pte_at (__update_cache) flushes only a page marked PG_dcache_dirty: \
@@ -259,6 +271,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "filemap_splice_read flushes a page-cache folio a process may write through \
                     a shared mapping, then puts a reference to it in the pipe; the data is \
                     copied out only later, by pipe_read (copy_page_to_iter under \
@@ -278,12 +291,109 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["process_vm_writev"],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "process_vm_writev copies into the other process's page through a kernel \
                     mapping (copy_page_from_iter under kmap_local_page) after GUP's flushes and \
                     makes no flush_dcache_page afterwards: on an aliasing cache the data stays \
                     dirty in the kernel alias, and the process reading through its own mapping \
                     sees the old value (mainline on aliasing VIPT ARM and MIPS; PA-RISC flushes \
                     on kunmap)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "user-colour-stale-after-kernel-colour-flush",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &["user", "unmapped"],
+        write_via: &[
+            "linear",
+            "pkmap",
+            "fixmap",
+            "vmap",
+            "colour-window",
+            "device",
+        ],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["sh4"],
+        mechanism: "SH-4's flush_dcache_folio writes back and invalidates only the D-cache slice \
+                    at the page's kernel colour, and its DMA maintenance reaches only the kernel \
+                    alias: a line of a user mapping at another colour survives a write(), a \
+                    splice or a device's write into the page: the user reads the old data, or \
+                    the line, dirty, is written back over the new (mainline on SH-4)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "user-colour-stale-after-kernel-colour-flush",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: KERNEL_ALIASES,
+        write_via: &[
+            "linear",
+            "pkmap",
+            "fixmap",
+            "vmap",
+            "colour-window",
+            "device",
+        ],
+        write_paths: &[],
+        newest: Newest::Lost,
+        objects: &[],
+        arches: &["sh4"],
+        mechanism: "the same SH-4 hole, seen by the kernel: an older dirty line at the user's \
+                    colour survives the flush of a kernel write and is written back over it \
+                    (by flush_cache_page, another page's flush at that colour, an eviction), \
+                    and the kernel reads the old data (mainline on SH-4)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "user-colour-dirty-past-kernel-colour-flush",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &[],
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::NotWrittenBack,
+        objects: &[],
+        arches: &["sh4"],
+        mechanism: "SH-4's flush_dcache_folio writes back only the D-cache slice at the page's \
+                    kernel colour: what the user stored through a mapping at another colour \
+                    stays dirty there, and read(), a splice or a device reading the page \
+                    (O_DIRECT, writeback) sees the old data (mainline on SH-4)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "kernel-alias-filled-during-dma-read",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &[],
+        read_via: KERNEL_ALIASES,
+        write_via: &["device"],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["sh4"],
+        mechanism: "SH-4 maintains a streaming-DMA buffer before the transfer only (no \
+                    arch_sync_dma_for_cpu): a kernel path that reads a page while a device \
+                    writes it (ksmd's checksum and memcmp_pages of a page under O_DIRECT) fills \
+                    a line of the kernel alias that outlives the transfer, and later kernel \
+                    reads see the old data (mainline on SH-4)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "icache-fenced-for-one-address-space",
+        kinds: &[Kind::StaleFetch],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["riscv"],
+        mechanism: "RISC-V's flush_icache_pte runs flush_icache_mm of the faulting address space \
+                    only, then marks the folio clean for every address space: a hart running \
+                    another address space that maps the same text, and that the mask of the \
+                    first does not reach, fetches the old instructions (mainline on RISC-V)",
         mainline: true,
     },
     FamilyRule {
@@ -295,6 +405,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::WrittenBack,
         objects: &[],
+        arches: &[],
         mechanism: "a clean line of the kernel's alias of a page, filled by a kernel read \
                     (read(), KSM's checksum) before the user wrote the page through its own \
                     mapping, outlives the write-back of the user's line (munmap's \
@@ -314,6 +425,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["copy_to_user_page"],
         newest: Newest::WrittenBack,
         objects: &[],
+        arches: &[],
         mechanism: "MIPS copy_to_user_page (ptrace's pokes) writes a page that has a user \
                     mapping through kmap_coherent, at the user's colour; a clean line of the \
                     kernel's linear alias filled before (KSM's checksum) outlives the \
@@ -332,6 +444,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::NotWrittenBack,
         objects: &[],
+        arches: &[],
         mechanism: "the kernel reads a user page through its own alias while the data the user \
                     wrote sits dirty at the user alias (GUP without flush_anon_page, mail 001)",
         mainline: false,
@@ -345,6 +458,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["copy_user_highpage"],
         newest: Newest::NotWrittenBack,
         objects: &[],
+        arches: &[],
         mechanism: "ARMv6's aliasing copy_user_highpage (v6_copy_user_highpage_aliasing) copies \
                     a copy-on-write page through a window at the user's colour and leaves the \
                     copy dirty there; when the new anonymous page is mapped executable, \
@@ -363,6 +477,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &["readpage", "clear_user_highpage", "copy_user_highpage"],
         newest: Newest::Survives,
         objects: &[],
+        arches: &[],
         mechanism: "a freshly filled page is made executable before its D-cache write-back and \
                     I-cache sync, and an I-cache fills from the old memory (mail 002)",
         mainline: false,
@@ -376,6 +491,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Survives,
         objects: &[],
+        arches: &[],
         mechanism: "the device reads memory while the newest data is still in a dirty CPU line \
                     that nobody wrote back before the transfer",
         mainline: false,
@@ -389,6 +505,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "the kernel writes a user page through its own alias while an older line of \
                     the user alias survives: the user reads it, or its write-back buries the write",
         mainline: false,
@@ -402,6 +519,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "the device writes a user page while an older line of the user alias \
                     survives: the user reads it, or its write-back buries the device's data",
         mainline: false,
@@ -415,6 +533,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         write_paths: &[],
         newest: Newest::Any,
         objects: &[],
+        arches: &[],
         mechanism: "a kernel path touches a buffer while it is mapped for streaming DMA",
         mainline: false,
     },
@@ -438,6 +557,8 @@ pub struct Facts<'a> {
     pub newest: NewestAt,
     /// The shared kernel buffer the byte belongs to.
     pub object: Option<&'a str>,
+    /// The arch implementation of the run.
+    pub arch: &'a str,
 }
 
 impl Facts<'static> {
@@ -457,6 +578,7 @@ impl Facts<'static> {
                 NewestAt::OnlyInLines
             },
             object: v.object,
+            arch: v.arch,
         }
     }
 }
@@ -472,6 +594,7 @@ impl Facts<'_> {
                 && any(r.write_via, self.write_via)
                 && any(r.write_paths, self.write_path)
                 && (r.objects.is_empty() || self.object.is_some_and(|o| r.objects.contains(&o)))
+                && any(r.arches, self.arch)
                 && match r.newest {
                     Newest::Any => true,
                     Newest::Survives => self.newest != NewestAt::Lost,
@@ -1002,6 +1125,7 @@ mod tests {
                 NewestAt::OnlyInLines
             },
             object: None,
+            arch: "",
         }
     }
 
@@ -1083,6 +1207,7 @@ mod tests {
                     }
                 },
                 object: r.objects.first().copied(),
+                arch: r.arches.first().copied().unwrap_or("some-arch"),
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
             assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));

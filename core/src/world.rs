@@ -38,6 +38,9 @@ pub struct State {
     pub sw: Switches,
     /// The first violation found, which ends the run.
     pub violation: Option<Violation>,
+    /// The name of the arch the run uses ([`crate::arch::Arch::name`]; empty in a state no
+    /// runner took), which violations carry for triage.
+    pub arch: &'static str,
 }
 
 crate::reuse::clone_reusing!(State {
@@ -46,7 +49,8 @@ crate::reuse::clone_reusing!(State {
     o,
     sched,
     sw,
-    violation
+    violation,
+    arch
 });
 
 /// `cpu`'s translation of kernel address `va`. A kernel path never faults: a missing
@@ -1193,6 +1197,7 @@ pub fn violation_at(
         newest_survives: survives(st, pa),
         newest_at: where_is(st, pa),
         object: st.k.shared_object(pa / st.m.page_size() as u64),
+        arch: st.arch,
         history: Vec::new(),
     }
 }

@@ -53,6 +53,7 @@ pub mod parisc;
 pub mod r4k;
 pub mod recording;
 pub mod riscv;
+pub mod sh4;
 pub mod v6;
 pub mod vivt;
 

@@ -5,8 +5,8 @@
 
 use flushfuzz::arch::recording::{Calls, Recording};
 use flushfuzz::arch::{
-    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, v6::ArmV6, vivt::ArmVivt,
-    Arch,
+    arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, sh4::Sh4, v6::ArmV6,
+    vivt::ArmVivt, Arch,
 };
 use flushfuzz::corpus::{hand_seeds, RandomOps};
 use flushfuzz::model::Model;
@@ -50,6 +50,7 @@ fn every_path_calls_what_it_declares_and_declares_what_it_calls() {
             "parisc" => record(&p, Parisc, &inputs),
             "arm64" => record(&p, Arm64, &inputs),
             "riscv" => record(&p, Riscv, &inputs),
+            "sh4" => record(&p, Sh4, &inputs),
             other => panic!("preset {} has arch {other} this test does not know", p.name),
         };
         seen.extend(calls.borrow().iter().copied());

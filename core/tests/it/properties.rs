@@ -73,6 +73,9 @@ fn fixed_twins_have_no_violation() {
         "parisc",
         "arm64",
         "arm64-aliasing-icache",
+        "riscv",
+        "sh4",
+        "sh4a",
     ]
     .iter()
     .map(|n| preset::by_name(n).unwrap())
@@ -169,7 +172,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
 }
 
 /// Every machine mainline behaviour runs on: coherent hardware (with every historical switch
-/// on) and each `-fixed` twin, PA-RISC and arm64.
+/// on) and each `-fixed` twin, PA-RISC, arm64, RISC-V and SH-4.
 const MAINLINE_MACHINES: &[&str] = &[
     "coherent",
     "nfs-vmap-alias-fixed",
@@ -180,6 +183,9 @@ const MAINLINE_MACHINES: &[&str] = &[
     "parisc",
     "arm64",
     "arm64-aliasing-icache",
+    "riscv",
+    "sh4",
+    "sh4a",
 ];
 
 /// Random inputs in which every other op that starts an action starts one of `group` instead
