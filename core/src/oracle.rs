@@ -168,9 +168,9 @@ pub struct Violation {
     /// (`perf-ring`, `packet-ring`, `io_uring`): what a family of a buffer's own protocol
     /// matches on.
     pub object: Option<&'static str>,
-    /// The name of the arch implementation the run used ([`crate::arch::Arch::name`]): what
-    /// a family of one arch's own mechanism matches on.
-    pub arch: &'static str,
+    /// The names of the arch implementation the run used and of those it builds on
+    /// ([`crate::arch::lineage`]): what a family of one arch's own mechanism matches on.
+    pub arch: [&'static str; crate::arch::LINEAGE],
     /// Events that touched the byte's line, when the run was logged.
     pub history: Vec<Logged>,
 }

@@ -274,7 +274,7 @@ fn base_presets() -> Vec<Preset> {
 }
 
 /// Every preset: the five races, their `-fixed` twins, `coherent`, a PA-RISC machine, two
-/// arm64 machines, a RISC-V one and two SH-4 ones.
+/// arm64 machines, a RISC-V one and three SH-4 ones (two scaled, one on the SH7750's geometry).
 pub fn all() -> Vec<Preset> {
     let mut v = Vec::new();
     for p in base_presets() {
@@ -377,6 +377,18 @@ pub fn all() -> Vec<Preset> {
         name: "sh4".into(),
         description: "SH-4 (mainline), SH7750-like: 1 CPU, direct-mapped VIPT D-cache (4 colours) and I-cache (2 colours), non-coherent DMA, block I/O by DMA".into(),
         machine: sh7750,
+        arch: "sh4".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    v.push(Preset {
+        name: "sh7750".into(),
+        description: "SH-4 (mainline) on the SH7750's own geometry: 4 KiB pages, 16 KiB direct-mapped VIPT D-cache of 32-byte lines (4 colours), 8 KiB I-cache (2 colours), 1 CPU, non-coherent DMA, block I/O by DMA (the scaled `sh4` runs faster)".into(),
+        machine: MachineConfig {
+            page_size: 4096,
+            ..small(geo::R4K, CacheGeometry { sets: geo::R4K.sets / 2, ..icache_of(geo::R4K) })
+        },
         arch: "sh4".into(),
         switches: Switches::default(),
         io: Io::Dma,

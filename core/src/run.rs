@@ -230,7 +230,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         sched: Sched::new(cfg.cpus, actors),
         sw: preset.switches,
         violation: None,
-        arch: "",
+        arch: [""; crate::arch::LINEAGE],
     }
 }
 
@@ -277,7 +277,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
     /// A runner of `model`.
     pub fn new(model: &'m Model<A>, opts: RunOptions) -> Runner<'m, A> {
         let mut st = initial_state(model.preset(), opts.log);
-        st.arch = model.arch().name();
+        st.arch = crate::arch::lineage(model.arch());
         let n = st.sched.len();
         Runner {
             w: Rc::new(World {

@@ -94,7 +94,7 @@ pub struct FamilyRule {
     /// any byte, a buffer's or not.
     pub objects: &'static [&'static str],
     /// The arch implementations ([`crate::arch::Arch::name`]) whose own handling the
-    /// mechanism is; empty for any.
+    /// mechanism is, matched by the run's arch or any it builds on; empty for any.
     pub arches: &'static [&'static str],
     /// The mechanism, in one sentence.
     pub mechanism: &'static str,
@@ -128,6 +128,24 @@ pub const FAMILIES: &[FamilyRule] = &[
                     the byte next (the audit, a load, a fetch, the device) sees the old value \
                     (mail 003)",
         mainline: false,
+    },
+    FamilyRule {
+        name: "process-vm-writev-leaves-kernel-alias-dirty",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &["process_vm_writev"],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &[],
+        mechanism: "process_vm_writev copies into the other process's page through a kernel \
+                    mapping (copy_page_from_iter under kmap_local_page) after GUP's flushes and \
+                    makes no flush_dcache_page afterwards: on an aliasing cache the data stays \
+                    dirty in the kernel alias, and the process reading through its own mapping \
+                    sees the old value (mainline on aliasing VIPT ARM and MIPS; PA-RISC flushes \
+                    on kunmap)",
+        mainline: true,
     },
     FamilyRule {
         name: "cow-copy-through-incongruent-alias",
@@ -280,24 +298,6 @@ pub const FAMILIES: &[FamilyRule] = &[
                     and the reader gets the page as it was at splice time through the kernel \
                     alias (mainline on VIVT and aliasing VIPT; read() flushes right before its \
                     copy for this reason)",
-        mainline: true,
-    },
-    FamilyRule {
-        name: "process-vm-writev-leaves-kernel-alias-dirty",
-        kinds: STALE_READS,
-        read_paths: &[],
-        read_via: &[],
-        write_via: &[],
-        write_paths: &["process_vm_writev"],
-        newest: Newest::Any,
-        objects: &[],
-        arches: &[],
-        mechanism: "process_vm_writev copies into the other process's page through a kernel \
-                    mapping (copy_page_from_iter under kmap_local_page) after GUP's flushes and \
-                    makes no flush_dcache_page afterwards: on an aliasing cache the data stays \
-                    dirty in the kernel alias, and the process reading through its own mapping \
-                    sees the old value (mainline on aliasing VIPT ARM and MIPS; PA-RISC flushes \
-                    on kunmap)",
         mainline: true,
     },
     FamilyRule {
@@ -557,8 +557,8 @@ pub struct Facts<'a> {
     pub newest: NewestAt,
     /// The shared kernel buffer the byte belongs to.
     pub object: Option<&'a str>,
-    /// The arch implementation of the run.
-    pub arch: &'a str,
+    /// The arch implementation of the run and those it builds on ([`crate::arch::lineage`]).
+    pub arch: [&'a str; crate::arch::LINEAGE],
 }
 
 impl Facts<'static> {
@@ -594,7 +594,7 @@ impl Facts<'_> {
                 && any(r.write_via, self.write_via)
                 && any(r.write_paths, self.write_path)
                 && (r.objects.is_empty() || self.object.is_some_and(|o| r.objects.contains(&o)))
-                && any(r.arches, self.arch)
+                && (r.arches.is_empty() || self.arch.iter().any(|a| r.arches.contains(a)))
                 && match r.newest {
                     Newest::Any => true,
                     Newest::Survives => self.newest != NewestAt::Lost,
@@ -1125,7 +1125,7 @@ mod tests {
                 NewestAt::OnlyInLines
             },
             object: None,
-            arch: "",
+            arch: [""; crate::arch::LINEAGE],
         }
     }
 
@@ -1207,7 +1207,7 @@ mod tests {
                     }
                 },
                 object: r.objects.first().copied(),
-                arch: r.arches.first().copied().unwrap_or("some-arch"),
+                arch: [r.arches.first().copied().unwrap_or("some-arch"), "", "", ""],
             };
             assert_eq!(f.rule().map(|r| r.name), Some(r.name), "row {i}");
             assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'));

@@ -38,9 +38,10 @@ pub struct State {
     pub sw: Switches,
     /// The first violation found, which ends the run.
     pub violation: Option<Violation>,
-    /// The name of the arch the run uses ([`crate::arch::Arch::name`]; empty in a state no
-    /// runner took), which violations carry for triage.
-    pub arch: &'static str,
+    /// The names of the arch the run uses and of those it builds on
+    /// ([`crate::arch::lineage`]; empty in a state no runner took), which violations carry for
+    /// triage.
+    pub arch: [&'static str; crate::arch::LINEAGE],
 }
 
 crate::reuse::clone_reusing!(State {

@@ -533,6 +533,24 @@ pub trait Arch: Sized + 'static {
     }
 }
 
+/// How many names [`lineage`] keeps.
+pub const LINEAGE: usize = 4;
+
+/// The names ([`Arch::name`]) of `arch` and of the implementations it builds on
+/// ([`Arch::Base`]), outermost first, down to the root or [`LINEAGE`] names; empty past them.
+/// A race family of one arch's own handling holds for every implementation built on it.
+pub fn lineage<A: Arch>(arch: &A) -> [&'static str; LINEAGE] {
+    fn fill<A: Arch>(a: &A, out: &mut [&'static str; LINEAGE], i: usize) {
+        out[i] = a.name();
+        if i + 1 < LINEAGE && std::any::TypeId::of::<A>() != std::any::TypeId::of::<A::Base>() {
+            fill(a.base(), out, i + 1);
+        }
+    }
+    let mut out = [""; LINEAGE];
+    fill(arch, &mut out, 0);
+    out
+}
+
 /// The polarity in force: the arch's, unless the historical switch selects the old
 /// "dcache dirty" meaning.
 pub fn polarity<A: Arch>(cx: &Cx<A>) -> Arch1Polarity {

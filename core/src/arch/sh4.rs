@@ -73,7 +73,7 @@ fn flush_icache_all<A: Arch>(cx: &Cx<A>) {
 }
 
 /// `__flush_purge_region`: `ocbp` of every line of `[va, va + len)`.
-fn purge_region<A: Arch>(cx: &Cx<A>, va: Va, len: u64) {
+pub fn purge_region<A: Arch>(cx: &Cx<A>, va: Va, len: u64) {
     cx.dcache_range(CacheOp::Flush, va, va + len, Scope::Local);
 }
 
@@ -83,12 +83,12 @@ fn has_context<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
 }
 
 /// `pages_do_alias`: whether two addresses have different D-cache colours.
-fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
+pub fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
     cx.dcache_aliases() && !cx.congruent(a, b)
 }
 
 /// `folio_mapped`: whether a page of the folio of `pfn` has a user mapping.
-fn folio_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
+pub fn folio_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
     let (head, nr) = cx.folio(pfn);
     (head..head + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty())
 }
@@ -109,12 +109,12 @@ fn file_mapped_nowhere<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
 
 /// Whether the page is mapped and `PG_dcache_clean`, so a kernel access may go through
 /// `kmap_coherent` at the user's colour.
-fn coherent_window<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
+pub fn coherent_window<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
     cx.dcache_aliases() && folio_mapped(cx, pfn) && !kernel_alias_maybe_dirty(cx, pfn)
 }
 
 /// `kunmap_coherent`: the window purged, then unmapped.
-fn kunmap_coherent<A: Arch>(cx: &Cx<A>, w: Va) {
+pub fn kunmap_coherent<A: Arch>(cx: &Cx<A>, w: Va) {
     purge_region(cx, w & !(cx.page_size() - 1), cx.page_size());
     kmap::kunmap_coherent(cx, w);
 }
