@@ -26,6 +26,8 @@ use std::sync::Arc;
 pub struct Model<A> {
     preset: Preset,
     arch: A,
+    /// `arch`'s lineage ([`crate::arch::lineage`]), which every run's violations carry.
+    lineage: [&'static str; crate::arch::LINEAGE],
     paths: Rc<Paths<A>>,
     twin: Option<Rc<dyn DynModel>>,
 }
@@ -35,6 +37,7 @@ impl<A: Clone> Clone for Model<A> {
         Model {
             preset: self.preset.clone(),
             arch: self.arch.clone(),
+            lineage: self.lineage,
             paths: self.paths.clone(),
             twin: self.twin.clone(),
         }
@@ -46,6 +49,7 @@ impl<A: Arch + Clone> Model<A> {
     pub fn new(preset: Preset, arch: A) -> Model<A> {
         Model {
             preset,
+            lineage: crate::arch::lineage(&arch),
             arch,
             paths: Rc::new(Paths::shipped()),
             twin: None,
@@ -79,6 +83,11 @@ impl<A: Arch + Clone> Model<A> {
     /// The arch implementation.
     pub fn arch(&self) -> &A {
         &self.arch
+    }
+
+    /// The names of the arch implementation and of those it builds on.
+    pub fn lineage(&self) -> [&'static str; crate::arch::LINEAGE] {
+        self.lineage
     }
 
     /// The kernel paths.

@@ -277,7 +277,7 @@ impl<'m, A: Arch + Clone> Runner<'m, A> {
     /// A runner of `model`.
     pub fn new(model: &'m Model<A>, opts: RunOptions) -> Runner<'m, A> {
         let mut st = initial_state(model.preset(), opts.log);
-        st.arch = crate::arch::lineage(model.arch());
+        st.arch = model.lineage();
         let n = st.sched.len();
         Runner {
             w: Rc::new(World {

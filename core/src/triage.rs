@@ -43,6 +43,16 @@ const KERNEL_ALIASES_OR_NONE: &[&str] = &[
     "unmapped",
 ];
 
+/// The kernel's aliases, and `device`: a write by the kernel or by a device.
+const KERNEL_ALIASES_OR_DEVICE: &[&str] = &[
+    "linear",
+    "pkmap",
+    "fixmap",
+    "vmap",
+    "colour-window",
+    "device",
+];
+
 /// What a family requires of the newest value of the byte when the violation is found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Newest {
@@ -305,14 +315,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         kinds: STALE_READS,
         read_paths: &[],
         read_via: &["user", "unmapped"],
-        write_via: &[
-            "linear",
-            "pkmap",
-            "fixmap",
-            "vmap",
-            "colour-window",
-            "device",
-        ],
+        write_via: KERNEL_ALIASES_OR_DEVICE,
         write_paths: &[],
         newest: Newest::Any,
         objects: &[],
@@ -329,14 +332,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         kinds: STALE_READS,
         read_paths: &[],
         read_via: KERNEL_ALIASES,
-        write_via: &[
-            "linear",
-            "pkmap",
-            "fixmap",
-            "vmap",
-            "colour-window",
-            "device",
-        ],
+        write_via: KERNEL_ALIASES_OR_DEVICE,
         write_paths: &[],
         newest: Newest::Lost,
         objects: &[],

@@ -75,6 +75,17 @@ pub async fn uprobe_copy_ixol<A: Arch>(
     cx.arch().flush_dcache_page(cx, pfn).await;
 }
 
+/// `pages_do_alias` (MIPS, SH): whether two addresses have different D-cache colours.
+pub fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
+    cx.dcache_aliases() && !cx.congruent(a, b)
+}
+
+/// `folio_mapped`: whether a page of the folio of `pfn` has a user mapping.
+pub fn folio_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
+    let (head, nr) = cx.folio(pfn);
+    (head..head + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty())
+}
+
 /// Maintenance of every line of page-sized range `[va, va + page)`, in one step.
 pub fn page_op<A: Arch>(cx: &Cx<A>, op: CacheOp, va: Va, scope: Scope) {
     let page = cx.page_size();

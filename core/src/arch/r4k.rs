@@ -19,10 +19,7 @@ use crate::world::{Cx, StoreKind};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MipsR4k;
 
-/// `pages_do_alias`: whether two addresses have different colours.
-pub fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
-    cx.dcache_aliases() && !cx.congruent(a, b)
-}
+pub use super::generic::pages_do_alias;
 
 /// `flush_data_cache_page` on a kernel address.
 pub fn flush_data_cache_page<A: Arch>(cx: &Cx<A>, k: Va) {

@@ -29,7 +29,7 @@
 //! each line's index in every way and colour; the model invalidates this CPU's whole I-cache
 //! instead, which removes those entries and others.
 
-use super::generic::{self, dma_lines};
+use super::generic::{self, dma_lines, folio_mapped, pages_do_alias};
 use super::null::Null;
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
 use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
@@ -80,17 +80,6 @@ pub fn purge_region<A: Arch>(cx: &Cx<A>, va: Va, len: u64) {
 /// Whether `mm` has an ASID on this CPU (`cpu_context(cpu, mm) != NO_CONTEXT`): it has run here.
 fn has_context<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
     cx.mm_cpumask(mm) & (1 << cx.cpu()) != 0
-}
-
-/// `pages_do_alias`: whether two addresses have different D-cache colours.
-pub fn pages_do_alias<A: Arch>(cx: &Cx<A>, a: Va, b: Va) -> bool {
-    cx.dcache_aliases() && !cx.congruent(a, b)
-}
-
-/// `folio_mapped`: whether a page of the folio of `pfn` has a user mapping.
-pub fn folio_mapped<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> bool {
-    let (head, nr) = cx.folio(pfn);
-    (head..head + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty())
 }
 
 /// `folio_flush_mapping(folio) && !mapping_mapped(mapping)`: a page-cache page whose file no

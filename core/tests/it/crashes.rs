@@ -384,28 +384,13 @@ fn the_audit_judges_another_harts_view_after_switch_mm() {
 /// model gave every child a zero context.
 #[test]
 fn a_forked_child_inherits_its_parents_stale_harts() {
-    let text = "flushfuzz-trace 1\npreset riscv\nexpect none\n\
-        start T0 cpu0 load page=4 off=0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        speculate cpu1 i pick=0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        step T0 cpu0\n\
-        start T1 cpu0 fork\n";
+    let steps = |n: usize| "step T0 cpu0\n".repeat(n);
+    let text = format!(
+        "flushfuzz-trace 1\npreset riscv\nexpect none\n\
+         start T0 cpu0 load page=4 off=0\n{}speculate cpu1 i pick=0\n{}start T1 cpu0 fork\n",
+        steps(6),
+        steps(12)
+    );
     let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
     let p = preset::by_name("riscv").unwrap();
     let r = run(&p, &l.ops, RunOptions::default());
