@@ -80,6 +80,20 @@ pub struct MachineConfig {
     /// Whether the MMU walks page tables itself. Without a walker (PA-RISC's software-loaded
     /// TLB) speculation only goes through TLB entries, so purging a TLB entry stops it.
     pub hw_walker: bool,
+    /// Whether the linear map of lowmem is executable, so that the I-side may fill through it
+    /// (speculatively; nothing in the kernel model executes through it). Not on ARMv6 and
+    /// later, where `build_mem_type_table` makes `MT_MEMORY_RW`, the type of lowmem outside
+    /// the kernel image, execute-never, and the architecture fetches nothing, not even
+    /// speculatively, from execute-never memory; nor on arm64 (`PAGE_KERNEL` is PXN). ARMv4/v5
+    /// have no execute-never bit, and MIPS kseg0 and SH-4 P1 are unmapped segments, executable
+    /// throughout. A machine file that leaves it out has it.
+    #[serde(default = "executable")]
+    pub linear_exec: bool,
+}
+
+/// The default of [`MachineConfig::linear_exec`].
+fn executable() -> bool {
+    true
 }
 
 /// Which caches the CPU fills speculatively (prefetch through any valid translation).
@@ -598,7 +612,7 @@ impl Machine {
         };
         for pfn in 0..m.cfg.lowmem_frames {
             m.kernel_pt[(layout::LINEAR - layout::USER_PAGES) as usize + pfn as usize] =
-                Pte::new(pfn, true, true);
+                Pte::new(pfn, true, m.cfg.linear_exec);
         }
         m.kernel_present = m.kernel_pt.iter().filter(|p| p.present).count();
         m
@@ -1974,6 +1988,32 @@ mod tests {
         other.changes.snapshot();
         m.clone_from(&other);
         assert_eq!(format!("{m:?}"), format!("{other:?}"));
+    }
+
+    /// Instruction prefetch goes through executable translations only: with an execute-never
+    /// linear map (ARMv6 and later, arm64) a machine with no text mapped has no I-side fill to
+    /// make, while every line of lowmem is one where the linear map is executable.
+    #[test]
+    fn instruction_prefetch_needs_an_executable_linear_map() {
+        let p = crate::preset::by_name("exec-icache-smp").expect("a preset");
+        assert!(!p.machine.linear_exec);
+        let choices = |cfg: MachineConfig| {
+            let m = Machine::new(cfg, Log::new(false), |pa| pa as Stamp);
+            (0..m.cfg.cpus)
+                .map(|cpu| m.speculation_choices(cpu, Side::I).len())
+                .sum::<usize>()
+        };
+        assert_eq!(choices(p.machine.clone()), 0);
+        let exec = MachineConfig {
+            linear_exec: true,
+            ..p.machine.clone()
+        };
+        let lines = (exec.page_size / exec.icache.line) as usize;
+        let cpus = exec.cpus as usize;
+        assert_eq!(
+            choices(exec.clone()),
+            exec.lowmem_frames as usize * lines * cpus
+        );
     }
 
     /// `store_run` and `load`/`load_next` over a line leave the machine, its log and the

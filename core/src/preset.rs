@@ -192,6 +192,7 @@ fn small(dcache: CacheGeometry, icache: CacheGeometry) -> MachineConfig {
         pkmap_slots: 2,
         speculation: Speculation::None,
         hw_walker: true,
+        linear_exec: true,
     }
 }
 
@@ -210,6 +211,8 @@ fn base_presets() -> Vec<Preset> {
         cpus: 2,
         broadcast: Broadcast::None,
         speculation: Speculation::Icache,
+        // ARMv6 maps lowmem execute-never: instruction prefetch goes through text mappings.
+        linear_exec: false,
         ..small(
             geo::SMALL_PIPT,
             CacheGeometry {
@@ -318,6 +321,7 @@ pub fn all() -> Vec<Preset> {
     let arm64 = MachineConfig {
         cpus: 2,
         speculation: Speculation::Both,
+        linear_exec: false,
         ..small(
             geo::SMALL_PIPT,
             CacheGeometry {
@@ -355,6 +359,9 @@ pub fn all() -> Vec<Preset> {
             broadcast: Broadcast::None,
             speculation: Speculation::Both,
             icache_coherence: IcacheCoherence::FillsFromDcache,
+            // The linear map is not executable on RV64, but fence.i's contract lets a hart's
+            // fetches see any older value of memory it has not fenced since: an I-side fill
+            // through any translation stands for that.
             ..small(geo::SMALL_PIPT, CacheGeometry { indexing: Indexing::Pipt, ..icache_of(geo::SMALL_PIPT) })
         },
         arch: "riscv".into(),

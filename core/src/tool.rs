@@ -520,6 +520,7 @@ pub fn verify(
             "replays": st.replays,
             "slept": st.slept,
             "cached": st.cached,
+            "dead": st.dead,
             "cut": st.cut,
             "depth": st.depth,
             "violation": shown.as_ref().map(|(v, _, _, _)| violation_json(&v.violation)),
@@ -546,8 +547,8 @@ pub fn verify(
     }
     let _ = writeln!(
         s,
-        "explored {} schedule(s), {} state(s) ({} distinct), {} choice(s) tried, {} slept, {} reached an explored state",
-        st.schedules, st.states, st.distinct, st.choices, st.slept, st.cached
+        "explored {} schedule(s), {} state(s) ({} distinct), {} choice(s) tried, {} slept, {} reached an explored state, {} event(s) led nowhere",
+        st.schedules, st.states, st.distinct, st.choices, st.slept, st.cached, st.dead
     );
     match &shown {
         Some((v, m, text, path)) => {

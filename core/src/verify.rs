@@ -19,7 +19,7 @@
 //!
 //! # Pruning, and why it is exact
 //!
-//! Two reductions keep the search small without losing a schedule's outcome; the tests run
+//! Three reductions keep the search small without losing a schedule's outcome; the tests run
 //! small programs both ways ([`Pruning::Naive`]) and compare verdicts, the first violating
 //! schedule, every violation signature and every final state.
 //!
@@ -50,6 +50,13 @@
 //! the canonical form makes), and a state reached again is skipped when it was explored before
 //! with budgets as large and a sleep set no larger (the sleep set, as Godefroid's state caching
 //! with sleep sets requires, since choices that slept there were not tried there).
+//!
+//! **Dead ends.** After the last event the budget allows, only actors can move; when every
+//! actor that could sleeps there (or would cost a preemption the budget lacks), no choice is
+//! left and, an actor being able to move, the schedule may not end either: the state holds no
+//! schedule, and is neither hashed nor pushed ([`Stats::dead`]). The event still counts as
+//! tried for the sleep sets of the choices after it, which is what a pushed state without
+//! children would have left.
 //!
 //! A step that changes nothing (an actor that waits for another, checking its condition again
 //! after a step that did the same, on the same CPU) is no choice: its state is its parent's,
@@ -287,6 +294,10 @@ pub struct Stats {
     pub slept: u64,
     /// Choices whose state was explored already.
     pub cached: u64,
+    /// Hardware events not explored further because nothing could follow them: the last
+    /// event of the budget, after which every actor's choice sleeps or is beyond the
+    /// preemption bound (so no schedule ends there).
+    pub dead: u64,
     /// Steps that changed nothing (an actor checking again what it waits for).
     pub idle_steps: u64,
     /// Choices that came back to a state on their own path (an actor moving between CPUs
@@ -774,6 +785,21 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
                 .clone_from(saved);
             e.runner().set_ops_applied(ops_before);
         };
+        // The last event of the budget, after which every actor that could move sleeps (or
+        // would cost a preemption the budget lacks): no choice is left there, and with a
+        // sleeping actor the schedule may not end either, so the child holds no schedule. The
+        // child's choices are what `push` would compute; only its state's hash is saved.
+        if aux.e == 0 && self.opts.pruning.commutes() && !self.runner().stopped() {
+            let sleep = self.child_sleep(i, choice, &fp);
+            let (todo, slept, beyond) = self.choices(&aux, &sleep);
+            let progress = slept.iter().any(|c| matches!(c, Choice::Actor { .. })) || beyond;
+            if todo.is_empty() && progress {
+                self.out.stats.dead += 1;
+                self.stack[i].done.push((choice, Rc::new(fp)));
+                undo(self);
+                return false;
+            }
+        }
         self.descend(i, choice, op, fp, aux, None, undo)
     }
 

@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(short, long)]
     out: Option<PathBuf>,
     /// Print {file, preset, arch, actions, preemptions, events, verdict, schedules, states,
-    /// distinct, choices, replays, slept, cached, cut, depth, violation, schedule_ops,
+    /// distinct, choices, replays, slept, cached, dead, cut, depth, violation, schedule_ops,
     /// minimized_ops, trace, seconds} as JSON.
     #[arg(long)]
     json: bool,

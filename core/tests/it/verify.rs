@@ -96,6 +96,18 @@ fn pruned_and_naive_searches_agree_on_small_programs() {
             e: 1,
         });
     }
+    // The same program on the fixed twin with two events: where the second event leaves
+    // every actor asleep, the search does not follow it (a dead end holds no schedule).
+    {
+        let m = model("exec-icache-smp-fixed");
+        let p = Program::of(&*m, &crash("exec-icache-smp"));
+        cases.push(Case {
+            preset: "exec-icache-smp-fixed",
+            program: p,
+            k: 0,
+            e: 2,
+        });
+    }
     let mut violations = 0;
     let mut clean = 0;
     for c in &cases {
@@ -122,6 +134,9 @@ fn pruned_and_naive_searches_agree_on_small_programs() {
             );
         }
         let full = search(&*m, &c.program, c.k, c.e, Pruning::Full, Stop::Never);
+        if c.e >= 2 {
+            assert!(full.stats.dead > 0, "{}: no dead end", c.preset);
+        }
         eprintln!(
             "{} K={} E={}: naive {} schedules, {} states; pruned {} schedules, {} states; {} violation signature(s), {} final state(s)",
             c.preset,
