@@ -492,7 +492,11 @@ pub fn verify(
         if let Err(e) = write_new(&path, &trace) {
             return Output::error(e);
         }
-        shown = Some((v, m, text, path));
+        // What the model's twin with mainline behaviour makes of the schedule: a violation
+        // there too is a mainline hole, not the arch's or the switches' own.
+        let twin = Twin::run(model.twin().as_deref(), &m.ops);
+        let family = triage::family(lv);
+        shown = Some((v, m, text, path, twin, family));
     }
     let verdict = match (&shown, st.cut) {
         (Some(_), _) => "violation",
@@ -523,10 +527,13 @@ pub fn verify(
             "dead": st.dead,
             "cut": st.cut,
             "depth": st.depth,
-            "violation": shown.as_ref().map(|(v, _, _, _)| violation_json(&v.violation)),
-            "schedule_ops": shown.as_ref().map(|(v, _, _, _)| v.ops.len()),
-            "minimized_ops": shown.as_ref().map(|(_, m, _, _)| m.ops.len()),
-            "trace": shown.as_ref().map(|(_, _, _, p)| p.display().to_string()),
+            "violation": shown.as_ref().map(|(v, ..)| violation_json(&v.violation)),
+            "family": shown.as_ref().map(|(.., f)| f),
+            "schedule_ops": shown.as_ref().map(|(v, ..)| v.ops.len()),
+            "minimized_ops": shown.as_ref().map(|(_, m, ..)| m.ops.len()),
+            "trace": shown.as_ref().map(|(_, _, _, p, ..)| p.display().to_string()),
+            "twin": shown.as_ref().map(|(.., t, _)| t),
+            "historical": shown.as_ref().map(|(.., t, f)| t.lacks(f)),
         });
         let _ = writeln!(o.stdout, "{v}");
         return o;
@@ -551,14 +558,33 @@ pub fn verify(
         st.schedules, st.states, st.distinct, st.choices, st.slept, st.cached, st.dead
     );
     match &shown {
-        Some((v, m, text, path)) => {
+        Some((v, m, text, path, twin, family)) => {
             let _ = writeln!(
                 s,
-                "violation: {} (a schedule of {} ops, minimized to {})\n",
+                "violation: {} (a schedule of {} ops, minimized to {}), family {family}",
                 m.signature,
                 v.ops.len(),
                 m.ops.len()
             );
+            let twin_name = model
+                .twin()
+                .map(|t| format!("{} ({})", t.preset().name, t.arch_name()))
+                .unwrap_or_default();
+            let _ = match twin {
+                Twin::None => writeln!(s, "(no twin with mainline behaviour to compare with)\n"),
+                Twin::Clean => writeln!(
+                    s,
+                    "the twin with mainline behaviour, {twin_name}, runs this schedule clean\n"
+                ),
+                Twin::Violation { signature, .. } if !twin.lacks(family) => writeln!(
+                    s,
+                    "the twin with mainline behaviour, {twin_name}, has it too ({signature}): a mainline hole\n"
+                ),
+                Twin::Violation { signature, .. } => writeln!(
+                    s,
+                    "the twin with mainline behaviour, {twin_name}, goes wrong otherwise ({signature})\n"
+                ),
+            };
             s.push_str(text);
             let _ = writeln!(
                 s,

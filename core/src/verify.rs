@@ -11,7 +11,8 @@
 //!
 //! [`verify`] explores every schedule with at most `preemptions` preemptions (a step by
 //! another actor while the last one to step is in the middle of an action and not waiting for
-//! anyone) and at most `events` hardware events ([`Bounds`]), depth first, replaying each
+//! anyone, or that actor's next step on another CPU: a running task migrates only when it is
+//! preempted) and at most `events` hardware events ([`Bounds`]), depth first, replaying each
 //! schedule's prefix from the initial state (a run is a pure function of the model and its
 //! ops), and stops at the first violation, whose ops replay it (`Model::run`). Choices are
 //! tried in a fixed order (the last actor first, then actors by number, then the CPUs, then
@@ -510,6 +511,18 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         (r.busy(a) && !r.state().sched.actor(a).waiting).then_some(a)
     }
 
+    /// The preemptions a step of `a` on `cpu` costs: one when another actor is in the middle
+    /// of an action and not waiting, or when `a` is and moves to another CPU (a running task
+    /// changes CPU only when it is preempted); none otherwise.
+    fn cost(&self, aux: &Aux, a: ActorId, cpu: CpuId) -> u32 {
+        let r = self.runner.as_ref().expect("a runner");
+        match self.running(aux) {
+            Some(l) if l != a => 1,
+            Some(_) => u32::from(r.state().sched.actor(a).cpu.is_some_and(|c| c != cpu)),
+            None => 0,
+        }
+    }
+
     /// Records that a state was explored with these budgets and sleep set.
     fn remember(&mut self, key: u128, aux: &Aux, sleep: &[(Choice, Rc<Footprint>)]) {
         // Only a state reached again with every choice of this sleep set asleep is covered by
@@ -594,7 +607,6 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
                     _ => continue,
                 }
             };
-            let cost = u32::from(running.is_some_and(|l| l != a));
             let mut seen: Vec<CpuId> = Vec::new();
             for want in 0..ncpus {
                 let Placement::On { cpu, .. } = st.sched.placement(a, want) else {
@@ -604,7 +616,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
                     continue;
                 }
                 seen.push(cpu);
-                if cost > aux.k {
+                if self.cost(aux, a, cpu) > aux.k {
                     beyond = true;
                     continue;
                 }
@@ -806,9 +818,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
     fn step(&mut self, i: usize, choice: Choice, a: ActorId, cpu: CpuId, op: Op) -> bool {
         let parent = self.stack[i].world;
         let mut aux = self.stack[i].aux.clone();
-        if self.running(&aux).is_some_and(|l| l != a) {
-            aux.k -= 1;
-        }
+        aux.k -= self.cost(&aux, a, cpu);
         let (issued, stalled) = {
             let r = self.runner.as_mut().expect("a runner");
             let mut st = r.state_mut();

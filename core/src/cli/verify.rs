@@ -35,8 +35,10 @@ pub struct Args {
     #[arg(short, long)]
     out: Option<PathBuf>,
     /// Print {file, preset, arch, actions, preemptions, events, verdict, schedules, states,
-    /// distinct, choices, replays, slept, cached, dead, cut, depth, violation, schedule_ops,
-    /// minimized_ops, trace, seconds} as JSON.
+    /// distinct, choices, replays, slept, cached, dead, cut, depth, violation, family,
+    /// schedule_ops, minimized_ops, trace, twin, historical, seconds} as JSON (`twin`: what the
+    /// model's twin with mainline behaviour makes of the violating schedule; `historical`:
+    /// whether the twin lacks its family).
     #[arg(long)]
     json: bool,
 }

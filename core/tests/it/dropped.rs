@@ -1,12 +1,13 @@
 //! Every kernel path is a path a maintainer's bug can be on: for each, a test arch that drops
 //! the one flush the path relies on (`core/tests/dropped`, not shipped) is found by a
 //! coverage-guided campaign, the race is one the shipped arch does not have, and its minimized
-//! trace starts that path. The figures (seconds and executions to the first find, minimized
-//! length) are printed for the record.
+//! trace starts that path; and `verify` of that trace's program, in the same target, reports a
+//! violation. The figures (seconds and executions to the first find, minimized length,
+//! schedules and states verify explored) are printed for the record.
 
 use flushfuzz::campaign::{self, Campaign, Coverage, Source};
 use flushfuzz::harness::Mutator;
-use flushfuzz::tool::Request;
+use flushfuzz::tool::{Request, VerifyArgs};
 use std::path::PathBuf;
 
 /// Paths whose dropped flush leaves a race of a family mainline behaviour has on another
@@ -32,6 +33,9 @@ const FOUND_AMONG_MAINLINE_FAMILIES: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The preemptions and events `verify` may add to the found program's actions.
+const VERIFY_BOUND: u32 = 2;
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dropped")
@@ -61,6 +65,7 @@ fn every_dropped_flush_is_found_through_its_path() {
         None,
     )
     .unwrap();
+    let scratch = crate::Scratch::new("dropped");
     let mut missed = Vec::new();
     for name in &names {
         let path = name.split("--").next().unwrap();
@@ -103,6 +108,50 @@ fn every_dropped_flush_is_found_through_its_path() {
                     missed.push(format!(
                         "{name}: the race does not start {path}:\n{}",
                         h.found.trace
+                    ));
+                }
+                // The program the campaign found, its schedule forgotten: some schedule within
+                // growing bounds violates (the found one makes few preemptions and events; the
+                // smallest bounds that hold it are searched first, as a user would).
+                let file = scratch.0.join(format!("{name}.trace"));
+                std::fs::write(&file, &h.found.trace).unwrap();
+                let verified = (0..=VERIFY_BOUND).map(|bound| {
+                    let request = Request::Verify {
+                        file: file.clone(),
+                        preset: Some(name.clone()),
+                        args: VerifyArgs {
+                            preemptions: bound,
+                            events: bound,
+                            out: Some(scratch.0.join(format!("{name}.verify-{bound}.trace"))),
+                        },
+                        json: true,
+                    };
+                    let out = campaign::ask(&bin, &request, None).expect("the target verifies");
+                    let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+                        .unwrap_or_else(|e| panic!("{name}: {e}: {}{}", out.stdout, out.stderr));
+                    (bound, out, v)
+                });
+                let mut last = None;
+                for (bound, out, v) in verified {
+                    let found = out.code == 1;
+                    if found {
+                        eprintln!(
+                            "{name}: verify with K=E={bound} found {} after {} schedule(s), {} state(s); {} ops; twin {}",
+                            v["violation"]["signature"], v["schedules"], v["states"], v["minimized_ops"], v["twin"]
+                        );
+                    }
+                    last = Some((out, v));
+                    if found {
+                        break;
+                    }
+                }
+                let (out, v) = last.expect("a bound was tried");
+                // The violation must be the dropped flush's: one the shipped arch (the twin)
+                // does not have.
+                if out.code != 1 || v["historical"] != serde_json::json!(true) {
+                    missed.push(format!(
+                        "{name}: verify of the found program reports no violation the shipped arch lacks (exit {}): {}",
+                        out.code, out.stdout
                     ));
                 }
             }

@@ -2,33 +2,15 @@
 //! device or a pipe (`/dev/zero`, a FIFO, `<(command)`) reports a length of 0 and may never end;
 //! reading it whole ran forever and filled memory.
 
+use crate::Scratch;
 use flushfuzz::harness::{self, load_file, LoadError, MAX_INPUT};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// How long a read that should stop at its limit may take before the test calls it endless.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A scratch folder, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let p =
-            std::env::temp_dir().join(format!("flushfuzz-it-inputs-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A FIFO at `path` with a writer that sends zeros until its reader goes away.
 fn endless_fifo(path: &Path) -> std::thread::JoinHandle<()> {
