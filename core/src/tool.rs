@@ -566,10 +566,7 @@ pub fn verify(
                 v.ops.len(),
                 m.ops.len()
             );
-            let twin_name = model
-                .twin()
-                .map(|t| format!("{} ({})", t.preset().name, t.arch_name()))
-                .unwrap_or_default();
+            let twin_name = twin_name(model);
             let _ = match twin {
                 Twin::None => writeln!(s, "(no twin with mainline behaviour to compare with)\n"),
                 Twin::Clean => writeln!(
@@ -645,6 +642,15 @@ impl Found {
     pub fn is_historical(&self) -> bool {
         self.twin.lacks(&self.family)
     }
+}
+
+/// The name of `model`'s twin with mainline behaviour, as `PRESET (ARCH)`, for messages (empty
+/// without a twin).
+fn twin_name(model: &dyn DynModel) -> String {
+    model
+        .twin()
+        .map(|t| format!("{} ({})", t.preset().name, t.arch_name()))
+        .unwrap_or_default()
 }
 
 /// What a race does on its preset's twin.
@@ -733,10 +739,7 @@ pub fn found(loaded: &Loaded) -> Option<Found> {
     let model: &Rc<dyn DynModel> = &loaded.model;
     let m = minimize::minimize(&**model, &loaded.ops)?;
     let (m, twin) = shorten(&**model, m);
-    let twin_name = model
-        .twin()
-        .map(|t| format!("{} ({})", t.preset().name, t.arch_name()))
-        .unwrap_or_default();
+    let twin_name = twin_name(&**model);
     let logged = model.run(&m.ops, RunOptions { log: true });
     let v = logged.violation.as_ref()?;
     let mut shown = explain::timeline(&**model, &m.ops, &logged);

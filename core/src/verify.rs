@@ -566,7 +566,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         self.out.stats.slept += slept.len() as u64;
         self.out.stats.states += 1;
         self.out.stats.depth = self.out.stats.depth.max(self.path.len());
-        let progress = slept.iter().any(|c| matches!(c, Choice::Actor { .. })) || beyond;
+        let progress = can_move(&slept, beyond);
         self.stack.push(Frame {
             ops,
             aux,
@@ -801,18 +801,17 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         // would cost a preemption the budget lacks): no choice is left there, and with a
         // sleeping actor the schedule may not end either, so the child holds no schedule. The
         // child's choices are what `push` would compute; only its state's hash is saved.
+        let sleep = self.child_sleep(i, choice, &fp);
         if aux.e == 0 && self.opts.pruning.commutes() && !self.runner().stopped() {
-            let sleep = self.child_sleep(i, choice, &fp);
             let (todo, slept, beyond) = self.choices(&aux, &sleep);
-            let progress = slept.iter().any(|c| matches!(c, Choice::Actor { .. })) || beyond;
-            if todo.is_empty() && progress {
+            if todo.is_empty() && can_move(&slept, beyond) {
                 self.out.stats.dead += 1;
                 self.stack[i].done.push((choice, Rc::new(fp)));
                 undo(self);
                 return false;
             }
         }
-        self.descend(i, choice, op, fp, aux, None, undo)
+        self.descend(i, choice, op, fp, sleep, aux, None, undo)
     }
 
     fn step(&mut self, i: usize, choice: Choice, a: ActorId, cpu: CpuId, op: Op) -> bool {
@@ -859,13 +858,17 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
             aux.hist[ai] = 0;
         }
         let repeat = again.then_some(parent);
-        self.descend(i, choice, op, fp, aux, repeat, |e: &mut Self| e.at = None)
+        let sleep = self.child_sleep(i, choice, &fp);
+        self.descend(i, choice, op, fp, sleep, aux, repeat, |e: &mut Self| {
+            e.at = None
+        })
     }
 
     /// Goes on from the child a choice reached, unless it ended the schedule, its state was
     /// explored already, or it changed nothing; `undo` brings the runner back to the parent
-    /// (or marks it elsewhere). `repeat` is the parent's state hash when the choice was a step
-    /// that only checked again what its actor waits for.
+    /// (or marks it elsewhere). `sleep` is the child's sleep set ([`Engine::child_sleep`]);
+    /// `repeat` is the parent's state hash when the choice was a step that only checked again
+    /// what its actor waits for.
     #[allow(clippy::too_many_arguments)]
     fn descend(
         &mut self,
@@ -873,6 +876,7 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         choice: Choice,
         op: Op,
         fp: Footprint,
+        sleep: Vec<(Choice, Rc<Footprint>)>,
         aux: Aux,
         repeat: Option<u128>,
         undo: impl FnOnce(&mut Self),
@@ -894,7 +898,6 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         if matches!(choice, Choice::Actor { .. }) {
             self.stack[i].progress = true;
         }
-        let sleep = self.child_sleep(i, choice, &fp);
         self.stack[i].done.push((choice, Rc::new(fp)));
         if ops + 1 > self.opts.max_depth {
             self.out.stats.cut += 1;
@@ -927,6 +930,12 @@ impl<'m, A: Arch + Clone> Engine<'m, A> {
         self.push(aux, world, key, ops + 1, sleep);
         false
     }
+}
+
+/// Whether some actor can still do something where these choices slept and some were beyond
+/// the preemption bound: if so, a schedule may not end there.
+fn can_move(slept: &[Choice], beyond: bool) -> bool {
+    beyond || slept.iter().any(|c| matches!(c, Choice::Actor { .. }))
 }
 
 #[cfg(test)]

@@ -56,17 +56,17 @@ fn pruned_and_naive_searches_agree_on_small_programs() {
         k: u32,
         e: u32,
     }
+    // A committed race's program on `preset`.
+    let of_crash = |preset: &'static str, race: &str, k: u32, e: u32| Case {
+        preset,
+        program: Program::of(&*model(preset), &crash(race)),
+        k,
+        e,
+    };
     let mut cases = Vec::new();
     // The GUP race: a store and a FUSE read of the same page; on the fixed twin, clean.
     for preset in ["gup-anon-alias", "gup-anon-alias-fixed"] {
-        let m = model(preset);
-        let p = Program::of(&*m, &crash("gup-anon-alias"));
-        cases.push(Case {
-            preset,
-            program: p,
-            k: 1,
-            e: 1,
-        });
+        cases.push(of_crash(preset, "gup-anon-alias", 1, 1));
     }
     // Two threads storing to their pages, with events.
     {
@@ -86,28 +86,10 @@ fn pruned_and_naive_searches_agree_on_small_programs() {
     }
     // The exec race's program with one event: thousands of schedules, many of them
     // equivalent.
-    {
-        let m = model("exec-icache-smp");
-        let p = Program::of(&*m, &crash("exec-icache-smp"));
-        cases.push(Case {
-            preset: "exec-icache-smp",
-            program: p,
-            k: 0,
-            e: 1,
-        });
-    }
+    cases.push(of_crash("exec-icache-smp", "exec-icache-smp", 0, 1));
     // The same program on the fixed twin with two events: where the second event leaves
     // every actor asleep, the search does not follow it (a dead end holds no schedule).
-    {
-        let m = model("exec-icache-smp-fixed");
-        let p = Program::of(&*m, &crash("exec-icache-smp"));
-        cases.push(Case {
-            preset: "exec-icache-smp-fixed",
-            program: p,
-            k: 0,
-            e: 2,
-        });
-    }
+    cases.push(of_crash("exec-icache-smp-fixed", "exec-icache-smp", 0, 2));
     let mut violations = 0;
     let mut clean = 0;
     for c in &cases {
