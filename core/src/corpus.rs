@@ -160,6 +160,13 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
              run T0 cpu0 store page=8 off=8\nrun K0 cpu1 uring-submit sqe=0 cqe=0\n\
              run T0 cpu0 load page=8 off=24\nrun T0 cpu0 load page=8 off=32\n\
              run T0 cpu0 store page=8 off=16",
+            // A native AIO context: a completion on the other CPU, the process reads the tail
+            // and the event, reaps it by writing the head, another completion, then
+            // io_getevents from the other CPU.
+            "run T0 cpu0 aio-setup at=5\nrun IRQ cpu1 aio-complete\n\
+             run T0 cpu0 load page=4 off=12\nrun T0 cpu0 load page=4 off=32\n\
+             run T0 cpu0 store page=4 off=8\nrun IRQ cpu1 aio-complete\n\
+             run T1 cpu1 aio-getevents",
             // A module loaded and run on the other CPU, freed; a BPF program compiled and run
             // from an interrupt on the other CPU.
             "run K0 cpu0 module-load slot=0 at=3 off=5\nrun K1 cpu1 text-run slot=0 off=2\n\

@@ -116,7 +116,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         };
         buffers.push(take(pfn, &mut pages, &mut o));
     }
-    let files = (0..shape.files)
+    let mut files: Vec<File> = (0..shape.files)
         .map(|_| File {
             pages: vec![None; shape.file_pages as usize],
             disk: (0..shape.file_pages as u64 * page)
@@ -127,6 +127,11 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
                 .collect(),
         })
         .collect();
+    // The AIO ring's file (`KernelState::aio_file`): created in memory, never read from disk.
+    files.push(File {
+        pages: vec![None; kernel::aio::RING_PAGES],
+        disk: vec![0; kernel::aio::RING_PAGES * page as usize],
+    });
     // Process 0: anonymous heap at pages 0..4, private read-only executable text at 8..12
     // (file 0), a shared writable file mapping at 16..20 (file 1). User programs are W^X: no
     // mapping is writable and executable at once.
@@ -172,6 +177,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         xol: None,
         users: 1,
         swap_ptes: Vec::new(),
+        vma_locks: Default::default(),
     }];
     let mut actors = Vec::new();
     for t in 0..shape.threads + shape.spare_threads {
@@ -219,6 +225,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
             })
             .collect(),
         pipe: Vec::with_capacity(kernel::pipe::PIPE_BUFS),
+        aio: None,
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

@@ -257,6 +257,64 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "aio-ring-id-stored-after-flush",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &["ioctx_add_table"],
+        newest: Newest::Any,
+        objects: &["aio-ring"],
+        arches: &[],
+        mechanism: "ioctx_add_table stores the AIO ring's id through the first ring page's \
+                    kernel address after aio_setup_ring's flush_dcache_folio, with no flush of \
+                    its own: the process's mapping of the ring (at the colour of offset 0) reads \
+                    the old id, as lookup_ioctx's get_user does for io_submit and io_getevents, \
+                    once the page was mapped (and the fault path's flush done) before the \
+                    store: a thread touching the ring during io_setup (mainline on VIVT and \
+                    aliasing VIPT caches; mainline MIPS's __flush_dcache_pages flushes at once \
+                    whenever the file is mapped anywhere, so there no such thread is needed)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "aio-ring-head-read-without-flush",
+        kinds: STALE_READS,
+        read_paths: &["aio_complete", "aio_read_events_ring"],
+        read_via: KERNEL_ALIASES,
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &["aio-ring"],
+        arches: &[],
+        mechanism: "aio_complete and aio_read_events_ring read the AIO ring's head (which a \
+                    process reaping events itself writes through its mapping) through the ring \
+                    page's kernel address with no flush_dcache_folio first, although the \
+                    flush API's contract asks for one before the kernel reads a page-cache page \
+                    that user mappings may have written: on VIVT and aliasing VIPT caches the \
+                    kernel reads the old head (mainline)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "aio-ring-line-written-through-both-aliases",
+        kinds: &[Kind::LostWrite],
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &["aio-ring"],
+        arches: &[],
+        mechanism: "the AIO ring's header line is written by the kernel through the ring page's \
+                    kernel address (the header and id at io_setup, the tail in aio_complete, the \
+                    head in aio_read_events_ring) and by a process through its mapping (the head, \
+                    as a process reaping events itself writes it), and aio_setup_ring maps the \
+                    ring at the colour of offset 0 whatever the kernel address's colour: on VIVT \
+                    and aliasing VIPT caches the write-back of one side's dirty line, in \
+                    whatever order flush_dcache_folio or an eviction writes them, buries the \
+                    other side's newer bytes of the same line (mainline)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "uprobe-slot-left-dirty-at-kernel-alias",
         kinds: &[Kind::StaleFetch, Kind::StaleLoad, Kind::LostWrite],
         read_paths: &[],
@@ -288,6 +346,25 @@ pub const FAMILIES: &[FamilyRule] = &[
                     set_pte_at (__update_cache) flushes only a page marked PG_dcache_dirty: \
                     through the mapping at another colour the process reads the frame's old \
                     memory instead of the zeros (mainline on MIPS with aliasing D-caches)",
+        mainline: true,
+    },
+    FamilyRule {
+        name: "aio-ring-zeroed-page-stale-in-user-mapping",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &["aio_setup_ring"],
+        newest: Newest::Any,
+        objects: &["aio-ring"],
+        arches: &["mips-r4k"],
+        mechanism: "aio_setup_ring's pages are zeroed (__GFP_ZERO) through their kernel alias and \
+                    only the first is flushed (after the header is written), and MIPS's \
+                    set_pte_at (__update_cache) flushes only a page marked PG_dcache_dirty, \
+                    which a mapped file's flush_dcache_folio does not mark: through the \
+                    process's mapping at another colour the ring's other pages read the frame's \
+                    old memory instead of zeros, and the first page too until the header's \
+                    flush (mainline on MIPS with aliasing D-caches)",
         mainline: true,
     },
     FamilyRule {

@@ -509,6 +509,14 @@ pub trait Arch: Sized + 'static {
         self.base().rejects_incongruent_fixed()
     }
 
+    /// Whether the arch's `do_page_fault` first handles a user-mode fault under the faulting
+    /// VMA's own lock, without `mmap_lock` (`lock_vma_under_rcu`; the arch selects
+    /// `ARCH_SUPPORTS_PER_VMA_LOCK`, since 6.4): x86, arm64, RISC-V and ARM do, MIPS, PA-RISC
+    /// and SH take `mmap_lock` for every fault.
+    fn per_vma_lock(&self) -> bool {
+        self.base().per_vma_lock()
+    }
+
     /// `SHM_COLOUR` in pages, where the arch defines one (PA-RISC): the modulus by which
     /// kernel and user addresses of a page must agree to share its lines. io_uring places the
     /// user mapping of its rings congruent with their kernel address by it

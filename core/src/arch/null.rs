@@ -206,6 +206,11 @@ impl Arch for Null {
         false
     }
 
+    /// As x86 does.
+    fn per_vma_lock(&self) -> bool {
+        true
+    }
+
     fn shm_colour_pages<O: Arch>(&self, _cx: &Cx<O>) -> Option<u64> {
         None
     }

@@ -217,6 +217,11 @@ impl Arch for Parisc {
         true
     }
 
+    /// `do_page_fault` takes `mmap_lock` for every fault.
+    fn per_vma_lock(&self) -> bool {
+        false
+    }
+
     fn shm_colour_pages<O: Arch>(&self, cx: &Cx<O>) -> Option<u64> {
         // asm/shmparam.h defines SHM_COLOUR, the colour span of the D-cache.
         Some(cx.dcache_colours())

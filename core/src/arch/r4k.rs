@@ -364,4 +364,9 @@ impl Arch for MipsR4k {
     fn rejects_incongruent_fixed(&self) -> bool {
         true
     }
+
+    /// `do_page_fault` takes `mmap_lock` for every fault.
+    fn per_vma_lock(&self) -> bool {
+        false
+    }
 }

@@ -431,6 +431,11 @@ impl Arch for Sh4 {
         true
     }
 
+    /// `do_page_fault` takes `mmap_lock` for every fault.
+    fn per_vma_lock(&self) -> bool {
+        false
+    }
+
     /// `SHMLBA` is 16 KiB, a multiple of the colours.
     fn shmlba_pages<O: Arch>(&self, cx: &Cx<O>) -> u64 {
         cx.dcache_colours()

@@ -79,6 +79,7 @@ fn bprm_mm_init<A: Arch>(cx: &Cx<A>) -> Option<MmId> {
         exiting: false,
         context: 0,
         swap_ptes: Vec::new(),
+        vma_locks: Default::default(),
         xol: None,
         users: 1,
     });

@@ -80,7 +80,7 @@ pub async fn user_access_at<A: Arch>(
             Ok(_) => break,
             Err(fault) => {
                 let vpn = va / cx.page_size();
-                if !handle_mm_fault_with(cx, mm, vpn, access, fault, false, opts).await {
+                if !handle_user_fault(cx, mm, vpn, access, fault, opts).await {
                     cx.note(|| "SIGSEGV".into());
                     break;
                 }
@@ -102,6 +102,48 @@ pub fn io_in_progress<A: Arch>(cx: &Cx<A>, va: Va) -> bool {
         }
         None => false,
     }
+}
+
+/// The arch's `do_page_fault` for a fault of a user-mode access. Where the arch has per-VMA
+/// locks ([`Arch::per_vma_lock`]), the fault first takes the faulting VMA's read lock
+/// (`lock_vma_under_rcu`) and runs without `mmap_lock`, unless a writer has write-locked the VMA
+/// (`vma_start_write`). The model takes that path while a `fork` of the address space holds
+/// `mmap_lock` and has not reached the VMA yet (`dup_mmap` write-locks each VMA as it comes to
+/// it): the one writer that lets faults on other VMAs run meanwhile; every other writer is
+/// taken to have locked every VMA. Otherwise the fault takes `mmap_lock` (`lock_mmap`).
+async fn handle_user_fault<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    access: Access,
+    fault: Fault,
+    opts: FaultOpts,
+) -> bool {
+    let unlocked_vma = cx.arch().per_vma_lock().then(|| {
+        let k = cx.kernel();
+        let m = &k.mms[mm as usize];
+        let reached = m.vma_locks.fork_reached?;
+        m.vma(vpn).map(|v| v.start).filter(|&s| s >= reached)
+    });
+    let Some(start) = unlocked_vma.flatten() else {
+        return handle_mm_fault_with(cx, mm, vpn, access, fault, false, opts).await;
+    };
+    cx.kernel_mut().mms[mm as usize]
+        .vma_locks
+        .readers
+        .push(start);
+    let prev = cx.enter("lock_vma_under_rcu", || format!("mm {mm}, page {vpn}"));
+    let ok = fault_locked(cx, mm, vpn, access, fault, false, opts).await;
+    cx.leave(prev);
+    // vma_end_read.
+    let mut k = cx.kernel_mut();
+    let readers = &mut k.mms[mm as usize].vma_locks.readers;
+    let i = readers
+        .iter()
+        .position(|&s| s == start)
+        .expect("the fault holds its VMA's read lock");
+    readers.swap_remove(i);
+    ok
 }
 
 /// `handle_mm_fault`: resolves a fault of `mm` at `vpn`. `force` is GUP's `FOLL_FORCE` (ptrace

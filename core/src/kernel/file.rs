@@ -14,7 +14,7 @@ use crate::world::{Cx, StoreKind};
 /// modulo the files, the index modulo the file's pages.
 pub fn file_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> (u8, u8) {
     let k = cx.kernel();
-    let f = file % k.files.len() as u8;
+    let f = file % k.user_files();
     let pages = k.files[f as usize].pages.len() as u8;
     (f, index % pages.max(1))
 }

@@ -42,6 +42,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
             xol: None,
             users: 1,
             swap_ptes: Vec::new(),
+            vma_locks: Default::default(),
         });
         st.m.create_user_pt(child_mm);
         (slot, child_mm)
@@ -49,6 +50,9 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     let prev = cx.enter("dup_mmap", || format!("mm {mm} -> mm {child_mm}"));
     let lock = KernelState::mmap_lock(mm);
     mutex_lock(cx, lock).await;
+    // No VMA is write-locked yet: user-mode faults on any of them may run under their VMA's
+    // lock until `dup_mmap` reaches it.
+    cx.kernel_mut().mms[mm as usize].vma_locks.fork_reached = Some(0);
     if cx.switches().fork_flush_cache_mm {
         let p = cx.enter("flush_cache_mm", || format!("mm {mm}"));
         cx.arch().flush_cache_mm(cx, mm).await;
@@ -62,7 +66,11 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     cx.st().o.fork_window(true);
     cx.step().await;
     let vmas = cx.st().k.mms[mm as usize].vmas.clone();
-    for vma in vmas.iter().filter(|v| !v.dontcopy()) {
+    for vma in &vmas {
+        vma_start_write(cx, mm, vma.start).await;
+        if vma.dontcopy() {
+            continue;
+        }
         cx.st().k.mms[child_mm as usize].vmas.push(*vma);
         for vpn in vma.start..vma.end {
             let pte = cx.st().m.pte(Some(mm), vpn);
@@ -100,6 +108,8 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     cx.arch().flush_tlb_mm(cx, mm).await;
     cx.leave(p);
     cx.st().o.fork_window(false);
+    // mmap_write_unlock ends every VMA's write lock.
+    cx.kernel_mut().mms[mm as usize].vma_locks.fork_reached = None;
     mutex_unlock(cx, lock);
     {
         let mut st = cx.st();
@@ -114,6 +124,25 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
     }
     cx.note(|| format!("child process with mm {child_mm} runs as actor {slot}"));
     cx.leave(prev);
+}
+
+/// `vma_start_write` of `mm`'s VMA starting at page `start`, by `dup_mmap` holding `mmap_lock`:
+/// waits until no fault holds the VMA's read lock, then write-locks it (and, the VMAs being
+/// reached in address order, every VMA below it).
+async fn vma_start_write<A: Arch>(cx: &Cx<A>, mm: MmId, start: Vpn) {
+    let mut again = false;
+    loop {
+        {
+            let mut k = cx.kernel_mut();
+            let locks = &mut k.mms[mm as usize].vma_locks;
+            if !locks.readers.contains(&start) {
+                locks.fork_reached = Some(start + 1);
+                return;
+            }
+        }
+        cx.wait(again).await;
+        again = true;
+    }
 }
 
 /// `vfork()` (`kernel_clone` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn` uses it): a new
@@ -336,7 +365,7 @@ pub async fn mmap<A: Arch>(
 ) {
     let (file, npages) = {
         let st = cx.st();
-        let f = file % st.k.files.len() as u8;
+        let f = file % st.k.user_files();
         (f, st.k.files[f as usize].pages.len() as u64)
     };
     let pgoff = pgoff as u64 % npages;

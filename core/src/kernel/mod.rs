@@ -10,6 +10,7 @@
 //! The kernel knows nothing of the oracle's rules; it tells the oracle what it writes through
 //! `Cx`.
 
+pub mod aio;
 pub mod bio;
 pub mod dma;
 pub mod exec;
@@ -275,6 +276,8 @@ pub struct Mm {
     pub users: u32,
     /// Non-present PTEs that hold a swap or migration entry, by user page.
     pub swap_ptes: Vec<(Vpn, SwapPte)>,
+    /// The per-VMA locks ([`VmaLocks`]).
+    pub vma_locks: VmaLocks,
 }
 
 crate::reuse::clone_reusing!(Mm {
@@ -285,8 +288,22 @@ crate::reuse::clone_reusing!(Mm {
     context,
     xol,
     users,
-    swap_ptes
+    swap_ptes,
+    vma_locks
 });
+
+/// The per-VMA locks of an address space (`vm_lock`, `CONFIG_PER_VMA_LOCK`), as far as the
+/// model uses them: `fork` write-locks each VMA as it reaches it (`vma_start_write` in
+/// `dup_mmap`), and user-mode faults on the VMAs it has not reached yet run under their VMA's
+/// read lock without `mmap_lock` ([`fault`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmaLocks {
+    /// While a `fork` of the address space holds `mmap_lock`: the VMAs starting below this page
+    /// are write-locked; `None` when no fork runs.
+    pub fork_reached: Option<Vpn>,
+    /// The first page of the VMA each fault in progress under a VMA read lock holds.
+    pub readers: Vec<Vpn>,
+}
 
 impl Mm {
     /// The VMA containing `vpn`.
@@ -378,6 +395,8 @@ pub struct KernelState {
     pub swap: Vec<SwapSlot>,
     /// The pipe's buffers, oldest first ([`pipe`]).
     pub pipe: Vec<pipe::PipeBuf>,
+    /// The native AIO context ([`aio`]), once a process has set it up.
+    pub aio: Option<aio::Ctx>,
 }
 
 /// How many global words of per-run state an arch has.
@@ -399,7 +418,8 @@ crate::reuse::clone_reusing!(KernelState {
     rings,
     text,
     swap,
-    pipe
+    pipe,
+    aio
 });
 
 impl KernelState {
@@ -436,7 +456,7 @@ impl KernelState {
             c.word(m.alive as u64 | (m.exiting as u64) << 1 | (m.cpumask as u64) << 8);
             c.word(m.context);
             c.word(m.users as u64);
-            c.text(&format!("{:?}{:?}", m.xol, m.swap_ptes));
+            c.text(&format!("{:?}{:?}{:?}", m.xol, m.swap_ptes, m.vma_locks));
             c.word(m.vmas.len() as u64);
             for v in &m.vmas {
                 c.word(v.start | v.end << 24 | (v.write as u64) << 48 | (v.exec as u64) << 49);
@@ -491,8 +511,8 @@ impl KernelState {
         // of values (equal states may hash apart, never unequal ones together).
         c.part(44);
         c.text(&format!(
-            "{:?}{:?}{:?}{:?}",
-            self.vmap_bufs, self.rings, self.text, self.pipe
+            "{:?}{:?}{:?}{:?}{:?}",
+            self.vmap_bufs, self.rings, self.text, self.pipe, self.aio
         ));
     }
 
@@ -506,8 +526,21 @@ impl KernelState {
         Some(match slot {
             ring::PACKET_RING => "packet-ring",
             ring::URING_RINGS | ring::URING_SQES => "io_uring",
+            ring::AIO_RING => "aio-ring",
             _ => "perf-ring",
         })
+    }
+
+    /// The files a process's file operations reach (`read`, `write`, `mmap`, ...): all but the
+    /// last, which is the AIO ring's ([`Self::aio_file`]).
+    pub fn user_files(&self) -> u8 {
+        self.files.len() as u8 - 1
+    }
+
+    /// The file whose page cache holds the AIO ring's pages (the `aio` pseudo filesystem's
+    /// file of the context, `aio_private_file`).
+    pub fn aio_file(&self) -> u8 {
+        self.files.len() as u8 - 1
     }
 
     /// Whether frame `pfn` (given as a page number of physical memory) is in the page cache.
@@ -717,8 +750,10 @@ pub mod locks {
     pub const RING: usize = VMAP_BUF + super::bio::VMAP_BUFS;
     /// The pipe's mutex (`pipe->mutex`, [`super::pipe`]).
     pub const PIPE: usize = RING + super::ring::ALL_RINGS;
+    /// The AIO context's `completion_lock` ([`super::aio`]).
+    pub const AIO_COMPLETION: usize = PIPE + 1;
     /// How many there are.
-    pub const COUNT: usize = PIPE + 1;
+    pub const COUNT: usize = AIO_COMPLETION + 1;
 }
 
 /// The index in [`KernelState::locks`] of object lock `i` (one of [`locks`]).
@@ -828,7 +863,7 @@ const RING_AT: &[Field] = &[Field::num("ring"), Field::num("page"), Field::num("
 const PACKET_MMAP: &[Field] = &[Field::num("pages"), Field::num("at")];
 /// Fields of a packet received into or sent from a frame of the `PACKET_MMAP` ring.
 const PACKET_FRAME: &[Field] = &[Field::num("frame")];
-/// Fields of setting up and mapping the io_uring instance.
+/// Fields of setting up and mapping the io_uring instance (and the AIO context).
 const URING_SETUP: &[Field] = &[Field::num("at")];
 /// Fields of an io_uring submission and its completion.
 const URING_SUBMIT: &[Field] = &[Field::num("sqe"), Field::num("cqe")];
@@ -1459,6 +1494,39 @@ pub fn paths<A: Arch>() -> Paths<A> {
         ),
         user(
             PathInfo {
+                name: "aio-setup",
+                fields: URING_SETUP,
+                runs: Runs::User,
+                follows: "io_setup",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_flush_on_unmap"],
+                doc: "io_setup(): the AIO ring's zeroed page-cache pages mapped shared, its header written through the linear map and flushed, then its id stored with no flush",
+            },
+            |cx, mm, a| async move { aio::io_setup(&cx, mm, a.num(0)).await },
+        ),
+        Path::new(
+            PathInfo {
+                name: "aio-complete",
+                fields: &[],
+                runs: Runs::Atomic,
+                follows: "aio_complete",
+                calls: &["flush_dcache_folio", "flush_dcache_page"],
+                doc: "a request's completion: its event and the ring's tail written through the linear map, each page flushed after, the head read with no flush before",
+            },
+            |cx, _| async move { aio::aio_complete(&cx).await },
+        ),
+        user(
+            PathInfo {
+                name: "aio-getevents",
+                fields: &[],
+                runs: Runs::User,
+                follows: "io_getevents",
+                calls: &["flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "kunmap_flush_on_unmap", "set_pte_at", "update_mmu_cache"],
+                doc: "io_getevents(): the ring's id read through the caller's mapping, head, tail and events read through the linear map with no flush before, the new head written and flushed",
+            },
+            |cx, mm, _| async move { aio::io_getevents(&cx, mm).await },
+        ),
+        user(
+            PathInfo {
                 name: "pipe-write",
                 fields: PIPE_USER,
                 runs: Runs::User,
@@ -1485,7 +1553,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: PIPE_FILE,
                 runs: Runs::User,
                 follows: "filemap_splice_read",
-                calls: &["flush_cache_kmaps", "flush_dcache_page", "flush_tlb_kernel_range", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                calls: &["flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_tlb_kernel_range", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "splice() of one byte of a file page into the pipe: flush_dcache_folio if the file is mapped shared, and a buffer referring to the page-cache page",
             },
             |cx, _, a| async move { pipe::splice_read(&cx, a.num(0), a.num(1), a.num(2)).await },

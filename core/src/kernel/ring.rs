@@ -28,8 +28,10 @@ pub const PACKET_RING: usize = RINGS;
 pub const URING_RINGS: usize = RINGS + 1;
 /// The io_uring instance's SQE array's slot.
 pub const URING_SQES: usize = RINGS + 2;
+/// The native AIO context's ring's slot ([`super::aio`]).
+pub const AIO_RING: usize = RINGS + 3;
 /// How many ring slots there are, all kinds together.
-pub const ALL_RINGS: usize = RINGS + 3;
+pub const ALL_RINGS: usize = RINGS + 4;
 
 /// Bytes of a record the kernel writes, or of what it reads back.
 pub const RECORD: u64 = 4;

@@ -103,3 +103,40 @@ fn every_path_calls_what_it_declares_and_declares_what_it_calls() {
         "undeclared: {undeclared:#?}\nunmade: {unmade:#?}"
     );
 }
+
+/// The step of the first logged event whose text contains `needle`, if any.
+fn first_step(events: &[flushfuzz::event::Logged], needle: &str) -> Option<u32> {
+    events
+        .iter()
+        .find(|e| e.event.to_string().contains(needle))
+        .map(|e| e.step)
+}
+
+/// A thread's store faulting on a VMA that a concurrent `fork` has not reached yet: where the
+/// arch handles user faults under per-VMA locks (ARMv6 here), the fault runs under the VMA's
+/// read lock while `fork` holds `mmap_lock`, and the store lands before the child exists; where
+/// it does not (MIPS R4K), the fault waits for `mmap_lock` until `fork` is done.
+#[test]
+fn a_user_fault_during_fork_runs_under_its_vma_lock_where_the_arch_has_one() {
+    let ops = "start T0 cpu0 fork\nstep T0 cpu0\nstart T1 cpu0 store page=8 off=0\n\
+               step T1 cpu0\nstep T1 cpu0\nstep T1 cpu0\nstep T0 cpu0\nstep T0 cpu0\n\
+               step T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\n";
+    for (preset, per_vma) in [
+        ("nfs-vmap-alias-fixed", true),
+        ("fork-cow-alias-fixed", false),
+    ] {
+        let text = format!("flushfuzz-trace 1\npreset {preset}\nexpect none\n{ops}");
+        let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+        let r = l.model.run(&l.ops, RunOptions { log: true });
+        assert!(r.violation.is_none(), "{preset}");
+        let child = first_step(&r.events, "child process").expect("the fork completes");
+        let store = first_step(&r.events, "(user)").expect("the store lands");
+        let vma_locked = first_step(&r.events, "lock_vma_under_rcu").is_some();
+        assert_eq!(vma_locked, per_vma, "{preset}");
+        assert_eq!(
+            store < child,
+            per_vma,
+            "{preset}: store at step {store}, child at {child}"
+        );
+    }
+}

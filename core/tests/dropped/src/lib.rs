@@ -223,6 +223,45 @@ impl Arch for V6NoFlushDcachePageIn {
     }
 }
 
+/// ARM VIVT without `flush_dcache_folio` (nor `flush_dcache_page`) in one path
+/// (`aio-complete`: what `aio_complete` relies on for the event and the tail it writes through
+/// the linear map to reach the process's mapping of the ring).
+#[derive(Clone, Copy, Debug)]
+pub struct VivtNoFlushDcacheFolioIn {
+    arch: ArmVivt,
+    path: &'static str,
+}
+
+impl VivtNoFlushDcacheFolioIn {
+    /// ARM VIVT without `flush_dcache_folio` in `path`.
+    pub fn new(path: &'static str) -> Self {
+        VivtNoFlushDcacheFolioIn {
+            arch: ArmVivt,
+            path,
+        }
+    }
+}
+
+impl Arch for VivtNoFlushDcacheFolioIn {
+    type Base = ArmVivt;
+    fn base(&self) -> &ArmVivt {
+        &self.arch
+    }
+    fn name(&self) -> &'static str {
+        "arm-vivt-without-flush_dcache_folio-in-one-path"
+    }
+    async fn flush_dcache_folio<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn, nr: u64) {
+        if cx.action() != self.path {
+            self.base().flush_dcache_folio(cx, pfn, nr).await;
+        }
+    }
+    async fn flush_dcache_page<O: Arch>(&self, cx: &Cx<O>, pfn: Pfn) {
+        if cx.action() != self.path {
+            self.base().flush_dcache_page(cx, pfn).await;
+        }
+    }
+}
+
 /// ARMv6 without `flush_anon_page` in one path (`ptrace-peek`, `process-vm`, `vmsplice`: what GUP's callers
 /// rely on to write the user's lines back before the kernel reads the page through kmap).
 #[derive(Clone, Copy, Debug)]
@@ -679,6 +718,13 @@ pub fn all() -> Vec<Dropped> {
             "nfs-vmap-alias-fixed",
             V6NoFlushDcachePageIn::new("splice-write"),
             ArmV6,
+        ),
+        dropped(
+            "aio-complete",
+            "flush_dcache_folio",
+            VIVT,
+            VivtNoFlushDcacheFolioIn::new("aio-complete"),
+            ArmVivt,
         ),
         dropped(
             "vmsplice",
