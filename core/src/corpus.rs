@@ -242,6 +242,10 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 readahead file=0 index=0 pages=2\nrun T0 cpu0 fault-around page=4 off=0\n\
              run T0 cpu0 fetch page=5 off=0\nrun T1 cpu0 store page=0 off=0\n\
              run K0 cpu0 migrate page=2\nrun T1 cpu0 load page=0 off=0",
+            // A fault handler thread resolves a missing page with UFFDIO_ZEROPAGE; the faulting
+            // thread reads it, writes it (a cleared copy), the handler reads it back.
+            "run T1 cpu0 uffd-zeropage dst=1\nrun T0 cpu0 load page=1 off=0\n\
+             run T0 cpu0 store page=1 off=8\nrun T1 cpu0 load page=1 off=8",
         ],
     ),
 ];

@@ -912,13 +912,13 @@ mod tests {
              start T0 cpu0 direct-io page=3 to-device=false\n",
         );
         text.push_str(&"step T0 cpu0\n".repeat(19));
-        text.push_str("start T0 cpu0 load page=3 off=0\n");
+        text.push_str("start T0 cpu0 store page=3 off=0\n");
         text.push_str("start T0 cpu0 direct-io page=3 to-device=false\n");
         let (p, ops) = ops_of(&text);
         let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(
             m.signature,
-            "stale-load:end-of-run audit@user<-device@device"
+            "lost-write:end-of-run audit@user<-device@device"
         );
         assert_eq!(m.ops.len(), 5, "{:?}", m.ops);
     }
@@ -958,13 +958,13 @@ mod tests {
 
     #[test]
     fn the_family_stage_finds_the_shorter_reader_of_the_same_race() {
-        // A campaign finding: a load caches the user line, a direct I/O from the device
+        // A campaign finding: a store leaves the user line dirty, a direct I/O from the device
         // rewrites the page behind it, and a load after the transfer's last step reads the
         // stale line. That load must wait for every step; the end-of-run audit sees the same
-        // stale line without them.
+        // line, which would bury the device's data, without them.
         let mut text = String::from(
             "flushfuzz-trace 1\npreset gup-anon-alias\nexpect none\n\
-             start T0 cpu0 load page=3 off=0\n",
+             start T0 cpu0 store page=3 off=0\n",
         );
         text.push_str(&"step T0 cpu0\n".repeat(3));
         text.push_str("start T0 cpu0 direct-io page=3 to-device=false\n");
@@ -983,7 +983,7 @@ mod tests {
         let s = shorten_in_family(&*p, m.clone());
         assert_eq!(
             s.signature,
-            "stale-load:end-of-run audit@user<-device@device"
+            "lost-write:end-of-run audit@user<-device@device"
         );
         assert!(s.ops.len() <= 5, "{:?}", s.ops);
         assert_eq!(family(&s.ops), family(&m.ops));
@@ -1032,13 +1032,14 @@ mod tests {
 
     #[test]
     fn an_action_gives_way_to_one_started_where_it_mattered() {
-        // A random finding: a get_user_pages path matters only for its kmap, three steps in,
+        // A random finding: a get_user_pages path (for write: a read one would get the zero
+        // page, a lowmem page no kmap slot is needed for) matters only for its kmap, three steps in,
         // after the DMA mapping of the buffer whose pkmap slot that kmap recycles. A kmap write
         // started at that step does the same at once.
         reaches(
             "preset kmap-recycle-dma\nexpect none\n\
              start K1 cpu0 kmap-write buf=2 off=0\nstep K1 cpu0\n\
-             start T0 cpu0 gup page=0 off=0 write=false\nstep K1 cpu0\nstep T0 cpu0\n\
+             start T0 cpu0 gup page=0 off=0 write=true\nstep K1 cpu0\nstep T0 cpu0\n\
              step T0 cpu0\nstart K0 cpu0 dma-sync buf=2 dir=from-device\nstep T0 cpu0\n\
              start T1 cpu0 kmap-write buf=1 off=8\n",
             "lost-write:end-of-run audit@unmapped<-kmap-write@pkmap",
@@ -1096,10 +1097,10 @@ mod tests {
 
     #[test]
     fn pairs_reach_what_single_changes_cannot() {
-        // A load that only moved frame allocation, so that the readdir needed page 0.
+        // A store that only moved frame allocation, so that the readdir needed page 0.
         let (p, ops) = ops_of(
             "flushfuzz-trace 1\npreset nfs-vmap-alias\nexpect none\n\
-             start T0 cpu0 load page=0 off=0\nstart T1 cpu0 readdir at=0 pages=0\n",
+             start T0 cpu0 store page=0 off=0\nstart T1 cpu0 readdir at=0 pages=0\n",
         );
         let m = minimize(&*p, &ops).expect("it reproduces");
         assert_eq!(m.signature, "stale-load:decode@vmap<-readdir@linear");

@@ -116,6 +116,14 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
         };
         buffers.push(take(pfn, &mut pages, &mut o));
     }
+    // The zero page: the highest lowmem frame left (`empty_zero_page`, set aside at boot). Its
+    // initial bytes stand for its zeros; nothing writes it.
+    let zero_pfn = (0..cfg.lowmem_frames)
+        .rev()
+        .find(|&p| pages[p as usize].kind == PageKind::Free)
+        .expect("a free lowmem frame for the zero page");
+    take(zero_pfn, &mut pages, &mut o);
+    pages[zero_pfn as usize].kind = PageKind::Zero;
     let mut files: Vec<File> = (0..shape.files)
         .map(|_| File {
             pages: vec![None; shape.file_pages as usize],
@@ -226,6 +234,7 @@ pub fn build_state(preset: &Preset, log: bool) -> State {
             .collect(),
         pipe: Vec::with_capacity(kernel::pipe::PIPE_BUFS),
         aio: None,
+        zero_pfn,
     };
     // Fresh stamps start above every initial and disk value.
     let mut o2 = o;

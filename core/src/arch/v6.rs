@@ -175,7 +175,8 @@ impl Arch for ArmV6 {
 
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
         let pte = cx.pte(mm, vpn);
-        if !pte.present {
+        // The zero page is never written, so it has no dirty line to flush.
+        if !pte.present || cx.page_kind(pte.pfn) == crate::kernel::PageKind::Zero {
             return;
         }
         if cx.switches().icache_sync_after_set_pte {

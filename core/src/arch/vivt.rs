@@ -153,7 +153,8 @@ impl Arch for ArmVivt {
 
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
         let pte = cx.pte(mm, vpn);
-        if !pte.present {
+        // The zero page is never written, so it has no dirty line to flush.
+        if !pte.present || cx.page_kind(pte.pfn) == crate::kernel::PageKind::Zero {
             return;
         }
         arm::deferred_flush(cx, pte.pfn).await;

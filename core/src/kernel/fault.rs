@@ -222,7 +222,7 @@ pub(crate) async fn fault_locked<A: Arch>(
             (Some(SwapPte::Swap(slot)), _, _) => {
                 super::swap::do_swap_page(cx, mm, vpn, &vma, slot).await
             }
-            (None, VmaKind::Anon, _) => do_anonymous_page(cx, mm, vpn, &vma, opts).await,
+            (None, VmaKind::Anon, _) => do_anonymous_page(cx, mm, vpn, &vma, access, opts).await,
             (None, VmaKind::File { shared: false, .. }, Access::Write) => {
                 do_cow_fault(cx, mm, vpn, &vma).await
             }
@@ -273,7 +273,7 @@ async fn special_fault<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, acces
 /// Installs `pte` for a new mapping the way the fault path does: `set_pte_at` publishes it
 /// under the page-table lock, `update_mmu_cache` follows; other CPUs may run in between.
 pub async fn install_pte<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
-    cx.st().k.pages[pte.pfn as usize].rmap.push((mm, vpn));
+    super::rmap_add(cx, pte.pfn, mm, vpn);
     cx.preempt_disable();
     let prev = cx.enter("set_pte_at", || {
         format!("mm {mm}, page {vpn} -> pfn {}", pte.pfn)
@@ -287,7 +287,22 @@ pub async fn install_pte<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, pte: Pte) {
     cx.preempt_enable();
 }
 
-async fn do_anonymous_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, opts: FaultOpts) {
+/// `do_anonymous_page`: a fault that does not write maps the zero page read-only (a special
+/// PTE, `my_zero_pfn`); a write allocates a page (a large folio where `opts` asks for one),
+/// clears it for the user's address (`clear_user_highpage`) and maps it writable.
+async fn do_anonymous_page<A: Arch>(
+    cx: &Cx<A>,
+    mm: MmId,
+    vpn: Vpn,
+    vma: &Vma,
+    access: Access,
+    opts: FaultOpts,
+) {
+    if access != Access::Write {
+        let zero = cx.kernel().zero_pfn;
+        install_pte(cx, mm, vpn, super::user_pte(vma, zero, false)).await;
+        return;
+    }
     if let Some(nr) = opts.large.filter(|&nr| nr > 1) {
         if super::folio::do_anonymous_large(cx, mm, vpn, vma, nr).await {
             return;
@@ -377,7 +392,12 @@ pub(crate) async fn copy_user_highpage<A: Arch>(
 /// unsharing fault (`opts.unshare`) copies a KSM page into a page mapped read-only.
 async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte, opts: FaultOpts) {
     let old = pte.pfn;
-    if opts.huge_cow && !opts.unshare && super::folio::hugetlb_wp(cx, mm, vpn, vma, pte).await {
+    let zero = cx.page_kind(old) == PageKind::Zero;
+    if opts.huge_cow
+        && !zero
+        && !opts.unshare
+        && super::folio::hugetlb_wp(cx, mm, vpn, vma, pte).await
+    {
         return;
     }
     let exclusive = {
@@ -398,7 +418,17 @@ async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte
         return;
     };
     let prev = cx.enter("wp_page_copy", || format!("page {old} -> page {new}"));
-    copy_user_highpage(cx, new, old, vpn, mm).await;
+    if zero {
+        // A copy of the zero page is a page cleared for the user's address
+        // (`vma_alloc_zeroed_movable_folio`).
+        let p = cx.enter("clear_user_highpage", || {
+            format!("page {new}, user page {vpn}")
+        });
+        cx.arch().clear_user_highpage(cx, new, vpn).await;
+        cx.leave(p);
+    } else {
+        copy_user_highpage(cx, new, old, vpn, mm).await;
+    }
     cx.step().await;
     cx.preempt_disable();
     // ptep_clear_flush: cache first, then the PTE, then the TLB.

@@ -99,7 +99,7 @@ pub async fn fork<A: Arch>(cx: &Cx<A>, mm: MmId) {
                 pte
             };
             cx.write_pte(Some(child_mm), vpn, child);
-            cx.st().k.pages[pte.pfn as usize].rmap.push((child_mm, vpn));
+            super::rmap_add(cx, pte.pfn, child_mm, vpn);
             get_page(cx, pte.pfn);
         }
         cx.step().await;

@@ -59,6 +59,11 @@ pub enum PageKind {
     },
     /// A kernel page (driver buffer, readdir page).
     Kernel,
+    /// The zero page (`ZERO_PAGE`, `empty_zero_page`): zeroed at boot, mapped read-only by
+    /// read faults of anonymous memory and by `UFFDIO_ZEROPAGE`, never written, never freed;
+    /// its special PTEs (`vm_normal_page` is `NULL` for them) take no reference and no reverse
+    /// map.
+    Zero,
 }
 
 /// The kernel's `struct page`.
@@ -397,6 +402,8 @@ pub struct KernelState {
     pub pipe: Vec<pipe::PipeBuf>,
     /// The native AIO context ([`aio`]), once a process has set it up.
     pub aio: Option<aio::Ctx>,
+    /// The zero page's frame ([`PageKind::Zero`]).
+    pub zero_pfn: Pfn,
 }
 
 /// How many global words of per-run state an arch has.
@@ -419,7 +426,8 @@ crate::reuse::clone_reusing!(KernelState {
     text,
     swap,
     pipe,
-    aio
+    aio,
+    zero_pfn
 });
 
 impl KernelState {
@@ -435,6 +443,7 @@ impl KernelState {
                     2 | (file as u64) << 8 | (index as u64) << 16
                 }
                 PageKind::Kernel => 3,
+                PageKind::Zero => 4,
             };
             c.word(kind | (p.refs as u64) << 32);
             c.word(p.arch_1 as u64 | (p.io_pin as u64) << 32);
@@ -664,6 +673,9 @@ pub fn alloc_folio<A: Arch>(
 pub fn put_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let mut st = cx.st();
     let p = &mut st.k.pages[pfn as usize];
+    if p.kind == PageKind::Zero {
+        return;
+    }
     p.refs = p.refs.checked_sub(1).expect("put_page of a free page");
     if p.refs == 0 {
         if p.folio.is_some() {
@@ -685,7 +697,21 @@ pub fn put_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
 
 /// Takes a reference.
 pub fn get_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
-    cx.st().k.pages[pfn as usize].refs += 1;
+    let mut st = cx.st();
+    let p = &mut st.k.pages[pfn as usize];
+    if p.kind != PageKind::Zero {
+        p.refs += 1;
+    }
+}
+
+/// Adds `(mm, vpn)` to the reverse map of `pfn`, which the zero page has none of
+/// (`page_add_*_rmap` is skipped for a special PTE).
+pub fn rmap_add<A: Arch>(cx: &Cx<A>, pfn: Pfn, mm: MmId, vpn: Vpn) {
+    let mut st = cx.st();
+    let p = &mut st.k.pages[pfn as usize];
+    if p.kind != PageKind::Zero {
+        p.rmap.push((mm, vpn));
+    }
 }
 
 /// A sleeping lock (mmap_lock): waits, yielding, while another actor holds it. Preemption
@@ -816,6 +842,8 @@ const MMAP: &[Field] = &[
 ];
 /// Fields of `UFFDIO_COPY`.
 const UFFD_COPY: &[Field] = &[Field::num("dst"), Field::num("src")];
+/// Fields of `UFFDIO_ZEROPAGE`.
+const UFFD_ZEROPAGE: &[Field] = &[Field::num("dst")];
 /// Fields of `mremap()`.
 const MREMAP: &[Field] = &[Field::num("page"), Field::num("to")];
 /// Fields of `mprotect()`.
@@ -1057,7 +1085,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: POKE,
                 runs: Runs::User,
                 follows: "access_process_vm",
-                calls: &["copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
+                calls: &["clear_user_highpage", "copy_to_user_page", "copy_user_highpage", "copy_user_page_done", "flush_anon_page", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_folio", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache"],
                 doc: "ptrace(PTRACE_POKETEXT) of one byte into another thread's address space",
             },
             |cx, _, a| async move { gup::ptrace_poke(&cx, a.num(0), a.num(1), a.num(2)).await },
@@ -1439,6 +1467,17 @@ pub fn paths<A: Arch>() -> Paths<A> {
         ),
         user(
             PathInfo {
+                name: "uffd-zeropage",
+                fields: UFFD_ZEROPAGE,
+                runs: Runs::User,
+                follows: "mfill_atomic_zeropage",
+                calls: &["set_pte_at", "update_mmu_cache"],
+                doc: "ioctl(UFFDIO_ZEROPAGE) of a missing anonymous page of the caller: the zero page mapped read-only in its place",
+            },
+            |cx, mm, a| async move { uffd::zeropage(&cx, mm, a.num(0)).await },
+        ),
+        user(
+            PathInfo {
                 name: "packet-mmap",
                 fields: PACKET_MMAP,
                 runs: Runs::User,
@@ -1575,7 +1614,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: PIPE_FILE,
                 runs: Runs::User,
                 follows: "iter_file_splice_write",
-                calls: &["flush_dcache_folio", "flush_dcache_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                calls: &["flush_cache_kmaps", "flush_dcache_folio", "flush_dcache_page", "flush_tlb_kernel_range", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "splice() of the pipe's oldest byte into a file page: read through a kernel mapping of the buffer's page, written into the page cache as write() writes",
             },
             |cx, _, a| async move { pipe::splice_write(&cx, a.num(0), a.num(1), a.num(2)).await },

@@ -1,6 +1,7 @@
 //! `userfaultfd`'s `UFFDIO_COPY` (`mfill_atomic_copy`): a missing anonymous page filled with a
-//! copy of a user buffer through a kernel mapping of the new page, then mapped. A fault handler
-//! thread resolves another thread's missing-page fault this way, as live migration and
+//! copy of a user buffer through a kernel mapping of the new page, then mapped; and
+//! `UFFDIO_ZEROPAGE` (`mfill_atomic_zeropage`): the zero page mapped in its place. A fault
+//! handler thread resolves another thread's missing-page fault this way, as live migration and
 //! checkpoint-restore do.
 
 use super::{
@@ -39,15 +40,7 @@ pub async fn copy<A: Arch>(cx: &Cx<A>, mm: MmId, dst: u8, src: u8) {
     let mut filled: Option<Pfn> = None;
     loop {
         mutex_lock(cx, lock).await;
-        let vma = {
-            let st = cx.st();
-            let m = &st.k.mms[mm as usize];
-            let missing = !st.m.pte(Some(mm), d).present && m.swap_ptes.iter().all(|e| e.0 != d);
-            m.vma(d)
-                .copied()
-                .filter(|v| v.kind == VmaKind::Anon && missing)
-        };
-        let Some(vma) = vma else {
+        let Some(vma) = missing_anon(cx, mm, d) else {
             cx.note(|| "EEXIST: the destination is mapped or not anonymous".into());
             mutex_unlock(cx, lock);
             if let Some(p) = filled {
@@ -95,6 +88,42 @@ pub async fn copy<A: Arch>(cx: &Cx<A>, mm: MmId, dst: u8, src: u8) {
         mutex_unlock(cx, lock);
         break;
     }
+    cx.leave(prev);
+}
+
+/// The VMA of `mm`'s user page `d` if `d` is missing (no PTE, no swap entry) in a private
+/// anonymous mapping, as `mfill_atomic` requires of its destination.
+fn missing_anon<A: Arch>(cx: &Cx<A>, mm: MmId, d: Vpn) -> Option<super::Vma> {
+    let st = cx.st();
+    let m = &st.k.mms[mm as usize];
+    let missing = !st.m.pte(Some(mm), d).present && m.swap_ptes.iter().all(|e| e.0 != d);
+    m.vma(d)
+        .copied()
+        .filter(|v| v.kind == VmaKind::Anon && missing)
+}
+
+/// `ioctl(UFFDIO_ZEROPAGE)` of one page: the caller's `dst`-th mapped page, which must be
+/// missing in a private anonymous mapping, is mapped to the zero page under `mmap_lock`
+/// (`mfill_atomic_pte_zeropage`: a special read-only PTE of `my_zero_pfn`, `set_pte_at`, then
+/// `update_mmu_cache`). No cache maintenance: the zero page is never written. A later write
+/// takes the write-protect fault, which gives the page a cleared copy.
+pub async fn zeropage<A: Arch>(cx: &Cx<A>, mm: MmId, dst: u8) {
+    let Some(d) = nth_user_page(cx, mm, dst) else {
+        return;
+    };
+    let prev = cx.enter("mfill_atomic_zeropage", || {
+        format!("mm {mm}, user page {d}")
+    });
+    let lock = KernelState::mmap_lock(mm);
+    mutex_lock(cx, lock).await;
+    match missing_anon(cx, mm, d) {
+        Some(vma) => {
+            let zero = cx.kernel().zero_pfn;
+            fault::install_pte(cx, mm, d, user_pte(&vma, zero, false)).await;
+        }
+        None => cx.note(|| "EEXIST: the destination is mapped or not anonymous".into()),
+    }
+    mutex_unlock(cx, lock);
     cx.leave(prev);
 }
 

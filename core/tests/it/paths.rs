@@ -140,3 +140,64 @@ fn a_user_fault_during_fork_runs_under_its_vma_lock_where_the_arch_has_one() {
         );
     }
 }
+
+/// The event texts of a run of `ops` (trace lines) on `preset`, which must find nothing.
+fn clean_events(preset: &str, ops: &str) -> Vec<String> {
+    let text = format!("flushfuzz-trace 1\npreset {preset}\nexpect none\n{ops}");
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let r = l.model.run(&l.ops, RunOptions { log: true });
+    assert!(r.violation.is_none(), "{preset}");
+    r.events.iter().map(|e| e.event.to_string()).collect()
+}
+
+/// The frame each `set_pte_at` of `mm 0` maps, in order.
+fn mapped_frames(events: &[String]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| e.strip_prefix("set_pte_at(mm 0, "))
+        .map(|e| {
+            let pfn = e.rsplit("pfn ").next().unwrap().trim_end_matches(')');
+            pfn.parse().unwrap()
+        })
+        .collect()
+}
+
+/// Read faults of anonymous memory and `UFFDIO_ZEROPAGE` map the one zero page, allocating
+/// nothing; a write to it takes a fresh page, cleared for the user's address.
+#[test]
+fn anonymous_reads_and_uffd_zeropage_map_the_zero_page_and_a_write_copies_it() {
+    for preset in ["nfs-vmap-alias-fixed", "fork-cow-alias-fixed", "coherent"] {
+        let ev = clean_events(
+            preset,
+            "start T0 cpu0 load page=0 off=0\nstep T0 cpu0\nstep T0 cpu0\n\
+             start T0 cpu0 load page=1 off=0\nstep T0 cpu0\nstep T0 cpu0\n\
+             start T0 cpu0 uffd-zeropage dst=2\nstep T0 cpu0\nstep T0 cpu0\n",
+        );
+        let frames = mapped_frames(&ev);
+        assert_eq!(frames.len(), 3, "{preset}: {ev:#?}");
+        assert!(
+            frames.iter().all(|&f| f == frames[0]),
+            "{preset}: {frames:?}"
+        );
+        assert!(!ev.iter().any(|e| e.contains("allocated")), "{preset}");
+        assert!(
+            ev.iter().any(|e| e.starts_with("mfill_atomic_zeropage")),
+            "{preset}"
+        );
+
+        let ev = clean_events(
+            preset,
+            "start T0 cpu0 load page=0 off=0\nstep T0 cpu0\nstep T0 cpu0\n\
+             start T0 cpu0 store page=0 off=0\nstep T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\n\
+             start T0 cpu0 load page=0 off=0\nstep T0 cpu0\n",
+        );
+        let frames = mapped_frames(&ev);
+        assert_eq!(frames.len(), 2, "{preset}: {ev:#?}");
+        assert_ne!(frames[0], frames[1], "{preset}");
+        assert!(ev.iter().any(|e| e.starts_with("wp_page_copy")), "{preset}");
+        assert!(
+            ev.iter().any(|e| e.starts_with("clear_user_highpage")),
+            "{preset}"
+        );
+    }
+}
