@@ -158,6 +158,24 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "cow-copy-reads-kernel-alias-filled-before-user-write",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &["copy_user_highpage"],
+        read_via: KERNEL_ALIASES,
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::WrittenBack,
+        objects: &[],
+        arches: &["arm-vivt"],
+        mechanism: "on VIVT, the copy-on-write copy writes the source page's user address back \
+                    (write_protect_page's or the fault's flush_cache_page) and reads the page \
+                    through its kernel address, where a kernel reader left a clean line before \
+                    the process stored again (ksmd's calc_checksum and memcmp_pages read \
+                    anonymous pages through the linear map): nothing invalidates that line, and \
+                    the copy takes the old data (mainline on VIVT ARM)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "cow-copy-through-incongruent-alias",
         kinds: &[Kind::StaleLoad],
         read_paths: &["copy_user_highpage"],
