@@ -149,11 +149,7 @@ async fn setup_ring<A: Arch>(cx: &Cx<A>, mm: MmId, at: u8) -> Option<Ring> {
             write: true,
             exec: false,
         };
-        let mut k = cx.kernel_mut();
-        let m = &mut k.mms[mm as usize];
-        m.vmas.push(vma);
-        m.vmas.sort_by_key(|v| v.start);
-        drop(k);
+        cx.kernel_mut().mms[mm as usize].insert_vma(vma);
         cx.note(|| format!("ring mapped at user pages {start}..{}", start + len));
     }
     mutex_unlock(cx, mmap_lock);

@@ -311,13 +311,18 @@ async fn do_anonymous_page<A: Arch>(
     let Some(pfn) = alloc_page(cx, true, PageKind::Anon) else {
         return;
     };
+    clear_user_highpage(cx, pfn, vpn).await;
+    cx.step().await;
+    install_pte(cx, mm, vpn, super::user_pte(vma, pfn, true)).await;
+}
+
+/// `clear_user_highpage` of page `pfn`, which the user will see at `vpn`.
+pub(crate) async fn clear_user_highpage<A: Arch>(cx: &Cx<A>, pfn: Pfn, vpn: Vpn) {
     let prev = cx.enter("clear_user_highpage", || {
         format!("page {pfn}, user page {vpn}")
     });
     cx.arch().clear_user_highpage(cx, pfn, vpn).await;
     cx.leave(prev);
-    cx.step().await;
-    install_pte(cx, mm, vpn, super::user_pte(vma, pfn, true)).await;
 }
 
 async fn do_read_fault<A: Arch>(
@@ -421,11 +426,7 @@ async fn do_wp_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, pte: Pte
     if zero {
         // A copy of the zero page is a page cleared for the user's address
         // (`vma_alloc_zeroed_movable_folio`).
-        let p = cx.enter("clear_user_highpage", || {
-            format!("page {new}, user page {vpn}")
-        });
-        cx.arch().clear_user_highpage(cx, new, vpn).await;
-        cx.leave(p);
+        clear_user_highpage(cx, new, vpn).await;
     } else {
         copy_user_highpage(cx, new, old, vpn, mm).await;
     }

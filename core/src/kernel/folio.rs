@@ -235,12 +235,7 @@ pub async fn folio_zero_user<A: Arch>(cx: &Cx<A>, head: Pfn, nr: u64, start: Vpn
         if k > 0 {
             cx.step().await;
         }
-        let (pfn, uvpn) = (head + i as Pfn, start + i);
-        let p = cx.enter("clear_user_highpage", || {
-            format!("page {pfn}, user page {uvpn}")
-        });
-        cx.arch().clear_user_highpage(cx, pfn, uvpn).await;
-        cx.leave(p);
+        super::fault::clear_user_highpage(cx, head + i as Pfn, start + i).await;
     }
     cx.leave(prev);
 }

@@ -418,11 +418,7 @@ pub async fn mmap<A: Arch>(
             write: !exec,
             exec,
         };
-        let mut st = cx.st();
-        let m = &mut st.k.mms[mm as usize];
-        m.vmas.push(vma);
-        m.vmas.sort_by_key(|v| v.start);
-        drop(st);
+        cx.st().k.mms[mm as usize].insert_vma(vma);
         cx.note(|| format!("mapped at user pages {start}..{}", start + len));
     }
     mutex_unlock(cx, lock);

@@ -311,6 +311,12 @@ pub struct VmaLocks {
 }
 
 impl Mm {
+    /// Adds `vma`, keeping the VMAs sorted by start.
+    pub fn insert_vma(&mut self, vma: Vma) {
+        self.vmas.push(vma);
+        self.vmas.sort_by_key(|v| v.start);
+    }
+
     /// The VMA containing `vpn`.
     pub fn vma(&self, vpn: Vpn) -> Option<&Vma> {
         self.vmas.iter().find(|v| v.start <= vpn && vpn < v.end)

@@ -172,12 +172,7 @@ pub async fn remap<A: Arch>(
         write,
         exec: false,
     };
-    {
-        let mut k = cx.kernel_mut();
-        let m = &mut k.mms[mm as usize];
-        m.vmas.push(vma);
-        m.vmas.sort_by_key(|v| v.start);
-    }
+    cx.kernel_mut().mms[mm as usize].insert_vma(vma);
     let prev = cx.enter(what, || {
         format!("ring {n} at user pages {start}..{}", start + len)
     });
