@@ -221,6 +221,24 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "ring-vmalloc-alias-line-buries-user-write",
+        kinds: &[Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["vmap"],
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &["perf-ring"],
+        arches: &[],
+        mechanism: "the kernel writes a ring buffer (perf's under CONFIG_PERF_USE_VMALLOC, a \
+                    vb2-vmalloc buffer) through its vmalloc alias and nothing writes those lines \
+                    back; where the user's mapping of the ring does not share the alias's lines \
+                    (VIVT, and PA-RISC, whose vmalloc_user gets no colour), a later store of the \
+                    user to the same bytes goes to its own line, and the kernel alias's dirty \
+                    line, written back after it, buries it (mainline on VIVT and PA-RISC)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "ring-read-through-incongruent-vmalloc-alias",
         kinds: &[Kind::StaleLoad],
         read_paths: &["perf_output_begin"],
