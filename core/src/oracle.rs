@@ -109,10 +109,11 @@ pub enum Rule {
     /// A kernel path read a user or page-cache page while I/O the user started owns it (another
     /// system call on a buffer under direct I/O): the user raced its own I/O.
     UserBufferUnderIo,
-    /// A copy-on-write copy for one address space missed a store another address space's
-    /// thread made while a fork was copying the page tables (before the write-protect, or
-    /// through a stale TLB entry before the TLB flush): the copy may show any value the byte
-    /// held in that window.
+    /// A copy-on-write copy for one address space (or KSM's comparison deciding whether to
+    /// replace that address space's mapping of the page) missed a store another address
+    /// space's thread made while a fork was copying the page tables (before the write-protect,
+    /// or through a stale TLB entry before the TLB flush): the copy may show any value the
+    /// byte held in that window.
     ForkWindowStore,
 }
 

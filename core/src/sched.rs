@@ -51,8 +51,9 @@ pub struct Actor {
     /// Whether it is copying a page-cache page for a private mapping (a COW of a file page):
     /// its reads see the file as a private mapping does.
     pub private_copy: bool,
-    /// The address space a copy-on-write copy it is making is for: its reads of the source
-    /// need not see a store another address space's thread made during a fork window.
+    /// The address space a copy-on-write copy it is making is for (or whose mapping KSM's
+    /// `pages_identical` is deciding to replace): its reads of the source need not see a store
+    /// another address space's thread made during a fork window.
     pub copy_for: Option<crate::addr::MmId>,
     /// Its display name (T0, K1, IRQ).
     pub name: String,

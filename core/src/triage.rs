@@ -351,6 +351,26 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        // The same mechanism seen by a later read instead of the audit: the side whose bytes
+        // were buried reads the other side's older ones.
+        name: "aio-ring-line-written-through-both-aliases",
+        kinds: STALE_READS,
+        read_paths: &[],
+        read_via: &[],
+        write_via: &[],
+        write_paths: &[],
+        newest: Newest::Lost,
+        objects: &["aio-ring"],
+        arches: &[],
+        mechanism: "the AIO ring's header line is written by the kernel through the ring page's \
+                    kernel address and by a process through its mapping, at different colours \
+                    on VIVT and aliasing VIPT caches: the write-back of one side's dirty line \
+                    buries the other side's newer bytes, and a later read of them (lookup_ioctx, \
+                    aio_read_events_ring, the process polling the ring) sees the old ones \
+                    (mainline)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "uprobe-slot-left-dirty-at-kernel-alias",
         kinds: &[Kind::StaleFetch, Kind::StaleLoad, Kind::LostWrite],
         read_paths: &[],

@@ -196,8 +196,12 @@ async fn try_to_merge_with_ksm_page<A: Arch>(
                 true
             }
             Some(kpage) => {
-                // pages_identical
+                // pages_identical. Its verdict changes only `mm`'s mapping of the page, as a
+                // copy-on-write copy for `mm` would: a byte another address space's thread
+                // stored during a fork window may read as any value it held in the window.
+                cx.st().sched.actor_mut(cx.me()).copy_for = Some(mm);
                 read_page(cx, page, "memcmp_pages", false).await;
+                cx.st().sched.actor_mut(cx.me()).copy_for = None;
                 read_page(cx, kpage, "memcmp_pages", false).await;
                 replace_page(cx, mm, vpn, page, kpage, orig).await
             }

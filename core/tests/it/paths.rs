@@ -201,3 +201,46 @@ fn anonymous_reads_and_uffd_zeropage_map_the_zero_page_and_a_write_copies_it() {
         );
     }
 }
+
+/// A parent's thread stores to an anonymous page between `fork`'s `flush_cache_dup_mm` and
+/// the write-protect of the page's PTEs, so the store stays in the parent's user line (VIVT),
+/// and ksmd then merges the child's copy of the page: `pages_identical` reads the page through
+/// the linear map without that store. The child may see the page as it was before the store or
+/// after it (a fork window), and the merge changes only the child's mapping, so the comparison
+/// is judged as a copy for the child is: nothing to report. (The same stale comparison for the
+/// writer's own address space is mainline's KSM hole, `crashes/*ksm*`.)
+#[test]
+fn ksm_merging_a_childs_page_may_miss_a_store_made_in_the_fork_window() {
+    let ev = clean_events(
+        "gup-anon-alias-fixed",
+        "start T0 cpu0 thp-fault page=61 off=2 pages=2\n\
+         start T0 cpu0 ring-read ring=120 page=230 off=159\n\
+         start T1 cpu0 fork\n\
+         step T0 cpu0\n\
+         start T0 cpu0 ring-read ring=120 page=230 off=159\n\
+         start T1 cpu0 ptrace-poke target=61 page=93 off=198\n\
+         step T0 cpu0\n\
+         start T1 cpu0 fork\n\
+         start K0 cpu0 ksm-merge page=42 with=27\n",
+    );
+    let at = |needle: &str| {
+        ev.iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {ev:#?}"))
+    };
+    let flushed = at("flush_cache_dup_mm");
+    let store = flushed
+        + ev[flushed..]
+            .iter()
+            .position(|e| e.starts_with("store #") && e.contains("(user)"))
+            .expect("a user store after the flush");
+    let protected = at("-> pfn 1 ro");
+    assert!(
+        flushed < store && store < protected,
+        "the store is in the window: {flushed} {store} {protected}"
+    );
+    assert!(
+        at("replace_page(mm 1, page 1") > protected,
+        "the child's page is merged"
+    );
+}
