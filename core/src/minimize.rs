@@ -1,5 +1,5 @@
-//! The minimizer: reduces an input on its decoded operations while the violation signature stays
-//! the same. Passes: delete chunks of ops (halving the chunk size down to single ops), delete
+//! The minimizer: reduces an input on its decoded operations while the violation signature and
+//! its race family ([`crate::triage::family`]) stay the same. Passes: delete chunks of ops (halving the chunk size down to single ops), delete
 //! whole actions (a `start` with the steps of its actor up to that actor's next `start`), then
 //! simplify each op (a `start` that only stepped a busy actor becomes a `step`, an action on a
 //! user page becomes a load or store of that page and one on a driver buffer a kmap read or
@@ -629,14 +629,27 @@ pub fn minimize_if(
     also: &mut dyn FnMut(&[Op]) -> bool,
 ) -> Option<Minimized> {
     let applied = model.run(ops, RunOptions::default()).ops_applied;
+    // The signature and the race family both: one signature may show two mechanisms (a stale
+    // read of a line filled before a write-back, or of a line a dirty alias hides), and a
+    // reduction must not trade the input's for the other.
     let mut sig = |o: &[Op]| {
         if !also(o) {
             return None;
         }
-        signature_of(model, o)
+        model
+            .run(o, RunOptions::default())
+            .violation
+            .map(|v| format!("{}{KEY_SEP}{}", v.signature(), crate::triage::family(&v)))
     };
-    minimize_by(&mut sig, model.catalog(), ops, applied)
+    let mut m = minimize_by(&mut sig, model.catalog(), ops, applied)?;
+    if let Some((signature, _family)) = m.signature.split_once(KEY_SEP) {
+        m.signature = signature.to_string();
+    }
+    Some(m)
 }
+
+/// Separates the signature from the family in what the first stage of the minimizer keeps.
+const KEY_SEP: char = '\u{0}';
 
 /// Reduces an already minimized race further, keeping only its race family
 /// ([`crate::triage::family`], the mechanism) instead of its exact signature: the same

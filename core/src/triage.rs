@@ -565,6 +565,29 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "ksm-compares-page-missing-parents-fork-window-store",
+        kinds: &[Kind::StaleLoad],
+        read_paths: &["memcmp_pages"],
+        read_via: KERNEL_ALIASES,
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::NotWrittenBack,
+        objects: &[],
+        arches: &["arm-vivt"],
+        mechanism: "a thread of the parent stores to an anonymous page between dup_mmap's \
+                    flush_cache_dup_mm and the write-protect of its PTEs, and on VIVT the data \
+                    stays dirty at the parent's user address of the page the child now shares. \
+                    ksmd makes that shared page a KSM page through the child's mapping and then \
+                    compares another page with it: no flush on the way writes the parent's line \
+                    back (get_mergeable_page's flush_anon_page and write_protect_page's \
+                    flush_cache_page of the child's mapping act on an address space no CPU has \
+                    run, so VIVT ARM flushes no user line; those of the other page act on its \
+                    own address), pages_identical reads the KSM page through the linear map \
+                    without the store, and the other page's mapping may be replaced by a page \
+                    whose contents differ (mainline on VIVT ARM)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "kernel-read-misses-dirty-user-alias",
         kinds: &[Kind::StaleLoad],
         read_paths: &[],

@@ -30,6 +30,7 @@ const FOUND_AMONG_MAINLINE_FAMILIES: &[(&str, &[&str])] = &[
         &[
             "ring-written-through-incongruent-vmalloc-alias",
             "ring-read-through-incongruent-vmalloc-alias",
+            "ring-vmalloc-alias-line-buries-user-write",
         ],
     ),
 ];
