@@ -588,6 +588,26 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "shared-alias-mapped-by-fault-around-left-cacheable",
+        kinds: &[Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &["user"],
+        write_paths: &[],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["arm-vivt"],
+        mechanism: "on VIVT, a page-cache page mapped shared at two addresses of one address \
+                    space is kept coherent by make_coherent, which update_mmu_cache runs when a \
+                    fault maps the page and which makes every such mapping uncacheable; but \
+                    update_mmu_cache_range runs it for the first page of the range only, so the \
+                    further pages fault-around maps (filemap_map_pages, set_pte_range) stay \
+                    cacheable beside a shared alias elsewhere: one mapping reads the old data the \
+                    other wrote, or the write-back of one buries the other's (mainline on VIVT \
+                    ARM)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "kernel-read-misses-dirty-user-alias",
         kinds: &[Kind::StaleLoad],
         read_paths: &[],
