@@ -519,17 +519,33 @@ impl Arch for R4kThpClearNoFlush {
     }
 }
 
-/// dropped).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct R4kHugeCowCopyNoFlush(MipsR4k);
+/// MIPS R4K whose `copy_user_highpage` in one path (`huge-cow`: the per-subpage copy of a huge
+/// page's copy-on-write; `ksm-unmerge`: breaking a KSM page) leaves out the flush of the
+/// destination's kernel address that the copy makes when it aliases the user's (what a copy
+/// relies on for the process to read it through its own colour).
+#[derive(Clone, Copy, Debug)]
+pub struct R4kCowCopyNoFlushIn {
+    arch: MipsR4k,
+    path: &'static str,
+}
 
-impl Arch for R4kHugeCowCopyNoFlush {
+impl R4kCowCopyNoFlushIn {
+    /// MIPS R4K whose `copy_user_highpage` in `path` leaves out the destination's flush.
+    pub fn new(path: &'static str) -> Self {
+        R4kCowCopyNoFlushIn {
+            arch: MipsR4k,
+            path,
+        }
+    }
+}
+
+impl Arch for R4kCowCopyNoFlushIn {
     type Base = MipsR4k;
     fn base(&self) -> &MipsR4k {
-        &self.0
+        &self.arch
     }
     fn name(&self) -> &'static str {
-        "mips-r4k-without-the-destination-flush-of-copy_user_highpage-in-huge-cow"
+        "mips-r4k-without-the-destination-flush-of-copy_user_highpage-in-one-path"
     }
     async fn copy_user_highpage<O: Arch>(
         &self,
@@ -539,7 +555,7 @@ impl Arch for R4kHugeCowCopyNoFlush {
         vpn: Vpn,
         mm: MmId,
     ) {
-        if cx.action() != "huge-cow" {
+        if cx.action() != self.path {
             return self.base().copy_user_highpage(cx, to, from, vpn, mm).await;
         }
         let page = cx.page_size();
@@ -674,7 +690,7 @@ pub fn all() -> Vec<Dropped> {
             "huge-cow",
             "copy_user_highpage-flush",
             R4K,
-            R4kHugeCowCopyNoFlush::default(),
+            R4kCowCopyNoFlushIn::new("huge-cow"),
             MipsR4k,
         ),
         dropped(
