@@ -387,23 +387,17 @@ pub async fn mmap<A: Arch>(
                 .iter()
                 .all(|v| v.end <= s || v.start >= s + len)
     };
-    let congruent = |s: Vpn| (s + modulus * 64 - pgoff) % modulus == 0;
-    let start = {
-        let st = cx.st();
+    let congruent = |s: Vpn| (s + modulus * layout::USER_PAGES - pgoff) % modulus == 0;
+    let start = if fixed {
         let at = at as u64 % layout::USER_PAGES;
-        if fixed {
-            if shared && cx.arch().rejects_incongruent_fixed() && !congruent(at) {
-                drop(st);
-                cx.note(|| "EINVAL: MAP_FIXED shared mapping at an incongruent address".into());
-                None
-            } else {
-                free(&st, at).then_some(at)
-            }
+        if shared && cx.arch().rejects_incongruent_fixed() && !congruent(at) {
+            cx.note(|| "EINVAL: MAP_FIXED shared mapping at an incongruent address".into());
+            None
         } else {
-            (at..layout::USER_PAGES)
-                .chain(0..at)
-                .find(|&s| congruent(s) && free(&st, s))
+            free(&cx.st(), at).then_some(at)
         }
+    } else {
+        super::ring::get_unmapped_area(cx, mm, at, len, pgoff, modulus)
     };
     if let Some(start) = start {
         // W^X: an executable mapping is not writable.

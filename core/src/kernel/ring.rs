@@ -47,8 +47,8 @@ pub struct Ring {
 }
 
 /// The first free range of `len` user pages of `mm` at or after page `at` (wrapping) whose
-/// first page less `pgoff` is a multiple of `modulus` (`arch_get_unmapped_area` of a shared
-/// mapping).
+/// first page less `pgoff` is a multiple of `modulus` (`arch_get_unmapped_area`: `mmap` without
+/// `MAP_FIXED` and the kernel's own shared buffers; a `modulus` of 1 asks for no colour).
 pub fn get_unmapped_area<A: Arch>(
     cx: &Cx<A>,
     mm: MmId,
