@@ -1,7 +1,7 @@
 //! `flushfuzz minimize FILE [-o OUT] [--preset NAME | --machine FILE] [--target DIR:NAME]
 //! [--family] [--json]`: reduces a trace file or raw libFuzzer input to the shortest ops that
-//! keep its violation signature (with `--family`, then only its race family), and writes a
-//! trace.
+//! keep its violation signature and race family (with `--family`, then only the family), and
+//! writes a trace.
 
 use super::ModelArgs;
 use std::path::PathBuf;
