@@ -1,10 +1,11 @@
 //! The minimizer: reduces an input on its decoded operations while the violation signature and
-//! its race family ([`crate::triage::family`]) stay the same. Passes: delete chunks of ops (halving the chunk size down to single ops), delete
-//! whole actions (a `start` with the steps of its actor up to that actor's next `start`), then
-//! simplify each op (a `start` that only stepped a busy actor becomes a `step`, an action on a
-//! user page becomes a load or store of that page and one on a driver buffer a kmap read or
-//! write of it, which take fewer steps, CPUs and picks go to 0, action fields toward 0 or
-//! `false`, actors toward lower numbers), repeated until nothing changes.
+//! its race family ([`crate::triage::family`]) stay the same. Passes: delete chunks of ops
+//! (halving the chunk size down to single ops), delete whole actions (a `start` with the steps
+//! of its actor up to that actor's next `start`), then simplify each op (a `start` that only
+//! stepped a busy actor becomes a `step`, an action on a user page becomes a load or store of
+//! that page and one on a driver buffer a kmap read or write of it, which take fewer steps,
+//! CPUs and picks go to 0, action fields toward 0 or `false`, actors toward lower numbers),
+//! repeated until nothing changes.
 //!
 //! When they stop, searches that each try a fixed list of shorter inputs, in this order, and
 //! go back to the first passes after a success:
