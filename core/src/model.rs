@@ -11,7 +11,7 @@
 
 use crate::arch::{
     arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, sh4::Sh4, v6::ArmV6,
-    vivt::ArmVivt, Arch,
+    v7::ArmV7, vivt::ArmVivt, Arch,
 };
 use crate::op::Op;
 use crate::paths::{Catalog, Paths};
@@ -209,8 +209,8 @@ impl std::fmt::Debug for dyn DynModel + '_ {
 }
 
 /// The names of the shipped arch implementations, as presets and machine files name them.
-pub const SHIPPED_ARCHES: [&str; 8] = [
-    "null", "arm-vivt", "arm-v6", "mips-r4k", "parisc", "arm64", "riscv", "sh4",
+pub const SHIPPED_ARCHES: [&str; 9] = [
+    "null", "arm-vivt", "arm-v6", "arm-v7", "mips-r4k", "parisc", "arm64", "riscv", "sh4",
 ];
 
 /// The model of `preset` with the shipped arch it names and the shipped paths, or `None` if it
@@ -221,6 +221,7 @@ pub fn shipped(preset: &Preset) -> Option<Box<dyn DynModel>> {
         "null" => Box::new(Model::new(p, Null)),
         "arm-vivt" => Box::new(Model::new(p, ArmVivt)),
         "arm-v6" => Box::new(Model::new(p, ArmV6)),
+        "arm-v7" => Box::new(Model::new(p, ArmV7)),
         "mips-r4k" => Box::new(Model::new(p, MipsR4k)),
         "parisc" => Box::new(Model::new(p, Parisc)),
         "arm64" => Box::new(Model::new(p, Arm64)),

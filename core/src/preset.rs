@@ -277,7 +277,7 @@ fn base_presets() -> Vec<Preset> {
 }
 
 /// Every preset: the five races, their `-fixed` twins, `coherent`, a PA-RISC machine, two
-/// arm64 machines, a RISC-V one and three SH-4 ones (two scaled, one on the SH7750's geometry).
+/// arm64 machines, three ARMv7 ones (two scaled, one on the Cortex-A9's geometry), a RISC-V one and three SH-4 ones (two scaled, one on the SH7750's geometry).
 pub fn all() -> Vec<Preset> {
     let mut v = Vec::new();
     for p in base_presets() {
@@ -346,6 +346,55 @@ pub fn all() -> Vec<Preset> {
         arch: "arm64".into(),
         switches: Switches::default(),
         io: Io::Pio,
+        world: WorldShape::default(),
+    });
+    // ARMv7-A MP (Cortex-A9-like): non-aliasing D-caches, VIPT I-caches of 2 colours that do
+    // not snoop, maintenance by address broadcast, speculative fills on both sides (not
+    // through the execute-never linear map on the I-side), highmem, non-coherent DMA.
+    let armv7 = MachineConfig {
+        cpus: 2,
+        speculation: Speculation::Both,
+        linear_exec: false,
+        lowmem_frames: 12,
+        highmem_frames: 4,
+        ..small(geo::SMALL_PIPT, icache_of(geo::SMALL_V6_2COLOUR))
+    };
+    v.push(Preset {
+        name: "armv7".into(),
+        description: "ARMv7-A MP (mainline), Cortex-A9-like: 2 CPUs, PIPT D-caches, non-snooping VIPT I-caches of 2 colours, broadcast maintenance, speculative fills, highmem, non-coherent DMA, block I/O by DMA".into(),
+        machine: armv7.clone(),
+        arch: "arm-v7".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    v.push(Preset {
+        name: "armv7-pipt-icache".into(),
+        description: "ARMv7-A MP (mainline), Cortex-A15-like: the armv7 machine with PIPT I-caches; file reads by PIO".into(),
+        machine: MachineConfig {
+            icache: CacheGeometry { indexing: Indexing::Pipt, ..icache_of(geo::SMALL_PIPT) },
+            ..armv7
+        },
+        arch: "arm-v7".into(),
+        switches: Switches::default(),
+        io: Io::Pio,
+        world: WorldShape::default(),
+    });
+    v.push(Preset {
+        name: "cortex-a9".into(),
+        description: "ARMv7-A MP (mainline) on the Cortex-A9's own geometry: 4 KiB pages, 32 KiB 4-way PIPT D-caches and VIPT I-caches (2 colours) of 32-byte lines, 2 CPUs, broadcast maintenance, speculative fills, highmem, non-coherent DMA, block I/O by DMA (the scaled `armv7` runs faster)".into(),
+        machine: MachineConfig {
+            cpus: 2,
+            speculation: Speculation::Both,
+            linear_exec: false,
+            lowmem_frames: 12,
+            highmem_frames: 4,
+            page_size: geo::REAL_PAGE,
+            ..small(geo::PIPT, icache_of(geo::ARMV6_2COLOUR))
+        },
+        arch: "arm-v7".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
         world: WorldShape::default(),
     });
     // RISC-V: coherent D-caches that instruction fills see (the I-cache refills through the

@@ -1,9 +1,9 @@
-//! Code shared by the two ARM implementations ([`super::vivt`] and [`super::v6`]), after
+//! Code shared by the ARM implementations ([`super::vivt`], [`super::v6`] and [`super::v7`]), after
 //! arch/arm/mm/flush.c, fault-armv.c and probes/uprobes/core.c: `flush_dcache_page` with the
 //! lazy `PG_arch_1` scheme, the deferred flush done when a page is mapped, `make_coherent` for
 //! shared aliases in one address space on VIVT, and the uprobes slot copy with its flush.
 
-use super::generic::{colour_alias_op, kernel_alias_op, page_op};
+use super::generic::{colour_alias_op, kernel_alias_op, page_op, smp_scope};
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch};
 use crate::addr::{MmId, Pfn, Stamp, Va, Vpn};
 use crate::kernel::kmap;
@@ -19,14 +19,23 @@ pub fn live_here<A: Arch>(cx: &Cx<A>, mm: MmId) -> bool {
 }
 
 /// `__flush_dcache_folio` (with `__flush_dcache_aliases` on VIVT) for the folio of `pfn`: the
-/// kernel alias of each of its pages; for a page-cache folio, on aliasing VIPT the user colour
-/// of the folio's first page only (`flush_pfn_alias` at `folio_pos`: mainline flushes that one
-/// page's alias, congruent with every shared mapping of it, and no other page's), on VIVT every
-/// shared user mapping of its pages in the current address space.
+/// kernel alias of each of its pages (a highmem page through a `kmap_local` mapping on a
+/// non-aliasing cache, where any address reaches its lines, and through its pkmap address, if it
+/// has one, otherwise); for a page-cache folio, on aliasing VIPT the user colour of the folio's
+/// first page only (`flush_pfn_alias` at `folio_pos`: mainline flushes that one page's alias,
+/// congruent with every shared mapping of it, and no other page's), on VIVT every shared user
+/// mapping of its pages in the current address space.
 pub async fn flush_dcache_page_now<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     let (head, nr) = cx.folio(pfn);
+    let nonaliasing = !cx.dcache_vivt() && !cx.dcache_aliases();
     for p in head..head + nr as Pfn {
-        kernel_alias_op(cx, p, CacheOp::Flush).await;
+        if nonaliasing && cx.linear_va(p).is_none() {
+            let (k, how) = kmap::kmap_atomic(cx, p).await;
+            page_op(cx, CacheOp::Flush, k, smp_scope(cx));
+            kmap::kunmap_atomic(cx, k, how).await;
+        } else {
+            kernel_alias_op(cx, p, CacheOp::Flush).await;
+        }
     }
     let Some(index) = page_index(cx, head) else {
         return;
@@ -40,11 +49,8 @@ pub async fn flush_dcache_page_now<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
                 }
             }
         }
-    } else {
-        if cx.dcache_aliases() {
-            colour_alias_op(cx, head, index * page, CacheOp::Flush);
-        }
-        cx.icache_all(Scope::AllCpus);
+    } else if cx.dcache_aliases() {
+        colour_alias_op(cx, head, index * page, CacheOp::Flush);
     }
 }
 
@@ -62,10 +68,21 @@ pub async fn flush_dcache_page<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
     flush_dcache_folio(cx, head, nr).await;
 }
 
-/// ARM `flush_dcache_folio` of the `nr` pages from `pfn`: a page-cache folio none of whose
-/// pages has a user mapping is only marked (when maintenance is broadcast, or on UP); anything
-/// else is flushed now and marked clean.
+/// ARM `flush_dcache_folio` of the `nr` pages from `pfn`. The zero page is never written, so
+/// it is left alone. A non-aliasing cache whose maintenance reaches every CPU (broadcast, or UP)
+/// only has the folio marked, whatever maps it: the I-side work waits for `__sync_icache_dcache`.
+/// Otherwise a page-cache folio none of whose pages has a user mapping is only marked (when
+/// maintenance is broadcast, or on UP); anything else is flushed now (with the I-cache, for a
+/// page-cache folio on VIPT) and marked clean.
 pub async fn flush_dcache_folio<A: Arch>(cx: &Cx<A>, pfn: Pfn, nr: u64) {
+    if cx.page_kind(pfn) == crate::kernel::PageKind::Zero {
+        return;
+    }
+    let nonaliasing = !cx.dcache_vivt() && !cx.dcache_aliases();
+    if cx.cache_ops_broadcast() && nonaliasing {
+        set_kernel_alias_clean(cx, pfn, false);
+        return;
+    }
     let file = cx.page_is_file(pfn);
     let mapped = (pfn..pfn + nr as Pfn).any(|p| !cx.user_mappings(p, None).is_empty());
     if cx.cache_ops_broadcast() && file && !mapped {
@@ -73,6 +90,9 @@ pub async fn flush_dcache_folio<A: Arch>(cx: &Cx<A>, pfn: Pfn, nr: u64) {
         return;
     }
     flush_dcache_page_now(cx, pfn).await;
+    if file && !cx.dcache_vivt() {
+        cx.icache_all(Scope::AllCpus);
+    }
     set_kernel_alias_clean(cx, pfn, true);
 }
 
@@ -137,12 +157,15 @@ pub async fn uprobe_copy_ixol<A: Arch>(cx: &Cx<A>, pfn: Pfn, vpn: Vpn, off: u64,
     kmap::kunmap_atomic(cx, k, how).await;
 }
 
+/// `icache_is_vipt_aliasing`: a VIPT I-cache whose ways are larger than a page, so that
+/// invalidation by one address misses the lines another colour filled.
+pub fn icache_is_vipt_aliasing<A: Arch>(cx: &Cx<A>) -> bool {
+    let g = cx.icache_geometry();
+    !g.virtually_tagged() && g.aliases(cx.page_size() as u32)
+}
+
 /// `flush_uprobe_xol_access`: `__flush_ptrace_access` for an executable mapping of an address
-/// space live on this CPU. VIVT: `__cpuc_coherent_kern_range` (what `flush_icache_range` is) of
-/// the kernel address written. Aliasing VIPT: the lines of the user's colour
-/// (`flush_pfn_alias`) and the whole I-cache; the kernel address written is left as it is.
-/// Non-aliasing: `__cpuc_coherent_kern_range` of the kernel address, and every other CPU's
-/// I-cache by IPI when maintenance is not broadcast.
+/// space live on this CPU.
 pub async fn flush_uprobe_xol_access<A: Arch>(
     cx: &Cx<A>,
     pfn: Pfn,
@@ -150,8 +173,30 @@ pub async fn flush_uprobe_xol_access<A: Arch>(
     kaddr: Va,
     len: u64,
 ) {
+    flush_ptrace_access(cx, pfn, uaddr, kaddr, len, true, true).await;
+}
+
+/// `__flush_ptrace_access` after `len` bytes of `pfn` were written through kernel address
+/// `kaddr` for user address `uaddr`, in a VMA that is executable (`exec`), of an address space
+/// whose `mm_cpumask` holds this CPU (`core_in_mm`). VIVT: `__cpuc_coherent_kern_range` of the
+/// bytes written, only if the address space is live here. Aliasing VIPT: the lines of the user's
+/// colour (`flush_pfn_alias`) and the whole I-cache; the kernel address written is left as it
+/// is. Non-aliasing, executable only: `flush_icache_alias` (the I-side through a window at the
+/// user's colour) on an aliasing VIPT I-cache, `__cpuc_coherent_kern_range` of the kernel
+/// address otherwise, and every other CPU's I-cache by IPI when maintenance is not broadcast.
+pub async fn flush_ptrace_access<A: Arch>(
+    cx: &Cx<A>,
+    pfn: Pfn,
+    uaddr: Va,
+    kaddr: Va,
+    len: u64,
+    exec: bool,
+    core_in_mm: bool,
+) {
     if cx.dcache_vivt() {
-        cx.arch().flush_icache_range(cx, kaddr, kaddr + len).await;
+        if core_in_mm {
+            cx.arch().flush_icache_range(cx, kaddr, kaddr + len).await;
+        }
         return;
     }
     if cx.dcache_aliases() {
@@ -159,8 +204,27 @@ pub async fn flush_uprobe_xol_access<A: Arch>(
         cx.icache_all(Scope::AllCpus);
         return;
     }
-    cx.arch().flush_icache_range(cx, kaddr, kaddr + len).await;
+    if !exec {
+        return;
+    }
+    if icache_is_vipt_aliasing(cx) {
+        flush_icache_alias(cx, pfn, uaddr, len).await;
+    } else {
+        cx.arch().flush_icache_range(cx, kaddr, kaddr + len).await;
+    }
     if !cx.cache_ops_broadcast() {
         cx.icache_all(Scope::AllCpus);
     }
+}
+
+/// `flush_icache_alias`: `flush_icache_range` of `len` bytes from `uaddr`'s offset, through a
+/// kernel window onto `pfn` at `uaddr`'s colour.
+pub async fn flush_icache_alias<A: Arch>(cx: &Cx<A>, pfn: Pfn, uaddr: Va, len: u64) {
+    let page = cx.page_size();
+    cx.preempt_disable();
+    let w = cx.map_colour_window(0, uaddr, pfn);
+    let to = w + uaddr % page;
+    cx.arch().flush_icache_range(cx, to, to + len).await;
+    cx.unmap_colour_window(w);
+    cx.preempt_enable();
 }

@@ -55,6 +55,7 @@ pub mod recording;
 pub mod riscv;
 pub mod sh4;
 pub mod v6;
+pub mod v7;
 pub mod vivt;
 
 use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};

@@ -1,4 +1,4 @@
-//! ARMv6 (and v7) VIPT D-caches, aliasing or not, after arch/arm (`flush.c`, `fault-armv.c`,
+//! ARMv6 VIPT D-caches, aliasing or not (and ARMv7's through [`super::v7`]), after arch/arm (`flush.c`, `fault-armv.c`,
 //! `copypage-v6.c`, `dma-mapping.c`).
 //!
 //! On an aliasing cache, user mappings of file and shared pages are coloured (SHMLBA = 4
@@ -35,6 +35,10 @@ pub fn flush_all<A: Arch>(cx: &Cx<A>) {
 /// invalidation on every CPU.
 pub async fn sync_icache_dcache<A: Arch>(cx: &Cx<A>, pte: Pte) {
     if !cx.dcache_aliases() && !pte.exec {
+        return;
+    }
+    // `set_ptes` skips special entries (the zero page).
+    if cx.page_kind(pte.pfn) == crate::kernel::PageKind::Zero {
         return;
     }
     arm::deferred_flush(cx, pte.pfn).await;
@@ -84,6 +88,9 @@ impl Arch for ArmV6 {
         cx.dcache_aliases()
     }
 
+    /// `flush_cache_pages` of one page: on an aliasing cache the user colour's lines
+    /// (`flush_pfn_alias`) and the whole I-cache; on a non-aliasing one the I-cache only for an
+    /// executable VMA and an ASID-tagged VIVT I-cache.
     async fn flush_cache_page<O: Arch>(
         &self,
         cx: &Cx<O>,
@@ -94,8 +101,9 @@ impl Arch for ArmV6 {
     ) {
         if cx.dcache_aliases() {
             colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
+            cx.icache_all(Scope::AllCpus);
         }
-        if exec {
+        if exec && cx.icache_geometry().virtually_tagged() {
             cx.icache_all(Scope::AllCpus);
         }
     }
@@ -173,20 +181,19 @@ impl Arch for ArmV6 {
         }
     }
 
+    /// `update_mmu_cache`: nothing on ARMv6 and later (`set_pte_at` did the work before
+    /// publishing); the historical switch runs `__sync_icache_dcache` here instead, after
+    /// publication, as kernels before 2.6.37 did.
     async fn update_mmu_cache<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn) {
+        if !cx.switches().icache_sync_after_set_pte {
+            return;
+        }
         let pte = cx.pte(mm, vpn);
         // The zero page is never written, so it has no dirty line to flush.
         if !pte.present || cx.page_kind(pte.pfn) == crate::kernel::PageKind::Zero {
             return;
         }
-        if cx.switches().icache_sync_after_set_pte {
-            sync_icache_dcache(cx, pte).await;
-        } else {
-            arm::deferred_flush(cx, pte.pfn).await;
-            if pte.exec && cx.page_is_file(pte.pfn) {
-                cx.icache_all(Scope::AllCpus);
-            }
-        }
+        sync_icache_dcache(cx, pte).await;
     }
 
     async fn copy_user_highpage<O: Arch>(
@@ -230,26 +237,19 @@ impl Arch for ArmV6 {
         cx.preempt_enable();
     }
 
-    async fn copy_to_user_page<O: Arch>(
-        &self,
-        cx: &Cx<O>,
-        _mm: MmId,
-        pfn: Pfn,
-        vpn: Vpn,
-        off: u64,
-    ) {
-        cx.preempt_disable();
+    /// `copy_to_user_page`: the write through the kernel mapping with preemption off, then
+    /// `flush_ptrace_access` (`__flush_ptrace_access`).
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
         let k = kmap::kmap(cx, pfn).await;
+        cx.preempt_disable();
         let v = cx.fresh();
         cx.kstore(k + off, v, false);
-        // flush_ptrace_access: the user colour, then the kernel alias and the I-side.
-        if cx.dcache_aliases() {
-            colour_alias_op(cx, pfn, vpn * cx.page_size(), CacheOp::Flush);
-        }
-        page_op(cx, CacheOp::Flush, k, smp_scope(cx));
-        cx.icache_all(Scope::AllCpus);
-        kmap::kunmap(cx, pfn).await;
+        let exec = cx.vma(mm, vpn).is_some_and(|vma| vma.exec);
+        let core_in_mm = cx.mm_cpumask(mm) & (1 << cx.cpu()) != 0;
+        let uaddr = vpn * cx.page_size() + off;
+        arm::flush_ptrace_access(cx, pfn, uaddr, k + off, 1, exec, core_in_mm).await;
         cx.preempt_enable();
+        kmap::kunmap(cx, pfn).await;
     }
 
     fn kmap_atomic_reuses_pkmap(&self) -> bool {

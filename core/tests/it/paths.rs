@@ -6,7 +6,7 @@
 use flushfuzz::arch::recording::{Calls, Recording};
 use flushfuzz::arch::{
     arm64::Arm64, null::Null, parisc::Parisc, r4k::MipsR4k, riscv::Riscv, sh4::Sh4, v6::ArmV6,
-    vivt::ArmVivt, Arch,
+    v7::ArmV7, vivt::ArmVivt, Arch,
 };
 use flushfuzz::corpus::{hand_seeds, RandomOps};
 use flushfuzz::model::Model;
@@ -46,6 +46,7 @@ fn every_path_calls_what_it_declares_and_declares_what_it_calls() {
             "null" => record(&p, Null, &inputs),
             "arm-vivt" => record(&p, ArmVivt, &inputs),
             "arm-v6" => record(&p, ArmV6, &inputs),
+            "arm-v7" => record(&p, ArmV7, &inputs),
             "mips-r4k" => record(&p, MipsR4k, &inputs),
             "parisc" => record(&p, Parisc, &inputs),
             "arm64" => record(&p, Arm64, &inputs),

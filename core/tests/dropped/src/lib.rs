@@ -9,7 +9,9 @@
 use flushfuzz::addr::{MmId, Pfn, Stamp, Va, Vpn};
 use flushfuzz::arch::arm64::{self, Arm64};
 use flushfuzz::arch::r4k::MipsR4k;
-use flushfuzz::arch::{generic, kernel_alias_maybe_dirty, v6::ArmV6, vivt::ArmVivt, Arch};
+use flushfuzz::arch::{
+    generic, kernel_alias_maybe_dirty, v6::ArmV6, v7::ArmV7, vivt::ArmVivt, Arch,
+};
 use flushfuzz::harness::Target;
 use flushfuzz::kernel::kmap;
 use flushfuzz::machine::{Pte, Speculation};
@@ -763,7 +765,42 @@ pub fn all() -> Vec<Dropped> {
             Arm64FetchNoSyncIcacheDcache::default(),
             Arm64,
         ),
+        dropped(
+            "ptrace-poke",
+            "flush_icache_alias",
+            "armv7",
+            V7PtraceWithoutFlushIcacheAlias::default(),
+            ArmV7,
+        ),
     ]
+}
+
+/// ARMv7 whose `copy_to_user_page` makes a ptrace write into executable text coherent through
+/// the kernel address written (`__cpuc_coherent_kern_range`) where its VIPT I-cache aliases,
+/// instead of through a window at the user's colour (`flush_icache_alias`): the I-cache lines
+/// the tracee filled through its own colour survive.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V7PtraceWithoutFlushIcacheAlias(ArmV7);
+
+impl Arch for V7PtraceWithoutFlushIcacheAlias {
+    type Base = ArmV7;
+    fn base(&self) -> &ArmV7 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v7-without-flush_icache_alias-in-ptrace"
+    }
+    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
+        let k = kmap::kmap(cx, pfn).await;
+        cx.preempt_disable();
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+        if cx.vma(mm, vpn).is_some_and(|vma| vma.exec) {
+            cx.arch().flush_icache_range(cx, k + off, k + off + 1).await;
+        }
+        cx.preempt_enable();
+        kmap::kunmap(cx, pfn).await;
+    }
 }
 
 /// arm64 whose `copy_to_user_page` leaves out `flush_ptrace_access`: a ptrace write into
