@@ -245,3 +245,76 @@ fn ksm_merging_a_childs_page_may_miss_a_store_made_in_the_fork_window() {
         "the child's page is merged"
     );
 }
+
+/// ARMv7 with an aliasing VIPT I-cache whose ptrace write makes the I-side coherent through
+/// the kernel address it wrote (`__cpuc_coherent_kern_range`) instead of through a window at
+/// the user's colour (`flush_icache_alias`).
+#[derive(Clone, Copy, Debug, Default)]
+struct V7PtraceThroughKernelAddress(ArmV7);
+
+impl Arch for V7PtraceThroughKernelAddress {
+    type Base = ArmV7;
+    fn base(&self) -> &ArmV7 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v7-ptrace-through-kernel-address"
+    }
+    async fn copy_to_user_page<O: Arch>(
+        &self,
+        cx: &flushfuzz::world::Cx<O>,
+        mm: flushfuzz::addr::MmId,
+        pfn: flushfuzz::addr::Pfn,
+        vpn: flushfuzz::addr::Vpn,
+        off: u64,
+    ) {
+        let k = flushfuzz::kernel::kmap::kmap(cx, pfn).await;
+        cx.preempt_disable();
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+        if cx.vma(mm, vpn).is_some_and(|vma| vma.exec) {
+            cx.arch().flush_icache_range(cx, k + off, k + off + 1).await;
+        }
+        cx.preempt_enable();
+        flushfuzz::kernel::kmap::kunmap(cx, pfn).await;
+    }
+}
+
+/// A tracer pokes an instruction into a page of executable anonymous memory its tracee has
+/// already run (a line of the tracee's colour in the I-cache), on `armv7`, whose VIPT I-cache
+/// has two colours: ARM's `__flush_ptrace_access` reaches that line through
+/// `flush_icache_alias`, and the tracee fetches the new instruction. The same write made
+/// coherent through the kernel address (another colour) leaves the old line for the fetch.
+#[test]
+fn a_ptrace_write_into_text_reaches_the_icache_lines_of_the_tracees_colour() {
+    let mut ops = String::new();
+    for (actor, action, steps) in [
+        ("T0", "fork", 12),
+        ("T0", "store page=0 off=0", 8),
+        ("T0", "mprotect page=0 write=true exec=true", 8),
+        ("T0", "cacheflush page=0", 8),
+        ("T0", "fetch page=0 off=0", 8),
+        ("T2", "ptrace-poke target=0 page=0 off=0", 12),
+        ("T0", "fetch page=0 off=0", 8),
+    ] {
+        ops.push_str(&format!("start {actor} cpu0 {action}\n"));
+        ops.push_str(&format!("step {actor} cpu0\n").repeat(steps));
+    }
+    let ev = clean_events("armv7", &ops);
+    assert!(
+        ev.iter().any(|e| e.starts_with("copy_to_user_page(")),
+        "the poke is made: {ev:#?}"
+    );
+    let text = format!("flushfuzz-trace 1\npreset armv7\nexpect none\n{ops}");
+    let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+    let p = preset::by_name("armv7").unwrap();
+    let r =
+        Model::new(p, V7PtraceThroughKernelAddress::default()).run(&l.ops, RunOptions::default());
+    let v = r.violation.expect("the old instruction is fetched");
+    assert!(
+        v.signature()
+            .starts_with("stale-fetch:user fetch@user<-copy_to_user_page"),
+        "{}",
+        v.signature()
+    );
+}

@@ -6,7 +6,7 @@
 //! flush only while the actor is in that path ([`Cx::path`]) when the same flush serves other
 //! paths too, so that the race found is the path's.
 
-use flushfuzz::addr::{MmId, Pfn, Stamp, Va, Vpn};
+use flushfuzz::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use flushfuzz::arch::arm64::{self, Arm64};
 use flushfuzz::arch::r4k::MipsR4k;
 use flushfuzz::arch::{
@@ -16,6 +16,7 @@ use flushfuzz::harness::Target;
 use flushfuzz::kernel::kmap;
 use flushfuzz::machine::{Pte, Speculation};
 use flushfuzz::model::{DynModel, Model};
+use flushfuzz::op::DmaDir;
 use flushfuzz::preset::{self, Preset};
 use flushfuzz::world::Cx;
 use flushfuzz::world::StoreKind;
@@ -766,13 +767,53 @@ pub fn all() -> Vec<Dropped> {
             Arm64,
         ),
         dropped(
-            "ptrace-poke",
-            "flush_icache_alias",
+            "dma",
+            "v7_dma_unmap_area",
             "armv7",
-            V7PtraceWithoutFlushIcacheAlias::default(),
+            V7DmaWithoutUnmapArea::default(),
             ArmV7,
         ),
     ]
+}
+
+/// ARMv7 whose `dma_unmap_page` in a driver's DMA (`dma`) leaves out `v7_dma_unmap_area`: lines
+/// the cores filled speculatively while the device wrote the buffer survive the transfer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V7DmaWithoutUnmapArea(ArmV7);
+
+impl Arch for V7DmaWithoutUnmapArea {
+    type Base = ArmV7;
+    fn base(&self) -> &ArmV7 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v7-without-v7_dma_unmap_area-in-dma"
+    }
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        if cx.action() != "dma" {
+            self.base().sync_dma_for_cpu(cx, pa, len, dir).await;
+        }
+    }
+}
+
+/// ARMv7 whose `dma_unmap_page` in a driver's DMA (`dma`) leaves out `v7_dma_unmap_area`: lines
+/// the cores filled speculatively while the device wrote the buffer survive the transfer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct V7DmaWithoutUnmapArea(ArmV7);
+
+impl Arch for V7DmaWithoutUnmapArea {
+    type Base = ArmV7;
+    fn base(&self) -> &ArmV7 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm-v7-without-v7_dma_unmap_area-in-dma"
+    }
+    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
+        if cx.action() != "dma" {
+            self.base().sync_dma_for_cpu(cx, pa, len, dir).await;
+        }
+    }
 }
 
 /// ARMv7 whose `copy_to_user_page` makes a ptrace write into executable text coherent through
