@@ -93,10 +93,12 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
              run T1 cpu0 store page=0 off=0\nrun T0 cpu0 ksm-unmerge page=1\n\
              run T0 cpu0 load page=1 off=8",
             // A debugger: the tracee writes a variable after fork, its forked tracer reads it
-            // and writes another, the tracee reads that.
-            "run T0 cpu0 store page=0 off=0\nrun T1 cpu0 fork\nrun T0 cpu0 store page=0 off=1\n\
-             run T2 cpu0 ptrace-peek target=0 page=0 off=1\n\
-             run T2 cpu0 ptrace-poke target=0 page=0 off=2\nrun T0 cpu0 load page=0 off=2",
+            // and writes another, the tracee reads that. (On a page whose copy-on-write copy
+            // has another colour in the linear map, the poke falls into mainline's
+            // `ptrace-write-left-dirty-at-kernel-alias`; this one's has the user's.)
+            "run T0 cpu0 store page=1 off=0\nrun T1 cpu0 fork\nrun T0 cpu0 store page=1 off=1\n\
+             run T2 cpu0 ptrace-peek target=0 page=1 off=1\n\
+             run T2 cpu0 ptrace-poke target=0 page=1 off=2\nrun T0 cpu0 load page=1 off=2",
         ],
     ),
     (

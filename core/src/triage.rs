@@ -388,6 +388,24 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "ptrace-write-left-dirty-at-kernel-alias",
+        kinds: &[Kind::StaleFetch, Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &["copy_to_user_page"],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["arm-v6"],
+        mechanism: "ARM's copy_to_user_page writes a ptrace poke through the kernel mapping \
+                    __access_remote_vm made (kmap_local_folio), and __flush_ptrace_access on \
+                    an aliasing VIPT D-cache flushes the user colour of the page \
+                    (flush_pfn_alias) and the I-cache, not that kernel address: the tracee \
+                    reads the old data from memory while the poked bytes stay dirty at the \
+                    kernel alias (mainline on aliasing ARMv6)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "zeroed-special-page-stale-in-user-mapping",
         kinds: &[Kind::StaleLoad, Kind::StaleFetch, Kind::LostWrite],
         read_paths: &[],
