@@ -1376,7 +1376,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: PAGE,
                 runs: Runs::Kernel,
                 follows: "shrink_folio_list",
-                calls: &["flush_cache_page", "flush_tlb_page", "kunmap_atomic_flush", "sync_dma_for_cpu", "sync_dma_for_device"],
+                calls: &["flush_cache_page", "flush_tlb_page", "kunmap_atomic_flush", "set_pte_at", "sync_dma_for_cpu", "sync_dma_for_device"],
                 doc: "reclaim writes an anonymous page out to swap: unmapped everywhere, written by the device, freed",
             },
             |cx, a| async move { swap::shrink_folio_list(&cx, a.num(0)).await },

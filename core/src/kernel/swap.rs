@@ -127,8 +127,9 @@ fn nth_reclaimable<A: Arch>(cx: &Cx<A>, n: u8) -> Option<Pfn> {
 /// `try_to_unmap_one` (`try_to_migrate_one` for a migration entry): replaces `mm`'s mapping of
 /// `pfn` at `vpn` with `entry`. The user alias is flushed first (`flush_cache_page`), then the
 /// PTE is cleared and the TLB flushed (`ptep_clear_flush`), all under the page-table lock. The
-/// mmap lock the model takes around it stands for the lock's re-check of the PTE. Returns
-/// whether the mapping was there.
+/// mmap lock the model takes around it stands for the lock's re-check of the PTE. An anonymous
+/// page pinned since it was chosen (GUP for direct I/O) is mapped again and kept. Returns
+/// whether the mapping was replaced.
 pub async fn try_to_unmap_one<A: Arch>(
     cx: &Cx<A>,
     pfn: Pfn,
@@ -150,6 +151,21 @@ pub async fn try_to_unmap_one<A: Arch>(
             cx.leave(p);
             cx.write_pte(Some(mm), vpn, Pte::default());
             cx.arch().flush_tlb_page(cx, mm, vpn).await;
+            // An exclusive anonymous page that may be pinned for DMA cannot be shared with the
+            // swap or migration entry (`folio_try_share_anon_rmap_pte` fails): the PTE is put
+            // back and the unmap gives up.
+            let pinned = {
+                let st = cx.st();
+                st.k.pages[pfn as usize].kind == PageKind::Anon
+                    && (st.k.pages[pfn as usize].io_pin > 0 || st.o.device_owned(pfn))
+            };
+            if pinned {
+                cx.arch().set_pte_at(cx, mm, vpn, pte).await;
+                cx.leave(prev);
+                cx.preempt_enable();
+                mutex_unlock(cx, lock);
+                return false;
+            }
             let entry = match entry {
                 SwapPte::Migration { pfn, .. } => SwapPte::Migration {
                     pfn,

@@ -318,3 +318,44 @@ fn a_ptrace_write_into_text_reaches_the_icache_lines_of_the_tracees_colour() {
         v.signature()
     );
 }
+
+/// Reclaim chooses an anonymous page to swap out, and before it unmaps the page a direct-I/O
+/// read pins it and hands it to the device. `try_to_unmap_one` cannot share a page that may be
+/// pinned (`folio_try_share_anon_rmap_pte`): it maps the page again and the page is not written
+/// to swap, whose device would otherwise read a buffer the other transfer is filling (on
+/// `armv7`, whose `dma_map_page` for a transfer from the device drops the dirty zeros of the
+/// fault).
+#[test]
+fn reclaim_keeps_an_anonymous_page_pinned_for_direct_io_after_it_was_chosen() {
+    let ev = clean_events(
+        "armv7",
+        "start T1 cpu0 direct-io page=0 to-device=false\n\
+         step T1 cpu0\n\
+         start T0 cpu0 swap-out page=0\n\
+         step T1 cpu0\n\
+         step T1 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n",
+    );
+    let chosen = ev
+        .iter()
+        .position(|e| e.starts_with("shrink_folio_list("))
+        .expect("reclaim chooses the page");
+    let pinned = ev
+        .iter()
+        .position(|e| e.starts_with("dma_map_page(") && e.contains("FromDevice"))
+        .expect("the direct I/O maps it for the device");
+    let unmap = ev
+        .iter()
+        .position(|e| e.starts_with("try_to_unmap_one("))
+        .expect("reclaim tries to unmap it");
+    assert!(chosen < pinned && pinned < unmap, "{ev:#?}");
+    assert!(
+        ev[unmap..].iter().any(|e| e == "pte 0x0: -> pfn 12 w"),
+        "the mapping is put back: {ev:#?}"
+    );
+    assert!(
+        !ev.iter().any(|e| e.starts_with("swap_writepage(")),
+        "nothing is written to swap: {ev:#?}"
+    );
+}

@@ -174,7 +174,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
 }
 
 /// Every machine mainline behaviour runs on: coherent hardware (with every historical switch
-/// on) and each `-fixed` twin, PA-RISC, arm64, RISC-V and SH-4.
+/// on) and each `-fixed` twin, PA-RISC, arm64, ARMv7, RISC-V and SH-4.
 const MAINLINE_MACHINES: &[&str] = &[
     "coherent",
     "nfs-vmap-alias-fixed",
