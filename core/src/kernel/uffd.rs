@@ -130,7 +130,8 @@ pub async fn zeropage<A: Arch>(cx: &Cx<A>, mm: MmId, dst: u8) {
 /// Copies user page `src` of `mm` into `pfn` through its kernel address `k`, a byte at a
 /// time: each byte a read through the user's mapping, then a store of user data through `k`.
 /// With `faults`, a missing source page is faulted in (`copy_from_user`); without, the copy
-/// stops at the first byte that would fault and returns false.
+/// stops at the first byte that would fault, or whose page is under the user's I/O, and
+/// returns false.
 async fn copy_page_from_user<A: Arch>(
     cx: &Cx<A>,
     mm: MmId,
@@ -144,6 +145,10 @@ async fn copy_page_from_user<A: Arch>(
         let va = src * page + i;
         let v = if faults {
             file::copy_from_user(cx, mm, va).await
+        } else if super::fault::io_in_progress(cx, va) {
+            // A program does not hand a buffer under its own I/O to another system call: the
+            // copy that may not sleep gives up, and the one that may waits for the I/O.
+            None
         } else {
             cx.user_access(va, Access::Read).ok().flatten()
         };

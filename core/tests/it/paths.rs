@@ -359,3 +359,27 @@ fn reclaim_keeps_an_anonymous_page_pinned_for_direct_io_after_it_was_chosen() {
         "nothing is written to swap: {ev:#?}"
     );
 }
+
+/// `UFFDIO_COPY` from a buffer a direct-I/O read is filling: the program races its own I/O, so
+/// the copy that may not sleep gives up on the buffer and the one that may waits for the I/O
+/// to end, as every `copy_from_user` of the model does. The copy then reads what the device
+/// wrote.
+#[test]
+fn uffd_copy_from_a_buffer_under_direct_io_waits_for_it() {
+    let ev = clean_events(
+        "armv7",
+        "start T0 cpu0 direct-io page=0 to-device=false\n\
+         start T1 cpu0 uffd-copy dst=13 src=0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n",
+    );
+    let unmapped = ev
+        .iter()
+        .position(|e| e.starts_with("dma_unmap_page("))
+        .expect("the direct I/O ends");
+    let copied = ev
+        .iter()
+        .position(|e| e.starts_with("load 0x0 (user) = "))
+        .unwrap_or_else(|| panic!("the copy reads the source: {ev:#?}"));
+    assert!(unmapped < copied, "{ev:#?}");
+}
