@@ -796,54 +796,6 @@ impl Arch for V7DmaWithoutUnmapArea {
     }
 }
 
-/// ARMv7 whose `dma_unmap_page` in a driver's DMA (`dma`) leaves out `v7_dma_unmap_area`: lines
-/// the cores filled speculatively while the device wrote the buffer survive the transfer.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct V7DmaWithoutUnmapArea(ArmV7);
-
-impl Arch for V7DmaWithoutUnmapArea {
-    type Base = ArmV7;
-    fn base(&self) -> &ArmV7 {
-        &self.0
-    }
-    fn name(&self) -> &'static str {
-        "arm-v7-without-v7_dma_unmap_area-in-dma"
-    }
-    async fn sync_dma_for_cpu<O: Arch>(&self, cx: &Cx<O>, pa: Pa, len: u64, dir: DmaDir) {
-        if cx.action() != "dma" {
-            self.base().sync_dma_for_cpu(cx, pa, len, dir).await;
-        }
-    }
-}
-
-/// ARMv7 whose `copy_to_user_page` makes a ptrace write into executable text coherent through
-/// the kernel address written (`__cpuc_coherent_kern_range`) where its VIPT I-cache aliases,
-/// instead of through a window at the user's colour (`flush_icache_alias`): the I-cache lines
-/// the tracee filled through its own colour survive.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct V7PtraceWithoutFlushIcacheAlias(ArmV7);
-
-impl Arch for V7PtraceWithoutFlushIcacheAlias {
-    type Base = ArmV7;
-    fn base(&self) -> &ArmV7 {
-        &self.0
-    }
-    fn name(&self) -> &'static str {
-        "arm-v7-without-flush_icache_alias-in-ptrace"
-    }
-    async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
-        let k = kmap::kmap(cx, pfn).await;
-        cx.preempt_disable();
-        let v = cx.fresh();
-        cx.kstore(k + off, v, false);
-        if cx.vma(mm, vpn).is_some_and(|vma| vma.exec) {
-            cx.arch().flush_icache_range(cx, k + off, k + off + 1).await;
-        }
-        cx.preempt_enable();
-        kmap::kunmap(cx, pfn).await;
-    }
-}
-
 /// arm64 whose `copy_to_user_page` leaves out `flush_ptrace_access`: a ptrace write into
 /// executable text is not made visible to the I-side.
 #[derive(Clone, Copy, Debug, Default)]
