@@ -348,6 +348,26 @@ pub fn all() -> Vec<Preset> {
         io: Io::Pio,
         world: WorldShape::default(),
     });
+    // arm64 whose CTR_EL0 lets the kernel skip half of its I-side maintenance: IDC (instruction
+    // fills see the D-cache), and IDC with DIC (an I-cache kept coherent by hardware).
+    v.push(Preset {
+        name: "arm64-idc".into(),
+        description: "arm64 (mainline) with CTR_EL0.IDC: PIPT I-caches that fill from the D-side but ignore stores, so only the I-cache invalidation remains; 2 CPUs, speculative fills, non-coherent DMA, block I/O by DMA".into(),
+        machine: MachineConfig { icache_coherence: IcacheCoherence::FillsFromDcache, ..arm64.clone() },
+        arch: "arm64".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
+        world: WorldShape::default(),
+    });
+    v.push(Preset {
+        name: "arm64-idc-dic".into(),
+        description: "arm64 (mainline) with CTR_EL0.IDC and DIC (Neoverse-N1-like): snooping I-caches, so the kernel skips both halves of its I-side maintenance; 2 CPUs, speculative fills, non-coherent DMA, block I/O by DMA".into(),
+        machine: MachineConfig { icache_coherence: IcacheCoherence::Snooping, ..arm64.clone() },
+        arch: "arm64".into(),
+        switches: Switches::default(),
+        io: Io::Dma,
+        world: WorldShape::default(),
+    });
     // ARMv7-A MP (Cortex-A9-like): non-aliasing D-caches, VIPT I-caches of 2 colours that do
     // not snoop, maintenance by address broadcast, speculative fills on both sides (not
     // through the execute-never linear map on the I-side), highmem, non-coherent DMA.

@@ -22,6 +22,12 @@
 //!   may have written, it is invalidated (`dcache_inval_poc`, which cleans and invalidates the
 //!   partly covered lines at either edge).
 //!
+//! - Where `CTR_EL0` says the hardware needs less (`ARM64_HAS_CACHE_IDC`: instruction fills see
+//!   the D-cache, no clean to the point of unification; `ARM64_HAS_CACHE_DIC`: the I-cache is
+//!   coherent, no invalidation), `dcache_clean_pou`, `caches_clean_inval_pou` and
+//!   `icache_inval_all_pou` leave that half out; the machine's I-cache coherence stands for the
+//!   two bits (`fills_from_dcache`: IDC; `snooping`: IDC and DIC).
+//!
 //! Cache and TLB maintenance by address is broadcast to the inner-shareable domain, so an
 //! arm64 machine must broadcast (`broadcast = "cache_and_tlb"`); whole-I-cache invalidation is
 //! `IC IALLUIS`, every CPU. The speculative fills any valid translation may cause (D and I) are
@@ -32,7 +38,7 @@ use super::null::Null;
 use super::{kernel_alias_maybe_dirty, set_kernel_alias_clean, Arch, Arch1Polarity};
 use crate::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use crate::kernel::kmap;
-use crate::machine::{CacheOp, Pte, Scope};
+use crate::machine::{CacheOp, IcacheCoherence, Pte, Scope};
 use crate::op::DmaDir;
 use crate::world::{Cx, StoreKind};
 
@@ -47,19 +53,51 @@ pub fn icache_is_aliasing<A: Arch>(cx: &Cx<A>) -> bool {
     g.virtually_tagged() || g.aliases(cx.page_size() as u32)
 }
 
+/// `ARM64_HAS_CACHE_IDC` (`CTR_EL0.IDC`): instruction fills see data the D-cache holds, so no
+/// clean to the point of unification is needed for the I-side (an I-cache that fills from the
+/// D-cache, or one that snoops).
+pub fn has_cache_idc<A: Arch>(cx: &Cx<A>) -> bool {
+    cx.icache_fills_from_dcache()
+}
+
+/// `ARM64_HAS_CACHE_DIC` (`CTR_EL0.DIC`): the I-cache is kept coherent with data by hardware,
+/// so no I-cache invalidation is needed (an I-cache that snoops).
+pub fn has_cache_dic<A: Arch>(cx: &Cx<A>) -> bool {
+    cx.st().m.config().icache_coherence == IcacheCoherence::Snooping
+}
+
+/// `dcache_clean_pou`: the D-cache lines of `[start, end)` cleaned to the point of
+/// unification, unless `CTR_EL0.IDC` makes that needless.
+pub fn dcache_clean_pou<A: Arch>(cx: &Cx<A>, start: Va, end: Va) {
+    if !has_cache_idc(cx) {
+        cx.dcache_range(CacheOp::Clean, start, end, Scope::Local);
+    }
+}
+
+/// `icache_inval_all_pou`: every CPU's I-cache invalidated (`IC IALLUIS`), unless
+/// `CTR_EL0.DIC` makes that needless.
+pub fn icache_inval_all_pou<A: Arch>(cx: &Cx<A>) {
+    if !has_cache_dic(cx) {
+        cx.icache_all(Scope::AllCpus);
+    }
+}
+
 /// `caches_clean_inval_pou`: the D-cache lines of `[start, end)` cleaned to the point of
-/// unification, then the I-cache lines of the same addresses invalidated (both broadcast).
+/// unification, then the I-cache lines of the same addresses invalidated (both broadcast);
+/// each half left out where `CTR_EL0.IDC` or `.DIC` makes it needless.
 pub fn caches_clean_inval_pou<A: Arch>(cx: &Cx<A>, start: Va, end: Va) {
-    cx.dcache_range(CacheOp::Clean, start, end, Scope::Local);
-    cx.icache_range(start, end, Scope::Local);
+    dcache_clean_pou(cx, start, end);
+    if !has_cache_dic(cx) {
+        cx.icache_range(start, end, Scope::Local);
+    }
 }
 
 /// `sync_icache_aliases`: make the I-side see what was written to `[start, end)` through a
 /// kernel address, whatever address the code will be fetched through.
 pub fn sync_icache_aliases<A: Arch>(cx: &Cx<A>, start: Va, end: Va) {
     if icache_is_aliasing(cx) {
-        cx.dcache_range(CacheOp::Clean, start, end, Scope::Local);
-        cx.icache_all(Scope::AllCpus);
+        dcache_clean_pou(cx, start, end);
+        icache_inval_all_pou(cx);
     } else {
         caches_clean_inval_pou(cx, start, end);
     }
@@ -198,6 +236,11 @@ impl Arch for Arm64 {
             }
         })
         .await;
+    }
+
+    /// Large folios: arm64 always selects `HAVE_ARCH_TRANSPARENT_HUGEPAGE`.
+    fn transparent_hugepage(&self) -> bool {
+        true
     }
 
     fn arch_1_polarity(&self) -> Arch1Polarity {

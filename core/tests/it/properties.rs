@@ -73,6 +73,8 @@ fn fixed_twins_have_no_violation() {
         "parisc",
         "arm64",
         "arm64-aliasing-icache",
+        "arm64-idc",
+        "arm64-idc-dic",
         "armv7",
         "armv7-pipt-icache",
         "riscv",
@@ -174,7 +176,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
 }
 
 /// Every machine mainline behaviour runs on: coherent hardware (with every historical switch
-/// on) and each `-fixed` twin, PA-RISC, arm64, ARMv7, RISC-V and SH-4.
+/// on) and each `-fixed` twin, PA-RISC, arm64 (with and without `CTR_EL0.IDC`/`DIC`), ARMv7, RISC-V and SH-4.
 const MAINLINE_MACHINES: &[&str] = &[
     "coherent",
     "nfs-vmap-alias-fixed",
@@ -185,6 +187,8 @@ const MAINLINE_MACHINES: &[&str] = &[
     "parisc",
     "arm64",
     "arm64-aliasing-icache",
+    "arm64-idc",
+    "arm64-idc-dic",
     "armv7",
     "armv7-pipt-icache",
     "riscv",
