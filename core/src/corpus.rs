@@ -75,8 +75,9 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             "run T0 cpu0 ring-mmap ring=0 pages=1 at=5 write=true\n\
              run K0 cpu0 ring-output ring=0 page=1 off=2\nrun T0 cpu0 load page=9 off=2\n\
              run T0 cpu0 store page=8 off=9\nrun K1 cpu0 ring-read ring=0 page=0 off=9",
-            // A large folio of the shared file read ahead, written and read through the
-            // mapping, mapped around a fault, written by write().
+            // The shared file read ahead (a large folio where the kernel builds them, single pages
+            // on ARMv6), written and read through the mapping, mapped around a fault, written by
+            // write().
             "run T0 cpu0 readahead file=1 index=0 pages=4\nrun T0 cpu0 fault-around page=9 off=0\n\
              run T0 cpu0 store page=8 off=0\nrun T1 cpu0 load page=10 off=0\n\
              run T1 cpu0 write file=1 index=2 off=0 page=0\nrun T0 cpu0 load page=10 off=0",
@@ -177,7 +178,8 @@ pub const HAND_SEEDS: &[(&str, &[&str])] = &[
             // Both threads hit uprobes on both CPUs, with text run in between.
             "run T0 cpu0 uprobe-hit\nrun T1 cpu1 uprobe-hit\nrun T0 cpu1 fetch page=4 off=0\n\
              run T1 cpu0 uprobe-hit",
-            // The text read ahead as a large folio, mapped around a fault, run on both CPUs.
+            // The text read ahead (a large folio where the kernel builds them), mapped around a
+            // fault, run on both CPUs.
             "run T0 cpu0 readahead file=0 index=0 pages=4\nrun T0 cpu0 fault-around page=5 off=0\n\
              run T1 cpu1 fetch page=6 off=0\nrun T0 cpu0 fetch page=4 off=8",
             // A text page migrated while mapped, run on the other CPU.

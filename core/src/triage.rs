@@ -507,7 +507,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         mechanism: "SH-4's flush_dcache_folio writes back only the D-cache slice at the page's \
                     kernel colour: what the user stored through a mapping at another colour \
                     stays dirty there, and read(), a splice or a device reading the page \
-                    (O_DIRECT, writeback) sees the old data (mainline on SH-4)",
+                    (an O_DIRECT write) sees the old data (mainline on SH-4)",
         mainline: true,
     },
     FamilyRule {
@@ -621,9 +621,11 @@ pub const FAMILIES: &[FamilyRule] = &[
                     update_mmu_cache_range runs it for the first page of the range only, so the \
                     further pages fault-around maps (filemap_map_pages, set_pte_range) stay \
                     cacheable beside a shared alias elsewhere: one mapping reads the old data the \
-                    other wrote, or the write-back of one buries the other's (mainline on VIVT \
-                    ARM)",
-        mainline: true,
+                    other wrote, or the write-back of one buries the other's (latent in \
+                    mainline: update_mmu_cache_range ignores its count on VIVT ARM, but VIVT \
+                    kernels build no large folios, ARM's THP needing LPAE, so fault-around maps \
+                    one page per call there)",
+        mainline: false,
     },
     FamilyRule {
         name: "kernel-read-misses-dirty-user-alias",

@@ -498,6 +498,14 @@ pub trait Arch: Sized + 'static {
         self.base().arch_1_polarity()
     }
 
+    /// Whether the kernel can build large folios: page-cache large folios and anonymous mTHP
+    /// exist only under `CONFIG_TRANSPARENT_HUGEPAGE`, which an arch enables by selecting
+    /// `HAVE_ARCH_TRANSPARENT_HUGEPAGE` (`mapping_set_folio_order_range`, `alloc_anon_folio`).
+    /// Where it cannot, readahead and anonymous faults allocate single pages.
+    fn transparent_hugepage(&self) -> bool {
+        self.base().transparent_hugepage()
+    }
+
     /// The colour modulus, in pages, that `mmap` applies to file and shared mappings so that
     /// `vpn - pgoff` is a multiple of it (1: no colouring). `MAP_FIXED` shared mappings that
     /// break it are refused when [`Arch::rejects_incongruent_fixed`] says so.

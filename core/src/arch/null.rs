@@ -198,6 +198,11 @@ impl Arch for Null {
         Arch1Polarity::DcacheDirty
     }
 
+    /// Coherent hardware under a kernel that builds large folios.
+    fn transparent_hugepage(&self) -> bool {
+        true
+    }
+
     fn mmap_colour_pages<O: Arch>(&self, _cx: &Cx<O>, _shared: bool) -> u64 {
         1
     }

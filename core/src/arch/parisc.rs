@@ -205,6 +205,11 @@ impl Arch for Parisc {
         generic::dma_maint(cx, pa, len, dir, false).await;
     }
 
+    /// No large folios: PA-RISC does not select `HAVE_ARCH_TRANSPARENT_HUGEPAGE`.
+    fn transparent_hugepage(&self) -> bool {
+        false
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheDirty
     }

@@ -348,6 +348,12 @@ impl Arch for MipsR4k {
         kmap::kunmap_atomic(cx, k, how).await;
     }
 
+    /// Large folios: MIPS selects `HAVE_ARCH_TRANSPARENT_HUGEPAGE` with
+    /// `CPU_SUPPORTS_HUGEPAGES`, which the 64-bit R4X00, R5000 and R10000 kernels have.
+    fn transparent_hugepage(&self) -> bool {
+        true
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheDirty
     }

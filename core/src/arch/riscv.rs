@@ -170,6 +170,11 @@ impl Arch for Riscv {
         dma_lines(cx, pa, len, Scope::AllCpus, |_| CacheOp::Invalidate).await;
     }
 
+    /// Large folios: RISC-V selects `HAVE_ARCH_TRANSPARENT_HUGEPAGE` on 64-bit kernels.
+    fn transparent_hugepage(&self) -> bool {
+        true
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheClean
     }

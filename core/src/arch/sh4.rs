@@ -416,6 +416,11 @@ impl Arch for Sh4 {
     /// SH does not select `ARCH_HAS_SYNC_DMA_FOR_CPU`: nothing after the transfer.
     async fn sync_dma_for_cpu<O: Arch>(&self, _cx: &Cx<O>, _pa: Pa, _len: u64, _dir: DmaDir) {}
 
+    /// No large folios: SH does not select `HAVE_ARCH_TRANSPARENT_HUGEPAGE`.
+    fn transparent_hugepage(&self) -> bool {
+        false
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheClean
     }

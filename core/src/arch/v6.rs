@@ -275,6 +275,12 @@ impl Arch for ArmV6 {
         arm::uprobe_copy_ixol(cx, pfn, vpn, off, values).await;
     }
 
+    /// No large folios: ARM selects `HAVE_ARCH_TRANSPARENT_HUGEPAGE` only with `ARM_LPAE`,
+    /// which needs an ARMv7 core.
+    fn transparent_hugepage(&self) -> bool {
+        false
+    }
+
     fn arch_1_polarity(&self) -> Arch1Polarity {
         Arch1Polarity::DcacheClean
     }

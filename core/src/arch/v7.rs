@@ -111,6 +111,12 @@ impl Arch for ArmV7 {
         "arm-v7"
     }
 
+    /// Large folios: ARM selects `HAVE_ARCH_TRANSPARENT_HUGEPAGE` with `ARM_LPAE`, which ARMv7
+    /// cores with the large physical address extension (Cortex-A7, A15, A17) run.
+    fn transparent_hugepage(&self) -> bool {
+        true
+    }
+
     /// `flush_icache_range` (`__cpuc_coherent_kern_range`: `v7_coherent_kern_range`).
     async fn flush_icache_range<O: Arch>(&self, cx: &Cx<O>, start: Va, end: Va) {
         coherent_range(cx, start, end);

@@ -303,7 +303,9 @@ async fn do_anonymous_page<A: Arch>(
         install_pte(cx, mm, vpn, super::user_pte(vma, zero, false)).await;
         return;
     }
-    if let Some(nr) = opts.large.filter(|&nr| nr > 1) {
+    // `alloc_anon_folio` tries large orders only under `CONFIG_TRANSPARENT_HUGEPAGE`.
+    let thp = cx.arch().transparent_hugepage();
+    if let Some(nr) = opts.large.filter(|&nr| nr > 1 && thp) {
         if super::folio::do_anonymous_large(cx, mm, vpn, vma, nr).await {
             return;
         }

@@ -130,11 +130,16 @@ pub async fn do_fault_around<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma)
 /// pages (fewer when the aligned range would pass the end of the file) is allocated, added to
 /// the page cache locked, and filled from disk (`read_pages`): by a PIO driver copying into it
 /// through kernel mappings, one page at a time, then `flush_dcache_folio` (`memcpy_to_folio`),
-/// or by DMA. Nothing is read if a page of the range is cached already.
+/// or by DMA. Nothing is read if a page of the range is cached already. A kernel without large
+/// folios ([`Arch::transparent_hugepage`]) reads the page alone, an order-0 folio.
 pub async fn page_cache_ra_order<A: Arch>(cx: &Cx<A>, file: u8, index: u8, nr: u64) {
     let (f, index) = file::file_page(cx, file, index);
     let pages = cx.kernel().files[f as usize].pages.len() as u64;
-    let mut nr = nr.max(1);
+    let mut nr = if cx.arch().transparent_hugepage() {
+        nr.max(1)
+    } else {
+        1
+    };
     while nr > 1 && (index as u64 - index as u64 % nr) + nr > pages {
         nr /= 2;
     }

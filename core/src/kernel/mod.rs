@@ -1398,8 +1398,8 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 fields: READAHEAD,
                 runs: Runs::User,
                 follows: "page_cache_ra_order",
-                calls: &["flush_dcache_folio", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
-                doc: "readahead() of a file page: a large page-cache folio read from disk, then flushed whole",
+                calls: &["flush_cache_kmaps", "flush_dcache_folio", "flush_tlb_kernel_range", "kunmap_flush_on_unmap", "sync_dma_for_cpu", "sync_dma_for_device"],
+                doc: "readahead() of a file page: a large page-cache folio (a single page where the kernel has no large folios) read from disk, then flushed whole",
             },
             |cx, _, a| async move {
                 let nr = 2 << a.choice(2, FOLIO_PAGES.len());
@@ -1427,7 +1427,7 @@ pub fn paths<A: Arch>() -> Paths<A> {
                 runs: Runs::User,
                 follows: "alloc_anon_folio",
                 calls: &["clear_user_highpage", "copy_user_highpage", "copy_user_page_done", "flush_cache_kmaps", "flush_cache_page", "flush_dcache_page", "flush_icache_page", "flush_tlb_kernel_range", "flush_tlb_page", "kunmap_atomic_flush", "kunmap_flush_on_unmap", "set_pte_at", "set_ptes", "sync_dma_for_cpu", "sync_dma_for_device", "update_mmu_cache", "update_mmu_cache_range"],
-                doc: "a user store whose fault maps a large anonymous folio, zeroed a subpage at a time at each subpage's address (folio_zero_user)",
+                doc: "a user store whose fault maps a large anonymous folio (a single page where the kernel has no large folios), zeroed a subpage at a time at each subpage's address (folio_zero_user)",
             },
             |cx, mm, a| async move {
                 let nr = 2 << a.choice(2, FOLIO_PAGES.len());

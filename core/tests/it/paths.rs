@@ -214,7 +214,12 @@ fn anonymous_reads_and_uffd_zeropage_map_the_zero_page_and_a_write_copies_it() {
 fn ksm_merging_a_childs_page_may_miss_a_store_made_in_the_fork_window() {
     let ev = clean_events(
         "gup-anon-alias-fixed",
-        "start T0 cpu0 thp-fault page=61 off=2 pages=2\n\
+        "start T0 cpu0 store page=0 off=0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         step T0 cpu0\n\
+         start T0 cpu0 store page=61 off=2\n\
+         step T0 cpu0\n\
          start T0 cpu0 ring-read ring=120 page=230 off=159\n\
          start T1 cpu0 fork\n\
          step T0 cpu0\n\
