@@ -161,6 +161,10 @@ pub struct Violation {
     pub write: WriteInfo,
     /// The kernel path or user action of that write.
     pub write_context: &'static str,
+    /// The kernel path (or `user store`, ...) that wrote the value observed, when it is the
+    /// value the byte held before its last write (as a buried dirty line's often is); empty
+    /// otherwise.
+    pub observed_context: &'static str,
     /// Whether the newest value still exists anywhere (memory or a cache line).
     pub newest_survives: bool,
     /// Where the newest value is at the moment of the violation.
@@ -258,6 +262,9 @@ pub struct Oracle {
     /// keeps the provenance of every logical write without 40 bytes of it per byte: one entry
     /// stands for a run of bytes written alike (see [`LogEntry`]).
     write_idx: Vec<u32>,
+    /// Per byte, the index in `write_log` of the write before its last: the provenance of
+    /// `previous`.
+    prev_write_idx: Vec<u32>,
     write_log: Vec<LogEntry>,
     live: Vec<bool>,
     device_owned: Vec<u8>,
@@ -290,6 +297,7 @@ impl Clone for Oracle {
             racing: self.racing.clone(),
             flags: self.flags.clone(),
             write_idx: self.write_idx.clone(),
+            prev_write_idx: self.prev_write_idx.clone(),
             write_log: self.write_log.clone(),
             live: self.live.clone(),
             device_owned: self.device_owned.clone(),
@@ -315,6 +323,7 @@ impl Clone for Oracle {
             racing,
             flags,
             write_idx,
+            prev_write_idx,
             write_log,
             live,
             device_owned,
@@ -337,6 +346,7 @@ impl Clone for Oracle {
                 racing[r.clone()].copy_from_slice(&source.racing[r.clone()]);
                 flags[r.clone()].copy_from_slice(&source.flags[r.clone()]);
                 write_idx[r.clone()].copy_from_slice(&source.write_idx[r.clone()]);
+                prev_write_idx[r.clone()].copy_from_slice(&source.prev_write_idx[r.clone()]);
                 contested[r.clone()].copy_from_slice(&source.contested[r]);
             });
         } else {
@@ -345,6 +355,7 @@ impl Clone for Oracle {
             racing.clone_from(&source.racing);
             flags.clone_from(&source.flags);
             write_idx.clone_from(&source.write_idx);
+            prev_write_idx.clone_from(&source.prev_write_idx);
             contested.clone_from(&source.contested);
             changes.clone_from(&source.changes);
         }
@@ -372,6 +383,7 @@ impl Oracle {
             racing: vec![None; n],
             flags: vec![0; n],
             write_idx: vec![0; n],
+            prev_write_idx: vec![0; n],
             write_log: vec![LogEntry::new(0, WriteInfo::default(), "initial contents")],
             live: vec![false; frames as usize],
             device_owned: vec![0; frames as usize],
@@ -428,6 +440,7 @@ impl Oracle {
                 && self.racing[r.clone()] == tpl.racing[r.clone()]
                 && self.flags[r.clone()] == tpl.flags[r.clone()]
                 && self.write_idx[r.clone()] == tpl.write_idx[r.clone()]
+                && self.prev_write_idx[r.clone()] == tpl.prev_write_idx[r.clone()]
                 && self.contested[r.clone()] == tpl.contested[r.clone()]
             {
                 continue;
@@ -530,6 +543,20 @@ impl Oracle {
     /// The intended values of the `len` bytes from `pa`.
     pub fn intended_bytes(&self, pa: Pa, len: u64) -> &[Stamp] {
         &self.intended[pa as usize..(pa + len) as usize]
+    }
+
+    /// The value a byte held before its last write, with that value's provenance: the write
+    /// a stale line still holding it saw last.
+    pub fn previous_write(&self, pa: Pa) -> (Stamp, WriteInfo, &'static str) {
+        let e = &self.write_log[self.prev_write_idx[pa as usize] as usize];
+        (
+            self.previous[pa as usize],
+            WriteInfo {
+                va: e.va_of(pa),
+                ..e.info
+            },
+            e.ctx,
+        )
     }
 
     /// The provenance of a byte's last write.
@@ -655,6 +682,7 @@ impl Oracle {
             for i in r.clone() {
                 if self.racing[i].is_none() {
                     self.previous[i] = self.intended[i];
+                    self.prev_write_idx[i] = self.write_idx[i];
                 }
             }
             self.intended[r.clone()].copy_from_slice(values);
@@ -664,6 +692,7 @@ impl Oracle {
                     // The value before this write (before the first write of a racing
                     // operation while it is in flight).
                     self.previous[i] = self.intended[i];
+                    self.prev_write_idx[i] = self.write_idx[i];
                     if racing_until_done.is_some() {
                         self.racing_bytes.push(i as Pa);
                     }

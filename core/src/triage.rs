@@ -98,6 +98,9 @@ pub struct FamilyRule {
     pub write_via: &'static [&'static str],
     /// Kernel paths (or `user store`, ...) that made the last write.
     pub write_paths: &'static [&'static str],
+    /// Kernel paths (or `user store`, ...) that wrote the stale value observed, where it is the
+    /// value before the last write ([`Violation::observed_context`]).
+    pub observed_paths: &'static [&'static str],
     /// Whether the newest value must still exist.
     pub newest: Newest,
     /// The shared kernel buffers ([`Violation::object`]) the byte must belong to; empty for
@@ -130,6 +133,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &["pkmap"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Lost,
         objects: &[],
         arches: &[],
@@ -146,6 +150,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &["process_vm_writev"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -164,6 +169,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::WrittenBack,
         objects: &[],
         arches: &["arm-vivt"],
@@ -182,6 +188,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Survives,
         objects: &[],
         arches: &[],
@@ -196,6 +203,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["vmap"],
         write_via: &["linear", "pkmap", "fixmap"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Survives,
         objects: &[],
         arches: &[],
@@ -210,6 +218,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user", "unmapped"],
         write_via: &["vmap"],
         write_paths: &["perf_output_copy"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -227,6 +236,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["vmap"],
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["perf-ring"],
         arches: &[],
@@ -245,6 +255,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["vmap"],
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -261,6 +272,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["packet-ring"],
         arches: &[],
@@ -280,6 +292,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["io_uring"],
         arches: &[],
@@ -299,6 +312,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &[],
         write_paths: &["ioctx_add_table"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["aio-ring"],
         arches: &[],
@@ -319,6 +333,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["aio-ring"],
         arches: &[],
@@ -337,6 +352,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["aio-ring"],
         arches: &[],
@@ -359,6 +375,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Lost,
         objects: &["aio-ring"],
         arches: &[],
@@ -377,6 +394,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &[],
         write_paths: &["arch_uprobe_copy_ixol"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -394,6 +412,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &[],
         write_paths: &["copy_to_user_page"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &["arm-v6"],
@@ -406,12 +425,34 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        // The same hole seen from the other side: the poked bytes, dirty at the kernel alias,
+        // are written back over a store the tracee made since through its own colour.
+        name: "ptrace-write-left-dirty-at-kernel-alias",
+        kinds: &[Kind::LostWrite],
+        read_paths: &[],
+        read_via: KERNEL_ALIASES,
+        write_via: &["user"],
+        write_paths: &[],
+        observed_paths: &["copy_to_user_page"],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["arm-v6"],
+        mechanism: "ARM's copy_to_user_page writes a ptrace poke through the kernel mapping \
+                    __access_remote_vm made (kmap_local_folio), and __flush_ptrace_access on \
+                    an aliasing VIPT D-cache flushes the user colour of the page \
+                    (flush_pfn_alias) and the I-cache, not that kernel address: the poked \
+                    bytes stay dirty at the kernel alias and, written back later, bury what the \
+                    tracee stored since through its own colour (mainline on aliasing ARMv6)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "zeroed-special-page-stale-in-user-mapping",
         kinds: &[Kind::StaleLoad, Kind::StaleFetch, Kind::LostWrite],
         read_paths: &[],
         read_via: &["user"],
         write_via: &[],
         write_paths: &["xol_add_vma"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -429,6 +470,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &[],
         write_paths: &["aio_setup_ring"],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &["aio-ring"],
         arches: &["mips-r4k"],
@@ -448,6 +490,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -468,6 +511,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user", "unmapped"],
         write_via: KERNEL_ALIASES_OR_DEVICE,
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &["sh4"],
@@ -485,6 +529,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: KERNEL_ALIASES_OR_DEVICE,
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Lost,
         objects: &[],
         arches: &["sh4"],
@@ -501,6 +546,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::NotWrittenBack,
         objects: &[],
         arches: &["sh4"],
@@ -517,6 +563,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &["device"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &["sh4"],
@@ -534,6 +581,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &["riscv"],
@@ -550,6 +598,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES_OR_NONE,
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::WrittenBack,
         objects: &[],
         arches: &[],
@@ -570,6 +619,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES_OR_NONE,
         write_via: &["colour-window"],
         write_paths: &["copy_to_user_page"],
+        observed_paths: &[],
         newest: Newest::WrittenBack,
         objects: &[],
         arches: &[],
@@ -589,6 +639,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::NotWrittenBack,
         objects: &[],
         arches: &["arm-vivt"],
@@ -612,6 +663,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &["arm-vivt"],
@@ -634,6 +686,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: KERNEL_ALIASES,
         write_via: &["user"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::NotWrittenBack,
         objects: &[],
         arches: &[],
@@ -648,6 +701,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &["colour-window"],
         write_paths: &["copy_user_highpage"],
+        observed_paths: &[],
         newest: Newest::NotWrittenBack,
         objects: &[],
         arches: &[],
@@ -667,6 +721,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &["readpage", "clear_user_highpage", "copy_user_highpage"],
+        observed_paths: &[],
         newest: Newest::Survives,
         objects: &[],
         arches: &[],
@@ -681,6 +736,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Survives,
         objects: &[],
         arches: &[],
@@ -695,6 +751,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: KERNEL_ALIASES,
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -709,6 +766,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &["user"],
         write_via: &["device"],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -723,6 +781,7 @@ pub const FAMILIES: &[FamilyRule] = &[
         read_via: &[],
         write_via: &[],
         write_paths: &[],
+        observed_paths: &[],
         newest: Newest::Any,
         objects: &[],
         arches: &[],
@@ -745,6 +804,9 @@ pub struct Facts<'a> {
     pub write_path: &'a str,
     /// The alias kind of the last write (`device` for the device).
     pub write_via: &'a str,
+    /// The path that wrote the stale value observed, when it is the value before the last
+    /// write ([`Violation::observed_context`]); empty otherwise.
+    pub observed_path: &'a str,
     /// Where the newest value is.
     pub newest: NewestAt,
     /// The shared kernel buffer the byte belongs to.
@@ -762,6 +824,7 @@ impl Facts<'static> {
             read_via: v.alias.name(),
             write_path: v.write_context,
             write_via: v.write.alias.map_or("device", |a| a.name()),
+            observed_path: v.observed_context,
             newest: if !v.newest_survives {
                 NewestAt::Lost
             } else if v.newest_at.contains(&Source::Memory) {
@@ -785,6 +848,7 @@ impl Facts<'_> {
                 && any(r.read_via, self.read_via)
                 && any(r.write_via, self.write_via)
                 && any(r.write_paths, self.write_path)
+                && any(r.observed_paths, self.observed_path)
                 && (r.objects.is_empty() || self.object.is_some_and(|o| r.objects.contains(&o)))
                 && (r.arches.is_empty() || self.arch.iter().any(|a| r.arches.contains(a)))
                 && match r.newest {
@@ -1311,6 +1375,7 @@ mod tests {
             read_via,
             write_path,
             write_via,
+            observed_path: "",
             newest: if lost {
                 NewestAt::Lost
             } else {
@@ -1391,6 +1456,7 @@ mod tests {
                 read_via: pick(r.read_via, "linear"),
                 write_path: pick(r.write_paths, "some path"),
                 write_via: pick(r.write_via, "user"),
+                observed_path: pick(r.observed_paths, ""),
                 newest: match r.newest {
                     Newest::Lost => NewestAt::Lost,
                     Newest::WrittenBack => NewestAt::InMemory,

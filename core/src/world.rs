@@ -1181,6 +1181,7 @@ pub fn violation_at(
     context: &'static str,
 ) -> Violation {
     let (write, write_context) = st.o.last_write(pa);
+    let (previous, _, previous_context) = st.o.previous_write(pa);
     Violation {
         kind,
         pa,
@@ -1195,6 +1196,11 @@ pub fn violation_at(
         context,
         write,
         write_context,
+        observed_context: if observed == previous {
+            previous_context
+        } else {
+            ""
+        },
         newest_survives: survives(st, pa),
         newest_at: where_is(st, pa),
         object: st.k.shared_object(pa / st.m.page_size() as u64),
