@@ -33,14 +33,18 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
     let file = file % cx.st().k.files.len() as u8;
     if let Some(pfn) = existing {
         get_page(cx, pfn);
-        // The page is locked while readpage fills it: wait until it is up to date.
+        // The page is locked while readpage fills it or a migration copies into it: wait until
+        // it is unlocked. A caller never uses a locked page: one that waited too long gives up,
+        // as a fault does when lock_folio_maybe_drop_mmap drops mmap_lock and returns
+        // VM_FAULT_RETRY (the access is retried).
         for _ in 0..256 {
             if cx.st().k.pages[pfn as usize].io_pin == 0 {
-                break;
+                return Some(pfn);
             }
             cx.step().await;
         }
-        return Some(pfn);
+        put_page(cx, pfn);
+        return None;
     }
     let pfn = alloc_page(cx, true, PageKind::PageCache { file, index })?;
     {

@@ -62,6 +62,18 @@ pub async fn copy<A: Arch>(cx: &Cx<A>, mm: MmId, dst: u8, src: u8) {
                     // -ENOENT: the copy again without mmap_lock, faulting the source in.
                     mutex_unlock(cx, lock);
                     cx.step().await;
+                    // Mainline copies under kmap_local_folio, which leaves preemption on, so
+                    // the copy's faults may sleep (on a locked page, the I/O, the mmap lock).
+                    // The model's kmap_atomic stands for kmap_local but may not sleep: the
+                    // source is faulted in first, with preemption on.
+                    if file::copy_from_user(cx, mm, s * cx.page_size())
+                        .await
+                        .is_none()
+                    {
+                        cx.note(|| "EFAULT: the source cannot be read".into());
+                        put_page(cx, pfn);
+                        break;
+                    }
                     let (k, how) = kmap::kmap_atomic(cx, pfn).await;
                     let copied = copy_page_from_user(cx, mm, k, pfn, s, true).await;
                     kmap::kunmap_atomic(cx, k, how).await;
