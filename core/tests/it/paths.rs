@@ -324,6 +324,82 @@ fn a_ptrace_write_into_text_reaches_the_icache_lines_of_the_tracees_colour() {
     );
 }
 
+/// arm64 whose ptrace write (`copy_to_user_page`) reads `CTR_EL0.IDC` as if it meant `.DIC`
+/// too: where instruction fills see the D-cache it leaves out the I-cache invalidation as well
+/// as the clean.
+#[derive(Clone, Copy, Debug, Default)]
+struct Arm64IdcTakenForDic(flushfuzz::arch::arm64::Arm64);
+
+impl Arch for Arm64IdcTakenForDic {
+    type Base = flushfuzz::arch::arm64::Arm64;
+    fn base(&self) -> &flushfuzz::arch::arm64::Arm64 {
+        &self.0
+    }
+    fn name(&self) -> &'static str {
+        "arm64-taking-idc-for-dic"
+    }
+    async fn copy_to_user_page<O: Arch>(
+        &self,
+        cx: &flushfuzz::world::Cx<O>,
+        mm: flushfuzz::addr::MmId,
+        pfn: flushfuzz::addr::Pfn,
+        vpn: flushfuzz::addr::Vpn,
+        off: u64,
+    ) {
+        use flushfuzz::arch::arm64;
+        let k = flushfuzz::kernel::kmap::kmap(cx, pfn).await;
+        let v = cx.fresh();
+        cx.kstore(k + off, v, false);
+        if !arm64::has_cache_idc(cx) && cx.vma(mm, vpn).is_some_and(|vma| vma.exec) {
+            arm64::sync_icache_aliases(cx, k + off, k + off + 1);
+        }
+        flushfuzz::kernel::kmap::kunmap(cx, pfn).await;
+    }
+}
+
+/// A tracer pokes an instruction into a page its tracee has already run, on `arm64-idc`, whose
+/// I-cache fills from the D-side but ignores stores: mainline's `caches_clean_inval_pou` leaves
+/// out only the clean there, and the tracee fetches the new instruction; an arch that also
+/// leaves out the invalidation (taking IDC for DIC) leaves the old line for the fetch. On
+/// `arm64-idc-dic`, whose I-cache snoops, both halves are needless and the fetch is right.
+#[test]
+fn under_ctr_el0_idc_a_ptrace_write_into_text_still_invalidates_the_icache() {
+    let mut ops = String::new();
+    for (actor, action, steps) in [
+        ("T0", "fork", 12),
+        ("T0", "store page=0 off=0", 8),
+        ("T0", "mprotect page=0 write=true exec=true", 8),
+        ("T0", "cacheflush page=0", 8),
+        ("T0", "fetch page=0 off=0", 8),
+        ("T2", "ptrace-poke target=0 page=0 off=0", 12),
+        ("T0", "fetch page=0 off=0", 8),
+    ] {
+        ops.push_str(&format!("start {actor} cpu0 {action}\n"));
+        ops.push_str(&format!("step {actor} cpu0\n").repeat(steps));
+    }
+    let ev = clean_events("arm64-idc", &ops);
+    assert!(
+        ev.iter().any(|e| e.starts_with("copy_to_user_page(")),
+        "the poke is made: {ev:#?}"
+    );
+    for (name, violates) in [("arm64-idc", true), ("arm64-idc-dic", false)] {
+        let text = format!("flushfuzz-trace 1\npreset {name}\nexpect none\n{ops}");
+        let l = flushfuzz::harness::load_bytes(text.as_bytes(), None).unwrap();
+        let p = preset::by_name(name).unwrap();
+        let r = Model::new(p, Arm64IdcTakenForDic::default()).run(&l.ops, RunOptions::default());
+        match r.violation {
+            Some(v) => assert!(
+                violates
+                    && v.signature()
+                        .starts_with("stale-fetch:user fetch@user<-copy_to_user_page"),
+                "{name}: {}",
+                v.signature()
+            ),
+            None => assert!(!violates, "{name}: the old instruction is fetched"),
+        }
+    }
+}
+
 /// Reclaim chooses an anonymous page to swap out, and before it unmaps the page a direct-I/O
 /// read pins it and hands it to the device. `try_to_unmap_one` cannot share a page that may be
 /// pinned (`folio_try_share_anon_rmap_pte`): it maps the page again and the page is not written
