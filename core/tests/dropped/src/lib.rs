@@ -10,8 +10,7 @@ use flushfuzz::addr::{MmId, Pa, Pfn, Stamp, Va, Vpn};
 use flushfuzz::arch::arm64::{self, Arm64};
 use flushfuzz::arch::r4k::MipsR4k;
 use flushfuzz::arch::{
-    generic, kernel_alias_maybe_dirty, set_kernel_alias_clean, v6::ArmV6, v7::ArmV7, vivt::ArmVivt,
-    Arch,
+    generic, kernel_alias_maybe_dirty, v6::ArmV6, v7::ArmV7, vivt::ArmVivt, Arch,
 };
 use flushfuzz::harness::Target;
 use flushfuzz::kernel::kmap;
@@ -768,13 +767,6 @@ pub fn all() -> Vec<Dropped> {
             Arm64,
         ),
         dropped(
-            "fetch",
-            "ic_ivau",
-            "arm64-idc",
-            Arm64IdcTakenForDic::default(),
-            Arm64,
-        ),
-        dropped(
             "dma",
             "v7_dma_unmap_area",
             "armv7",
@@ -844,32 +836,6 @@ impl Arch for Arm64FetchNoSyncIcacheDcache {
     }
     async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
         if cx.action() != "fetch" {
-            arm64::sync_icache_dcache(cx, pte);
-        }
-        cx.write_pte(Some(mm), vpn, pte);
-    }
-}
-
-/// arm64 whose `__sync_icache_dcache` on a fetch fault reads `CTR_EL0.IDC` as if it meant
-/// `.DIC` too: where instruction fills see the D-cache but the I-cache ignores stores, it marks
-/// the folio clean without invalidating the I-cache, and lines from the frame's earlier use
-/// stay there.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Arm64IdcTakenForDic(Arm64);
-
-impl Arch for Arm64IdcTakenForDic {
-    type Base = Arm64;
-    fn base(&self) -> &Arm64 {
-        &self.0
-    }
-    fn name(&self) -> &'static str {
-        "arm64-taking-idc-for-dic"
-    }
-    async fn set_pte_at<O: Arch>(&self, cx: &Cx<O>, mm: MmId, vpn: Vpn, pte: Pte) {
-        if cx.action() == "fetch" && arm64::has_cache_idc(cx) && pte.present && pte.exec {
-            let (head, _) = cx.folio(pte.pfn);
-            set_kernel_alias_clean(cx, head, true);
-        } else {
             arm64::sync_icache_dcache(cx, pte);
         }
         cx.write_pte(Some(mm), vpn, pte);
