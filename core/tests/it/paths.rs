@@ -285,13 +285,10 @@ impl Arch for V7PtraceThroughKernelAddress {
     }
 }
 
-/// A tracer pokes an instruction into a page of executable anonymous memory its tracee has
-/// already run (a line of the tracee's colour in the I-cache), on `armv7`, whose VIPT I-cache
-/// has two colours: ARM's `__flush_ptrace_access` reaches that line through
-/// `flush_icache_alias`, and the tracee fetches the new instruction. The same write made
-/// coherent through the kernel address (another colour) leaves the old line for the fetch.
-#[test]
-fn a_ptrace_write_into_text_reaches_the_icache_lines_of_the_tracees_colour() {
+/// A process forks a tracer, writes and synchronises a page of executable anonymous memory,
+/// runs it, and the tracer pokes an instruction into it that the tracee then fetches: each
+/// action run to its end.
+fn poke_into_run_text() -> String {
     let mut ops = String::new();
     for (actor, action, steps) in [
         ("T0", "fork", 12),
@@ -305,6 +302,17 @@ fn a_ptrace_write_into_text_reaches_the_icache_lines_of_the_tracees_colour() {
         ops.push_str(&format!("start {actor} cpu0 {action}\n"));
         ops.push_str(&format!("step {actor} cpu0\n").repeat(steps));
     }
+    ops
+}
+
+/// A tracer pokes an instruction into a page of executable anonymous memory its tracee has
+/// already run (a line of the tracee's colour in the I-cache), on `armv7`, whose VIPT I-cache
+/// has two colours: ARM's `__flush_ptrace_access` reaches that line through
+/// `flush_icache_alias`, and the tracee fetches the new instruction. The same write made
+/// coherent through the kernel address (another colour) leaves the old line for the fetch.
+#[test]
+fn a_ptrace_write_into_text_reaches_the_icache_lines_of_the_tracees_colour() {
+    let ops = poke_into_run_text();
     let ev = clean_events("armv7", &ops);
     assert!(
         ev.iter().any(|e| e.starts_with("copy_to_user_page(")),
@@ -364,19 +372,7 @@ impl Arch for Arm64IdcTakenForDic {
 /// `arm64-idc-dic`, whose I-cache snoops, both halves are needless and the fetch is right.
 #[test]
 fn under_ctr_el0_idc_a_ptrace_write_into_text_still_invalidates_the_icache() {
-    let mut ops = String::new();
-    for (actor, action, steps) in [
-        ("T0", "fork", 12),
-        ("T0", "store page=0 off=0", 8),
-        ("T0", "mprotect page=0 write=true exec=true", 8),
-        ("T0", "cacheflush page=0", 8),
-        ("T0", "fetch page=0 off=0", 8),
-        ("T2", "ptrace-poke target=0 page=0 off=0", 12),
-        ("T0", "fetch page=0 off=0", 8),
-    ] {
-        ops.push_str(&format!("start {actor} cpu0 {action}\n"));
-        ops.push_str(&format!("step {actor} cpu0\n").repeat(steps));
-    }
+    let ops = poke_into_run_text();
     let ev = clean_events("arm64-idc", &ops);
     assert!(
         ev.iter().any(|e| e.starts_with("copy_to_user_page(")),
