@@ -361,8 +361,13 @@ pub fn all() -> Vec<Preset> {
     });
     v.push(Preset {
         name: "arm64-idc-dic".into(),
-        description: "arm64 (mainline) with CTR_EL0.IDC and DIC (Neoverse-N1-like): snooping I-caches, so the kernel skips both halves of its I-side maintenance; 2 CPUs, speculative fills, non-coherent DMA, block I/O by DMA".into(),
-        machine: MachineConfig { icache_coherence: IcacheCoherence::Snooping, ..arm64.clone() },
+        description: "arm64 (mainline) with CTR_EL0.IDC and DIC (Neoverse-N1-like): snooping I-caches, so the kernel skips both halves of its I-side maintenance; 2 CPUs, speculative fills, I/O-coherent DMA as on the server SoCs that set DIC, block I/O by DMA".into(),
+        // DIC promises instruction fetches see the PE's own stores without an I-cache
+        // invalidation; a non-coherent device's write reaches memory past every cache and no
+        // snoop reaches the I-cache, while mainline, trusting DIC, invalidates nothing after
+        // such DMA. The parts that set DIC (Neoverse-N1-class servers) do their DMA through the
+        // interconnect's coherency, so the preset does too.
+        machine: MachineConfig { icache_coherence: IcacheCoherence::Snooping, dma_coherent: true, ..arm64.clone() },
         arch: "arm64".into(),
         switches: Switches::default(),
         io: Io::Dma,

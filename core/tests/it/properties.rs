@@ -74,6 +74,7 @@ fn fixed_twins_have_no_violation() {
         "arm64",
         "arm64-aliasing-icache",
         "arm64-idc",
+        "arm64-idc-dic",
         "armv7",
         "armv7-pipt-icache",
         "riscv",
@@ -175,10 +176,7 @@ fn minimizer_keeps_the_signature_and_never_grows() {
 }
 
 /// Every machine mainline behaviour runs on: coherent hardware (with every historical switch
-/// on) and each `-fixed` twin, PA-RISC, arm64 (with and without `CTR_EL0.IDC`), ARMv7, RISC-V and SH-4.
-/// (`arm64-idc-dic` is not among them: a non-coherent device's write leaves its snooping
-/// I-cache stale where mainline, trusting DIC, invalidates nothing; whether such hardware
-/// exists is open.)
+/// on) and each `-fixed` twin, PA-RISC, arm64 (with and without `CTR_EL0.IDC`/`DIC`), ARMv7, RISC-V and SH-4.
 const MAINLINE_MACHINES: &[&str] = &[
     "coherent",
     "nfs-vmap-alias-fixed",
