@@ -38,7 +38,7 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
         // as a fault does when lock_folio_maybe_drop_mmap drops mmap_lock and returns
         // VM_FAULT_RETRY (the access is retried).
         for _ in 0..256 {
-            if cx.st().k.pages[pfn as usize].io_pin == 0 {
+            if !cx.st().k.pages[pfn as usize].locked {
                 return Some(pfn);
             }
             cx.step().await;
@@ -52,6 +52,7 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
         st.k.files[file as usize].pages[index as usize] = Some(pfn);
         // Locked (PG_locked) until it is up to date.
         st.k.pages[pfn as usize].io_pin += 1;
+        st.k.pages[pfn as usize].locked = true;
     }
     // The page-cache reference plus the caller's.
     get_page(cx, pfn);
@@ -105,7 +106,11 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
             dma::dma_unmap_page(cx, pfn, DmaDir::FromDevice, "dma_unmap_page").await;
         }
     }
-    cx.st().k.pages[pfn as usize].io_pin -= 1;
+    {
+        let mut st = cx.st();
+        st.k.pages[pfn as usize].io_pin -= 1;
+        st.k.pages[pfn as usize].locked = false;
+    }
     cx.leave(prev);
     // Waiting for the I/O: others run.
     cx.step().await;

@@ -96,7 +96,7 @@ pub async fn do_fault_around<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma)
                 let pfn = pfn?;
                 let free =
                     !st.m.pte(Some(mm), v).present && st.k.mms[mm as usize].swap_pte(v).is_none();
-                let ready = st.k.pages[pfn as usize].io_pin == 0 && !st.o.device_owned(pfn);
+                let ready = !st.k.pages[pfn as usize].locked && !st.o.device_owned(pfn);
                 (free && ready).then_some(pfn)
             };
             page_at(v).map(|pfn| {
@@ -164,6 +164,7 @@ pub async fn page_cache_ra_order<A: Arch>(cx: &Cx<A>, file: u8, index: u8, nr: u
         for i in 0..nr {
             st.k.files[f as usize].pages[(start + i) as usize] = Some(head + i as Pfn);
             st.k.pages[head as usize + i as usize].io_pin += 1;
+            st.k.pages[head as usize + i as usize].locked = true;
         }
     }
     cx.step().await;
@@ -221,6 +222,7 @@ pub async fn page_cache_ra_order<A: Arch>(cx: &Cx<A>, file: u8, index: u8, nr: u
         let mut st = cx.st();
         for i in 0..nr {
             st.k.pages[head as usize + i as usize].io_pin -= 1;
+            st.k.pages[head as usize + i as usize].locked = false;
         }
     }
     cx.leave(prev);

@@ -170,6 +170,7 @@ pub async fn migrate_pages<A: Arch>(cx: &Cx<A>, n: u8) {
                 st.k.pages[d].ksm = st.k.pages[s].ksm;
                 // The new folio stays locked until it is mapped.
                 st.k.pages[d].io_pin += 1;
+                st.k.pages[d].locked = true;
             }
         }
         free
@@ -196,7 +197,9 @@ pub async fn migrate_pages<A: Arch>(cx: &Cx<A>, n: u8) {
         cx.step().await;
         remove_migration_ptes(cx, src, dst, nr).await;
         for i in 0..nr as Pfn {
-            cx.st().k.pages[(dst + i) as usize].io_pin -= 1;
+            let mut st = cx.st();
+            st.k.pages[(dst + i) as usize].io_pin -= 1;
+            st.k.pages[(dst + i) as usize].locked = false;
         }
     } else {
         cx.note(|| "migration failed: the folio is put back".into());

@@ -77,8 +77,13 @@ pub struct Page {
     pub refs: u32,
     /// `PG_arch_1`.
     pub arch_1: bool,
-    /// I/O in progress on the page (GUP for I/O, ptrace): its user threads wait.
+    /// I/O in progress on the page (GUP for I/O, ptrace, and while it is locked): its user
+    /// threads wait.
     pub io_pin: u32,
+    /// `PG_locked`: a read fills it, a migration copies into it, or it is written to swap. A
+    /// lookup that needs it up to date waits for the unlock; a GUP pin ([`Page::io_pin`]
+    /// alone) does not lock it.
+    pub locked: bool,
     /// Arch-private bits ([`crate::world::Cx::page_arch_bits`]).
     pub arch_bits: u64,
     /// `PageKsm`: an anonymous page KSM merged, mapped read-only wherever it is mapped.
@@ -99,6 +104,7 @@ crate::reuse::clone_reusing!(Page {
     refs,
     arch_1,
     io_pin,
+    locked,
     arch_bits,
     ksm,
     swap,
@@ -115,6 +121,7 @@ impl Page {
             refs,
             arch_1: false,
             io_pin: 0,
+            locked: false,
             arch_bits: 0,
             ksm: false,
             swap: None,
@@ -457,6 +464,7 @@ impl KernelState {
             c.word(
                 p.ksm as u64
                     | (p.isolated as u64) << 1
+                    | (p.locked as u64) << 2
                     | p.swap.map_or(0, |s| s as u64 + 1) << 8
                     | p.folio
                         .map_or(0, |(f, n)| (f as u64 + 1) << 16 | (n as u64) << 48),

@@ -255,14 +255,22 @@ fn add_to_swap<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Option<u8> {
 /// meanwhile.
 async fn swap_writepage<A: Arch>(cx: &Cx<A>, pfn: Pfn, slot: u8) {
     let prev = cx.enter("swap_writepage", || format!("page {pfn} to slot {slot}"));
-    cx.st().k.pages[pfn as usize].io_pin += 1;
+    {
+        let mut st = cx.st();
+        st.k.pages[pfn as usize].io_pin += 1;
+        st.k.pages[pfn as usize].locked = true;
+    }
     dma::dma_map_page(cx, pfn, DmaDir::ToDevice, "dma_map_page").await;
     cx.step().await;
     let data = dma::device_read_page(cx, pfn);
     cx.st().k.swap[slot as usize].data = data;
     cx.step().await;
     dma::dma_unmap_page(cx, pfn, DmaDir::ToDevice, "dma_unmap_page").await;
-    cx.st().k.pages[pfn as usize].io_pin -= 1;
+    {
+        let mut st = cx.st();
+        st.k.pages[pfn as usize].io_pin -= 1;
+        st.k.pages[pfn as usize].locked = false;
+    }
     cx.leave(prev);
 }
 
@@ -295,9 +303,14 @@ pub async fn read_swap_cache_async<A: Arch>(cx: &Cx<A>, slot: u8) -> Option<Pfn>
         p.swap = Some(slot);
         p.refs += 1;
         p.io_pin += 1;
+        p.locked = true;
     }
     swap_read_folio(cx, pfn, slot).await;
-    cx.st().k.pages[pfn as usize].io_pin -= 1;
+    {
+        let mut st = cx.st();
+        st.k.pages[pfn as usize].io_pin -= 1;
+        st.k.pages[pfn as usize].locked = false;
+    }
     // The swap PTEs may all have gone while the page was read: it leaves the swap cache.
     if cx.st().k.swap[slot as usize].count == 0 {
         delete_from_swap_cache(cx, pfn);
@@ -338,7 +351,7 @@ pub async fn do_swap_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, sl
     };
     // folio_lock: wait for its I/O.
     let mut again = false;
-    while cx.st().k.pages[pfn as usize].io_pin > 0 {
+    while cx.st().k.pages[pfn as usize].locked {
         cx.wait(again).await;
         again = true;
     }

@@ -460,3 +460,37 @@ fn uffd_copy_from_a_buffer_under_direct_io_waits_for_it() {
         .unwrap_or_else(|| panic!("the copy reads the source: {ev:#?}"));
     assert!(unmapped < copied, "{ev:#?}");
 }
+
+/// A page-cache page `vmsplice` pinned into a pipe (`get_user_pages`) is referenced, not
+/// locked: a `read()` of the same file page copies it at once rather than waiting for the pipe
+/// to let go of it (`filemap_read` waits only for `PG_locked`, which a GUP pin does not set).
+#[test]
+fn a_page_pinned_in_a_pipe_is_not_locked_for_a_read_of_its_file() {
+    let ev = clean_events(
+        "armv7",
+        "start T0 cpu0 mmap file=1 pgoff=1 at=155 shared=false exec=false fixed=true\n\
+         start T1 cpu0 vmsplice page=89 off=220\n\
+         step T1 cpu0\nstep T1 cpu0\nstep T1 cpu0\nstep T1 cpu0\n\
+         start T0 cpu0 read file=1 index=3 off=0 page=0\n\
+         step T0 cpu0\nstep T0 cpu0\nstep T0 cpu0\n",
+    );
+    let pinned = ev
+        .iter()
+        .position(|e| e.starts_with("get_user_pages(mm 0, page 29)"))
+        .unwrap_or_else(|| panic!("vmsplice pins the file page: {ev:#?}"));
+    let read = ev
+        .iter()
+        .position(|e| e.starts_with("sys_read(file 1 page 3)"))
+        .unwrap_or_else(|| panic!("the read starts: {ev:#?}"));
+    assert!(pinned < read, "{ev:#?}");
+    assert!(
+        ev[read..].iter().any(|e| e.contains("(pkmap)")),
+        "the read copies the page through its kmap: {ev:#?}"
+    );
+    assert!(
+        ev[read..]
+            .iter()
+            .any(|e| e.starts_with("store ") && e.contains("(user)")),
+        "and stores it to the user's buffer: {ev:#?}"
+    );
+}
