@@ -190,19 +190,22 @@ impl Arch for ArmVivt {
         kmap::kunmap_atomic(cx, k, how).await;
     }
 
+    /// `copy_to_user_page` (arch/arm/mm/flush.c): the store through the kernel mapping that
+    /// `access_remote_vm` took, then `flush_ptrace_access`, which on VIVT cleans the bytes
+    /// written and invalidates the I-cache only when this CPU is in the address space's
+    /// `mm_cpumask`; the user's lines are left to GUP's `flush_anon_page`/`flush_dcache_page`
+    /// before and to the context switch, which flushes both caches, after.
     async fn copy_to_user_page<O: Arch>(&self, cx: &Cx<O>, mm: MmId, pfn: Pfn, vpn: Vpn, off: u64) {
-        cx.preempt_disable();
-        if live_here(cx, mm) {
-            page_op(cx, CacheOp::Flush, vpn * cx.page_size(), Scope::Local);
-        }
         let k = kmap::kmap(cx, pfn).await;
+        cx.preempt_disable();
         let v = cx.fresh();
         cx.kstore(k + off, v, false);
-        // flush_ptrace_access: write back the kernel alias, make the I-side see it.
-        page_op(cx, CacheOp::Flush, k, Scope::Local);
-        cx.icache_all(smp_scope(cx));
-        kmap::kunmap(cx, pfn).await;
+        let exec = cx.vma(mm, vpn).is_some_and(|vma| vma.exec);
+        let core_in_mm = cx.mm_cpumask(mm) & (1 << cx.cpu()) != 0;
+        let uaddr = vpn * cx.page_size() + off;
+        arm::flush_ptrace_access(cx, pfn, uaddr, k + off, 1, exec, core_in_mm).await;
         cx.preempt_enable();
+        kmap::kunmap(cx, pfn).await;
     }
 
     async fn kunmap_atomic_flush<O: Arch>(&self, cx: &Cx<O>, va: Va) {
