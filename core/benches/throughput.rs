@@ -1,5 +1,6 @@
-//! Throughput of the model: raw machine ops per second ([`flushfuzz::raw::run_raw`]), and whole
-//! kernel-model runs per second for each race preset ([`flushfuzz::run::run`]).
+//! Throughput of the model: raw machine ops per second ([`flushfuzz::raw::run_raw`]), whole
+//! kernel-model runs per second for each race preset ([`flushfuzz::run::run`]), and runs per
+//! second of inputs a campaign kept ([`CAMPAIGN_CORPUS`]) on each `-fixed` twin.
 //!
 //! Workloads are random but fixed: bytes from a seeded `Xoshiro256PlusPlus`, decoded with
 //! `arbitrary` as a fuzzer's would be. Each benchmark cycles through [`WORKLOADS`] of them, so
@@ -39,6 +40,22 @@ const PRESETS: [&str; 5] = [
     "kmap-recycle-dma",
     "nfs-vmap-alias",
 ];
+
+/// The `-fixed` twins the campaign corpus runs on.
+const FIXED: [&str; 5] = [
+    "gup-anon-alias-fixed",
+    "fork-cow-alias-fixed",
+    "exec-icache-smp-fixed",
+    "kmap-recycle-dma-fixed",
+    "nfs-vmap-alias-fixed",
+];
+
+/// 256 inputs of the corpus a `flushfuzz hunt --preset kmap-recycle-dma-fixed --skip-mainline`
+/// campaign kept after about 11 million executions: what a coverage-guided campaign runs,
+/// longer and richer than random inputs (about 280 bytes, 28 ops each). They are decoded as the
+/// fuzz target decodes them, so the figure is that of a campaign's executions without
+/// libFuzzer's own work.
+const CAMPAIGN_CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/campaign-corpus");
 
 /// The raw machines: the race presets' aliasing ARMv6-like machine, and fully coherent hardware
 /// (where no run stops early).
@@ -162,6 +179,36 @@ fn kernel(bencher: Bencher, name: &str) {
         })
         .input_counter(|w: &&Workload<Op>| ItemsCount::new(w.applied))
         .bench_local_values(|w| run(&p, &w.ops, RunOptions::default()));
+}
+
+fn campaign_inputs() -> Vec<Vec<Op>> {
+    let mut files: Vec<_> = std::fs::read_dir(CAMPAIGN_CORPUS)
+        .expect("campaign corpus")
+        .map(|e| e.expect("corpus entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| flushfuzz::mutate::decode_input(&std::fs::read(f).expect("corpus input")).ops)
+        .collect()
+}
+
+/// Runs of a campaign's kept inputs on each `-fixed` twin, one input per iteration in turn;
+/// the counter counts runs. (A run a mainline family stops early is cheaper than a fuzzer's,
+/// which passes over it with `--skip-mainline`; this bench does not.)
+#[divan::bench(args = FIXED, sample_count = 1000)]
+fn campaign(bencher: Bencher, name: &str) {
+    let model =
+        flushfuzz::model::shipped_cached(&preset::by_name(name).expect("fixed twin exists"));
+    let inputs = campaign_inputs();
+    let mut next = 0;
+    bencher
+        .with_inputs(|| {
+            next = (next + 1) % inputs.len();
+            &inputs[next]
+        })
+        .input_counter(|_| ItemsCount::new(1usize))
+        .bench_local_values(|ops| model.run(ops, RunOptions::default()));
 }
 
 fn main() {
