@@ -73,7 +73,7 @@ pub fn zap_swap_ptes<A: Arch>(cx: &Cx<A>, mm: MmId, start: Vpn, end: Vpn) {
 }
 
 /// Drops one swap PTE's reference on `slot`; the last one frees the slot and, when it is not
-/// locked for I/O, its swap-cache page (`free_swap_and_cache`).
+/// locked or under I/O (`folio_trylock`), its swap-cache page (`free_swap_and_cache`).
 pub fn swap_free<A: Arch>(cx: &Cx<A>, slot: u8) {
     let cached = {
         let mut st = cx.st();
@@ -81,7 +81,13 @@ pub fn swap_free<A: Arch>(cx: &Cx<A>, slot: u8) {
         s.count -= 1;
         let (count, cache) = (s.count, s.cache);
         match cache {
-            Some(pfn) if count == 0 && st.k.pages[pfn as usize].io_pin == 0 => Some(pfn),
+            Some(pfn)
+                if count == 0
+                    && st.k.pages[pfn as usize].io_pin == 0
+                    && !st.k.pages[pfn as usize].locked =>
+            {
+                Some(pfn)
+            }
             _ => None,
         }
     };
@@ -203,8 +209,15 @@ pub async fn shrink_folio_list<A: Arch>(cx: &Cx<A>, n: u8) {
         return;
     };
     let prev = cx.enter("shrink_folio_list", || format!("page {pfn}"));
-    // isolate_lru_folios: reclaim's own reference.
+    // isolate_lru_folios: off the LRU, so no other reclaimer or compaction picks it, with
+    // reclaim's own reference; then folio_trylock, held until reclaim is done with it.
     get_page(cx, pfn);
+    {
+        let mut st = cx.st();
+        let p = &mut st.k.pages[pfn as usize];
+        p.isolated = true;
+        p.locked = true;
+    }
     // A large folio that cannot go to swap whole is split first.
     if cx.st().k.pages[pfn as usize].folio.is_some() {
         cx.st().k.split_folio(pfn);
@@ -212,7 +225,7 @@ pub async fn shrink_folio_list<A: Arch>(cx: &Cx<A>, n: u8) {
     let cached = cx.st().k.pages[pfn as usize].swap;
     let slot = cached.or_else(|| add_to_swap(cx, pfn));
     let Some(slot) = slot else {
-        put_page(cx, pfn);
+        putback(cx, pfn);
         cx.leave(prev);
         return;
     };
@@ -236,8 +249,20 @@ pub async fn shrink_folio_list<A: Arch>(cx: &Cx<A>, n: u8) {
             delete_from_swap_cache(cx, pfn);
         }
     }
-    put_page(cx, pfn);
+    putback(cx, pfn);
     cx.leave(prev);
+}
+
+/// The end of reclaim's hold on `pfn`: unlocked, back on the LRU (`folio_putback_lru`) or
+/// freed with the last reference.
+fn putback<A: Arch>(cx: &Cx<A>, pfn: Pfn) {
+    {
+        let mut st = cx.st();
+        let p = &mut st.k.pages[pfn as usize];
+        p.isolated = false;
+        p.locked = false;
+    }
+    put_page(cx, pfn);
 }
 
 /// `add_to_swap`: a free slot for `pfn`, which enters the swap cache. `None` when swap is full.
@@ -255,22 +280,15 @@ fn add_to_swap<A: Arch>(cx: &Cx<A>, pfn: Pfn) -> Option<u8> {
 /// meanwhile.
 async fn swap_writepage<A: Arch>(cx: &Cx<A>, pfn: Pfn, slot: u8) {
     let prev = cx.enter("swap_writepage", || format!("page {pfn} to slot {slot}"));
-    {
-        let mut st = cx.st();
-        st.k.pages[pfn as usize].io_pin += 1;
-        st.k.pages[pfn as usize].locked = true;
-    }
+    // Under reclaim's folio lock; the I/O pin keeps users off the page meanwhile.
+    cx.st().k.pages[pfn as usize].io_pin += 1;
     dma::dma_map_page(cx, pfn, DmaDir::ToDevice, "dma_map_page").await;
     cx.step().await;
     let data = dma::device_read_page(cx, pfn);
     cx.st().k.swap[slot as usize].data = data;
     cx.step().await;
     dma::dma_unmap_page(cx, pfn, DmaDir::ToDevice, "dma_unmap_page").await;
-    {
-        let mut st = cx.st();
-        st.k.pages[pfn as usize].io_pin -= 1;
-        st.k.pages[pfn as usize].locked = false;
-    }
+    cx.st().k.pages[pfn as usize].io_pin -= 1;
     cx.leave(prev);
 }
 
@@ -349,9 +367,25 @@ pub async fn do_swap_page<A: Arch>(cx: &Cx<A>, mm: MmId, vpn: Vpn, vma: &Vma, sl
         cx.leave(prev);
         return;
     };
-    // folio_lock: wait for its I/O.
+    // folio_lock_or_retry: wait for its read; a folio reclaim holds locked (and whose
+    // try_to_unmap needs the page-table lock this fault's mmap lock stands for) makes the
+    // fault drop the lock and retry, as VM_FAULT_RETRY does.
     let mut again = false;
-    while cx.st().k.pages[pfn as usize].locked {
+    loop {
+        let (locked, isolated) = {
+            let st = cx.st();
+            let p = &st.k.pages[pfn as usize];
+            (p.locked, p.isolated)
+        };
+        if !locked {
+            break;
+        }
+        if isolated {
+            cx.note(|| format!("page {pfn} is locked by reclaim: the fault is retried"));
+            put_page(cx, pfn);
+            cx.leave(prev);
+            return;
+        }
         cx.wait(again).await;
         again = true;
     }
