@@ -446,6 +446,27 @@ pub const FAMILIES: &[FamilyRule] = &[
         mainline: true,
     },
     FamilyRule {
+        name: "ptrace-write-left-dirty-while-tracee-not-live",
+        kinds: &[Kind::StaleFetch, Kind::StaleLoad, Kind::LostWrite],
+        read_paths: &[],
+        read_via: &["user"],
+        write_via: &[],
+        write_paths: &["copy_to_user_page"],
+        observed_paths: &[],
+        newest: Newest::Any,
+        objects: &[],
+        arches: &["arm-vivt"],
+        mechanism: "ARM's copy_to_user_page writes a ptrace poke through the kernel mapping \
+                    __access_remote_vm made, and __flush_ptrace_access on a VIVT cache cleans \
+                    it only when this CPU is in the tracee's mm_cpumask, which a tracee that \
+                    is not running here is not: the context switch to the tracee flushes the \
+                    cache, but an address space already running here that maps the page too \
+                    (a shared mapping, the tracer's own) reads the old data through its user \
+                    alias while the poked bytes stay dirty at the kernel alias (mainline on \
+                    VIVT ARM)",
+        mainline: true,
+    },
+    FamilyRule {
         name: "zeroed-special-page-stale-in-user-mapping",
         kinds: &[Kind::StaleLoad, Kind::StaleFetch, Kind::LostWrite],
         read_paths: &[],
