@@ -51,8 +51,7 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
         let mut st = cx.st();
         st.k.files[file as usize].pages[index as usize] = Some(pfn);
         // Locked (PG_locked) until it is up to date.
-        st.k.pages[pfn as usize].io_pin += 1;
-        st.k.pages[pfn as usize].locked = true;
+        st.k.pages[pfn as usize].lock_for_io();
     }
     // The page-cache reference plus the caller's.
     get_page(cx, pfn);
@@ -106,11 +105,7 @@ pub async fn find_or_read_page<A: Arch>(cx: &Cx<A>, file: u8, index: u8) -> Opti
             dma::dma_unmap_page(cx, pfn, DmaDir::FromDevice, "dma_unmap_page").await;
         }
     }
-    {
-        let mut st = cx.st();
-        st.k.pages[pfn as usize].io_pin -= 1;
-        st.k.pages[pfn as usize].locked = false;
-    }
+    cx.st().k.pages[pfn as usize].unlock_after_io();
     cx.leave(prev);
     // Waiting for the I/O: others run.
     cx.step().await;

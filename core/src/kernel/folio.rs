@@ -163,8 +163,7 @@ pub async fn page_cache_ra_order<A: Arch>(cx: &Cx<A>, file: u8, index: u8, nr: u
         let mut st = cx.st();
         for i in 0..nr {
             st.k.files[f as usize].pages[(start + i) as usize] = Some(head + i as Pfn);
-            st.k.pages[head as usize + i as usize].io_pin += 1;
-            st.k.pages[head as usize + i as usize].locked = true;
+            st.k.pages[head as usize + i as usize].lock_for_io();
         }
     }
     cx.step().await;
@@ -221,8 +220,7 @@ pub async fn page_cache_ra_order<A: Arch>(cx: &Cx<A>, file: u8, index: u8, nr: u
         // folio_end_read
         let mut st = cx.st();
         for i in 0..nr {
-            st.k.pages[head as usize + i as usize].io_pin -= 1;
-            st.k.pages[head as usize + i as usize].locked = false;
+            st.k.pages[head as usize + i as usize].unlock_after_io();
         }
     }
     cx.leave(prev);

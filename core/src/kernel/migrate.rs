@@ -169,8 +169,7 @@ pub async fn migrate_pages<A: Arch>(cx: &Cx<A>, n: u8) {
                 }
                 st.k.pages[d].ksm = st.k.pages[s].ksm;
                 // The new folio stays locked until it is mapped.
-                st.k.pages[d].io_pin += 1;
-                st.k.pages[d].locked = true;
+                st.k.pages[d].lock_for_io();
             }
         }
         free
@@ -197,9 +196,7 @@ pub async fn migrate_pages<A: Arch>(cx: &Cx<A>, n: u8) {
         cx.step().await;
         remove_migration_ptes(cx, src, dst, nr).await;
         for i in 0..nr as Pfn {
-            let mut st = cx.st();
-            st.k.pages[(dst + i) as usize].io_pin -= 1;
-            st.k.pages[(dst + i) as usize].locked = false;
+            cx.st().k.pages[(dst + i) as usize].unlock_after_io();
         }
     } else {
         cx.note(|| "migration failed: the folio is put back".into());

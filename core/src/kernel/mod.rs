@@ -113,6 +113,19 @@ crate::reuse::clone_reusing!(Page {
 });
 
 impl Page {
+    /// Locks the page for I/O that fills it (a read, a migration's copy): `PG_locked`, and
+    /// the I/O pin that keeps its users off it.
+    pub fn lock_for_io(&mut self) {
+        self.io_pin += 1;
+        self.locked = true;
+    }
+
+    /// Ends [`Page::lock_for_io`]: the page is up to date.
+    pub fn unlock_after_io(&mut self) {
+        self.io_pin -= 1;
+        self.locked = false;
+    }
+
     /// A page of `kind` with `refs` references and nothing else.
     pub fn new(kind: PageKind, refs: u32) -> Page {
         Page {

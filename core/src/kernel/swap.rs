@@ -320,15 +320,10 @@ pub async fn read_swap_cache_async<A: Arch>(cx: &Cx<A>, slot: u8) -> Option<Pfn>
         let p = &mut st.k.pages[pfn as usize];
         p.swap = Some(slot);
         p.refs += 1;
-        p.io_pin += 1;
-        p.locked = true;
+        p.lock_for_io();
     }
     swap_read_folio(cx, pfn, slot).await;
-    {
-        let mut st = cx.st();
-        st.k.pages[pfn as usize].io_pin -= 1;
-        st.k.pages[pfn as usize].locked = false;
-    }
+    cx.st().k.pages[pfn as usize].unlock_after_io();
     // The swap PTEs may all have gone while the page was read: it leaves the swap cache.
     if cx.st().k.swap[slot as usize].count == 0 {
         delete_from_swap_cache(cx, pfn);
